@@ -1,0 +1,43 @@
+/* The loss smoother shared by compare, report and the trainer's equal-loss stop: a
+ * debiased EMA whose time constant is a fixed fraction of the step (analysis.h). */
+#include <math.h>
+
+#include "motscale/analysis.h"
+
+void analysis_ema_init(analysis_ema_t *e, double window)
+{
+    e->window = window > 0 ? window : 0;
+    e->m = 0;
+    e->w = 0;
+    e->prev = 0;
+    e->started = false;
+}
+
+double analysis_ema_update(analysis_ema_t *e, int64_t step, double x)
+{
+    if (!isfinite(x))
+        return e->started ? e->m / e->w : NAN;
+    /* The weight of the past: exp(-dt / tau), tau = window * step, with dt measured
+     * from the previous input (from step 0 for the first, whose weight the debiasing
+     * then divides out). beta = 0 without a window or at step <= 0, where tau is 0.
+     * Steps in a run record increase; one that does not is taken as one step on. */
+    double beta = 0;
+    if (e->window > 0 && step > 0) {
+        double dt = step > e->prev ? (double)(step - e->prev) : 1.0;
+        beta = exp(-dt / (e->window * (double)step));
+    }
+    e->m = beta * e->m + (1 - beta) * x;
+    e->w = beta * e->w + (1 - beta);
+    e->prev = step;
+    e->started = true;
+    return e->m / e->w;
+}
+
+void analysis_smooth(double *out, const int64_t *step, const double *x, size_t stride,
+                     size_t n, double window)
+{
+    analysis_ema_t e;
+    analysis_ema_init(&e, window);
+    for (size_t i = 0; i < n; i++)
+        out[i] = analysis_ema_update(&e, step[i], x[i * stride]);
+}

@@ -1,0 +1,103 @@
+/* Run configuration: the INI file (parsed with inih) plus `section.key=value`
+ * overrides, resolved into one struct, validated before any rank trains. The key
+ * table in src/io/config.c is the single source of keys, types and defaults;
+ * docs/config.md documents every one of them. */
+#ifndef MOTSCALE_CONFIG_H
+#define MOTSCALE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CFG_MAX_MODALITIES 3
+#define CFG_NAME_LEN 64
+#define CFG_PATH_LEN 1024
+
+enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS };
+enum norm_place { NORM_SWIN, NORM_PRE };
+enum tp_backend { TP_MEGATRON, TP_SCALAPACK };
+enum data_source { DATA_SYNTHETIC, DATA_FILE };
+enum resume_mode { RESUME_NO, RESUME_AUTO };
+
+typedef struct config {
+    /* run */
+    char name[CFG_PATH_LEN];
+    char experiment[CFG_NAME_LEN];       /* set by sweeps; groups runs in reports */
+    char out_dir[CFG_PATH_LEN];
+    uint64_t seed;
+    /* model */
+    int kind;                            /* enum model_kind */
+    char towers[CFG_PATH_LEN];           /* "text,image | speech" when kind = towers */
+    char size[16];                       /* xs|s|m|l|xl preset, or "" */
+    int d_model, n_layers, n_heads, d_ff, seq_len;
+    int norm;                            /* enum norm_place */
+    bool qk_norm;
+    bool init_same_towers;               /* every tower starts from tower 0's draw */
+    double rope_theta, init_std, norm_eps;
+    /* data */
+    int source;                          /* enum data_source */
+    char path[CFG_PATH_LEN];
+    char modalities[CFG_PATH_LEN];       /* "text,image" */
+    char mix[CFG_PATH_LEN];              /* "1,1": token share per modality */
+    int vocab_text, vocab_image, vocab_speech;
+    int image_h, image_w;
+    int text_span, speech_span;          /* mean span lengths in tokens */
+    int ngram;                           /* text n-gram order */
+    double zipf;                         /* text Zipf exponent */
+    /* train */
+    int64_t steps;
+    int global_batch, micro_batch;       /* sequences; micro_batch 0 = global/dp */
+    double lr, lr_min, beta1, beta2, adam_eps, weight_decay, grad_clip;
+    int64_t warmup;
+    int64_t checkpoint_every;
+    int keep_checkpoints;
+    int resume;                          /* enum resume_mode */
+    char stop_at_loss_of[CFG_PATH_LEN];
+    /* parallel */
+    int tp, dp;                          /* dp 0 = auto: world / tp */
+    int tp_backend;                      /* enum tp_backend */
+    double bucket_mb;
+    /* log */
+    int64_t log_every, eval_every, eval_tokens, flush_every;
+    double peak_flops;                   /* per rank; 0 = measure once and cache */
+    bool quiet;
+
+    /* Resolved from the keys above by config_resolve(). */
+    int n_modalities;
+    char modality_names[CFG_MAX_MODALITIES][CFG_NAME_LEN];
+    double mix_share[CFG_MAX_MODALITIES];
+    int n_towers;
+    int tower_of[CFG_MAX_MODALITIES];
+
+    /* Where it came from, for messages and the run record. */
+    char file[CFG_PATH_LEN];
+    uint64_t set_mask[2];                /* keys given explicitly (bit = table index) */
+} config_t;
+
+/* Fill defaults, parse FILE (NULL: defaults only), apply overrides
+ * ("section.key=value"), then resolve and validate. On bad input writes one line
+ * "FILE:LINE: section.key: why" (or "override 'x': why") into err and returns
+ * false. */
+bool config_load(config_t *cfg, const char *file, int n_over, char *const *over,
+                 char *err, size_t errlen);
+
+/* Set one key from text, as an override would; false with a message on error. */
+bool config_set(config_t *cfg, const char *section, const char *key, const char *value,
+                char *err, size_t errlen);
+
+/* Is section.key a known key? (Sweeps check their keys with this.) */
+bool config_has_key(const char *section, const char *key);
+
+/* Derive n_modalities, tower_of, size presets; check combinations. */
+bool config_resolve(config_t *cfg, char *err, size_t errlen);
+
+/* Layout checks that need the world size (dp = auto, divisibilities). */
+bool config_check_layout(config_t *cfg, int world_size, char *err, size_t errlen);
+
+/* The fully resolved configuration as INI text (malloc'd). */
+char *config_to_ini(const config_t *cfg);
+
+/* Print every key with its default and description as a Markdown table. */
+void config_print_keys_markdown(FILE *out);
+
+#endif

@@ -1,0 +1,366 @@
+/* `motscale data`: gen (the synthetic stream into a token file that data.source =
+ * file reads back window for window), inspect (counts, spans, entropies) and
+ * import-text (UTF-8 text as byte tokens). No MPI. Format: docs/data.md. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "motscale/cli.h"
+#include "motscale/common.h"
+#include "motscale/config.h"
+#include "motscale/data.h"
+#include "motscale/tokfile.h"
+#include "motscale/vocab.h"
+
+static const char usage_data[] =
+    "usage: motscale data VERB ...   (motscale data VERB --help for each)\n"
+    "\n"
+    "  gen          write the synthetic stream of a config into a token file\n"
+    "  inspect      check a token file; tokens, spans and unigram entropy per modality\n"
+    "  import-text  UTF-8 text files as byte-level text tokens in a token file\n"
+    "\n"
+    "The token file format is documented in docs/data.md.\n";
+
+static const char usage_gen[] =
+    "usage: motscale data gen CONFIG.ini [section.key=value ...] -o FILE.h5\n"
+    "                         [--windows N] [--heldout-windows M]\n"
+    "\n"
+    "Writes train windows 0..N-1, then held-out windows 0..M-1, of the config's\n"
+    "synthetic stream (model.seq_len + 1 tokens each) to FILE.h5. Training with\n"
+    "data.source = file and data.path = FILE.h5 (same model.seq_len) then reads the\n"
+    "same tokens for those windows; beyond them the file's split repeats.\n"
+    "\n"
+    "  -o, --output FILE.h5   the token file to write (replaced if it exists)\n"
+    "  --windows N            train windows; default train.steps x train.global_batch\n"
+    "  --heldout-windows M    held-out windows; default ceil(log.eval_tokens / model.seq_len),\n"
+    "                         what one evaluation reads\n";
+
+static const char usage_inspect[] =
+    "usage: motscale data inspect FILE.h5\n"
+    "\n"
+    "Checks every span and id of a token file (as data.source = file does before\n"
+    "training) and prints tokens per modality, span statistics and the unigram\n"
+    "entropy of each modality in bits. Exit status 2 names the first problem.\n";
+
+static const char usage_import[] =
+    "usage: motscale data import-text IN.txt [IN2.txt ...] -o FILE.h5 [--heldout-frac F]\n"
+    "\n"
+    "Each input file becomes one document: <doc> (id 0) then one token per byte\n"
+    "(byte b is id 1 + b), one modality 'text' of 257 ids. Input must be UTF-8.\n"
+    "\n"
+    "  -o, --output FILE.h5   the token file to write (replaced if it exists)\n"
+    "  --heldout-frac F       share of tokens, at the end, in the held-out split (default 0.1)\n"
+    "\n"
+    "Train on it with data.modalities = text and data.mix = 1.\n";
+
+static bool is_output_flag(const char *a) { return !strcmp(a, "-o") || !strcmp(a, "--output"); }
+
+static bool parse_count(const char *flag, const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno || v <= 0) {
+        fprintf(stderr, "motscale data: %s: expected a positive integer, got '%s'\n", flag, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static int data_gen(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(usage_gen, stdout);
+        return EXIT_OK;
+    }
+    const char *ini = NULL, *out = NULL;
+    int64_t n_train = 0, n_held = 0;
+    char **over = xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *over);
+    int n_over = 0, rc = EXIT_BADINPUT;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_next = i + 1 < argc;
+        if (is_output_flag(a) && has_next) {
+            out = argv[++i];
+        } else if (!strcmp(a, "--windows") && has_next) {
+            if (!parse_count(a, argv[++i], &n_train))
+                goto done;
+        } else if (!strcmp(a, "--heldout-windows") && has_next) {
+            if (!parse_count(a, argv[++i], &n_held))
+                goto done;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "motscale data gen: unknown or incomplete option '%s' (see --help)\n", a);
+            goto done;
+        } else if (!ini) {
+            ini = a;
+        } else if (strchr(a, '=')) {
+            over[n_over++] = argv[i];
+        } else {
+            fprintf(stderr, "motscale data gen: unexpected argument '%s' (see --help)\n", a);
+            goto done;
+        }
+    }
+    if (!ini || !out) {
+        fprintf(stderr, "motscale data gen: needs CONFIG.ini and -o FILE.h5 (see --help)\n");
+        goto done;
+    }
+    static config_t cfg;
+    char err[2048];
+    if (!config_load(&cfg, ini, n_over, over, err, sizeof err)) {
+        fprintf(stderr, "motscale data gen: %s\n", err);
+        goto done;
+    }
+    if (cfg.source != DATA_SYNTHETIC) {
+        fprintf(stderr, "motscale data gen: %s: data.source must be synthetic to generate a stream\n", ini);
+        goto done;
+    }
+    if (!n_train)
+        n_train = cfg.steps * cfg.global_batch;
+    if (!n_held)
+        n_held = (cfg.eval_tokens + cfg.seq_len - 1) / cfg.seq_len;
+    vocab_t v;
+    data_t *split[2] = {NULL, NULL};
+    if (!vocab_from_config(&v, &cfg, err, sizeof err) ||
+        !(split[SPLIT_TRAIN] = data_open(&cfg, &v, SPLIT_TRAIN, err, sizeof err)) ||
+        !(split[SPLIT_HELDOUT] = data_open(&cfg, &v, SPLIT_HELDOUT, err, sizeof err))) {
+        fprintf(stderr, "motscale data gen: %s\n", err);
+        data_close(split[SPLIT_TRAIN]);
+        goto done;
+    }
+    rc = EXIT_FAULT;
+    int32_t window = cfg.seq_len + 1;
+    tokfile_writer_t *w = tokfile_create(out, &v, err, sizeof err);
+    char *ini_text = config_to_ini(&cfg);
+    int32_t *buf = xmalloc((size_t)window * sizeof *buf);
+    bool ok = w != NULL;
+    if (ok) {
+        tokfile_set_window(w, window);
+        tokfile_set_heldout(w, n_train * window);
+        ok = tokfile_set_note(w, "source", "motscale data gen " MOTSCALE_VERSION, err, sizeof err) &&
+             tokfile_set_note(w, "config", ini_text, err, sizeof err);
+        int64_t count[2] = {n_train, n_held};
+        for (int s = 0; s < 2 && ok; s++)
+            for (int64_t k = 0; k < count[s] && ok; k++) {
+                data_read(split[s], k, 1, buf);
+                ok = tokfile_append(w, buf, window, err, sizeof err);
+            }
+        ok = tokfile_close(w, err, sizeof err) && ok;
+    }
+    if (ok) {
+        printf("%s: %lld train + %lld held-out windows of %d tokens (seed %llu)\n", out, (long long)n_train,
+               (long long)n_held, window, (unsigned long long)cfg.seed);
+        rc = EXIT_OK;
+    } else {
+        fprintf(stderr, "motscale data gen: %s\n", err);
+    }
+    free(buf);
+    free(ini_text);
+    data_close(split[SPLIT_TRAIN]);
+    data_close(split[SPLIT_HELDOUT]);
+done:
+    free(over);
+    return rc;
+}
+
+static int data_inspect(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(usage_inspect, stdout);
+        return EXIT_OK;
+    }
+    if (argc != 1 || argv[0][0] == '-') {
+        fprintf(stderr, "motscale data inspect: needs exactly one FILE.h5 (see --help)\n");
+        return EXIT_BADINPUT;
+    }
+    const char *path = argv[0];
+    tokfile_stats_t st;
+    char err[2048];
+    if (!tokfile_check(path, &st, true, err, sizeof err)) {
+        fprintf(stderr, "motscale data inspect: %s\n", err);
+        return EXIT_BADINPUT;
+    }
+    const vocab_t *v = &st.v;
+    printf("%s: %lld tokens (uint%d), %lld spans, vocabulary of %d ids", path, (long long)st.n_tokens,
+           8 * st.token_bytes, (long long)st.n_spans, v->size);
+    if (st.window)
+        printf(", written in windows of %d", st.window);
+    printf("\nsplit: train /tokens[0, %lld) = %lld tokens, held-out /tokens[%lld, %lld) = %lld tokens\n\n",
+           (long long)st.heldout_start, (long long)st.heldout_start, (long long)st.heldout_start,
+           (long long)st.n_tokens, (long long)(st.n_tokens - st.heldout_start));
+    printf("%-8s %-13s %12s %7s %9s %9s %6s %7s %12s %12s\n", "modality", "ids", "tokens", "share", "spans",
+           "mean_span", "min", "max", "H_bits", "log2_ids");
+    for (int m = 0; m < v->n_modalities; m++) {
+        /* unigram entropy of the ids seen in this modality's range */
+        double h = 0;
+        for (int32_t id = v->lo[m]; id < v->hi[m]; id++)
+            if (st.id_count[id] > 0) {
+                double p = (double)st.id_count[id] / (double)st.tokens[m];
+                h -= p * log2(p);
+            }
+        char range[32];
+        snprintf(range, sizeof range, "[%d, %d)", v->lo[m], v->hi[m]);
+        printf("%-8s %-13s %12lld %7.4f %9lld %9.2f %6lld %7lld %12.4f %12.4f\n", v->names[m], range,
+               (long long)st.tokens[m], (double)st.tokens[m] / (double)st.n_tokens, (long long)st.spans[m],
+               st.spans[m] ? (double)st.tokens[m] / (double)st.spans[m] : 0.0, (long long)st.span_min[m],
+               (long long)st.span_max[m], h, log2((double)(v->hi[m] - v->lo[m])));
+    }
+    printf("\nspans are maximal runs of one modality inside a window (gen) or document\n"
+           "(import-text); boundary tokens are text.\n");
+    free(st.id_count);
+    return EXIT_OK;
+}
+
+/* Offset of the first byte that breaks UTF-8, or -1 when all of it is valid. */
+static int64_t utf8_invalid_at(const unsigned char *s, int64_t n)
+{
+    int64_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (len == 0 || (len == 2 && c < 0xC2) || (len == 4 && c > 0xF4) || i + len > n)
+            return i;
+        for (int j = 1; j < len; j++)
+            if ((s[i + j] & 0xC0) != 0x80)
+                return i;
+        i += len;
+    }
+    return -1;
+}
+
+static unsigned char *slurp(const char *path, int64_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "motscale data import-text: %s: cannot open: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    unsigned char *buf = xmalloc(cap);
+    for (;;) {
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (len < cap)
+            break;
+        cap *= 2;
+        unsigned char *nb = realloc(buf, cap);
+        if (!nb)
+            DIE(EXIT_FAULT, "out of memory reading %s", path);
+        buf = nb;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        fprintf(stderr, "motscale data import-text: %s: read error\n", path);
+        free(buf);
+        return NULL;
+    }
+    *n = (int64_t)len;
+    return buf;
+}
+
+static int data_import_text(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(usage_import, stdout);
+        return EXIT_OK;
+    }
+    const char *out = NULL;
+    double frac = 0.1;
+    const char **in = xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *in);
+    int n_in = 0, rc = EXIT_BADINPUT;
+    for (int i = 0; i < argc; i++) {
+        if (is_output_flag(argv[i]) && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--heldout-frac") && i + 1 < argc) {
+            char *end;
+            frac = strtod(argv[++i], &end);
+            if (end == argv[i] || *end || !(frac >= 0 && frac < 1)) {
+                fprintf(stderr, "motscale data import-text: --heldout-frac: expected a number in [0, 1), got '%s'\n", argv[i]);
+                goto done;
+            }
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "motscale data import-text: unknown or incomplete option '%s' (see --help)\n", argv[i]);
+            goto done;
+        } else {
+            in[n_in++] = argv[i];
+        }
+    }
+    if (!n_in || !out) {
+        fprintf(stderr, "motscale data import-text: needs IN.txt and -o FILE.h5 (see --help)\n");
+        goto done;
+    }
+    vocab_t v;
+    char names[1][CFG_NAME_LEN] = {"text"};
+    int64_t sizes[1] = {1 + 256};
+    char err[2048];
+    if (!vocab_from_sizes(&v, 1, names, sizes, err, sizeof err))
+        DIE(EXIT_FAULT, "byte vocabulary: %s", err);
+    /* read and check everything before writing, so bad input leaves no file */
+    unsigned char **text = xcalloc((size_t)n_in, sizeof *text);
+    int64_t *len = xcalloc((size_t)n_in, sizeof *len), total = 0, longest = 0;
+    bool ok = true;
+    for (int i = 0; i < n_in && ok; i++) {
+        ok = (text[i] = slurp(in[i], &len[i])) != NULL;
+        int64_t bad = ok ? utf8_invalid_at(text[i], len[i]) : -1;
+        if (bad >= 0) {
+            fprintf(stderr, "motscale data import-text: %s: byte offset %lld: not valid UTF-8 (byte 0x%02x)\n", in[i],
+                    (long long)bad, text[i][bad]);
+            ok = false;
+        }
+        total += len[i] + 1;
+        longest = len[i] + 1 > longest ? len[i] + 1 : longest;
+    }
+    if (ok) {
+        rc = EXIT_FAULT;
+        int32_t *tok = xmalloc((size_t)longest * sizeof *tok);
+        tokfile_writer_t *w = tokfile_create(out, &v, err, sizeof err);
+        ok = w != NULL;
+        if (ok) {
+            tokfile_set_heldout(w, total - (int64_t)floor((double)total * frac));
+            ok = tokfile_set_note(w, "source", "motscale data import-text " MOTSCALE_VERSION, err, sizeof err);
+            for (int i = 0; i < n_in && ok; i++) {
+                tok[0] = vocab_doc_token(&v);
+                for (int64_t j = 0; j < len[i]; j++)
+                    tok[1 + j] = vocab_n_boundary(&v) + text[i][j];
+                ok = tokfile_append(w, tok, len[i] + 1, err, sizeof err);
+            }
+            ok = tokfile_close(w, err, sizeof err) && ok;
+        }
+        if (ok) {
+            printf("%s: %d document(s), %lld tokens\n", out, n_in, (long long)total);
+            rc = EXIT_OK;
+        } else {
+            fprintf(stderr, "motscale data import-text: %s\n", err);
+        }
+        free(tok);
+    }
+    for (int i = 0; i < n_in; i++)
+        free(text[i]);
+    free(text);
+    free(len);
+done:
+    free(in);
+    return rc;
+}
+
+int cmd_data(int argc, char **argv)
+{
+    if (argc < 1) {
+        fputs(usage_data, stderr);
+        return EXIT_BADINPUT;
+    }
+    if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
+        fputs(usage_data, stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[0], "gen"))
+        return data_gen(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "inspect"))
+        return data_inspect(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "import-text"))
+        return data_import_text(argc - 1, argv + 1);
+    fprintf(stderr, "motscale data: unknown verb '%s' (gen, inspect, import-text)\n", argv[0]);
+    return EXIT_BADINPUT;
+}

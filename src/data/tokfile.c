@@ -1,0 +1,724 @@
+/* The HDF5 token file (format in docs/data.md): reading its vocabulary, checking
+ * every span and id before training, windowed reading by hyperslab with a block
+ * read-ahead, and the writer used by `motscale data gen` and `import-text`.
+ * HDF5's own error printing is silenced here so the user sees one line. */
+#include <errno.h>
+#include <hdf5.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "motscale/common.h"
+#include "motscale/tokfile.h"
+#include "motscale/vocab.h"
+
+#define SCAN_TOKENS ((size_t)1 << 20)   /* tokens per read while checking */
+#define CACHE_TOKENS ((int64_t)1 << 18) /* read-ahead block: 1 MiB of int32 */
+#define WRITE_TOKENS ((size_t)1 << 16)  /* writer buffer and chunk length */
+#define HELDOUT_DEFAULT_DIV 10          /* no heldout_start attribute: last 1/10 */
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* HDF5 prints its error stack on every failed call by default; our callers turn
+ * failures into one line, so printing is off while we work and restored after. */
+typedef struct h5quiet {
+    H5E_auto2_t func;
+    void *data;
+} h5quiet_t;
+
+static h5quiet_t h5quiet_begin(void)
+{
+    h5quiet_t q = {NULL, NULL};
+    if (H5Eget_auto2(H5E_DEFAULT, &q.func, &q.data) < 0)
+        q.func = NULL;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return q;
+}
+
+static void h5quiet_end(h5quiet_t q) { H5Eset_auto2(H5E_DEFAULT, q.func, q.data); }
+
+static void h5close(hid_t *id, herr_t (*closer)(hid_t))
+{
+    if (*id >= 0)
+        closer(*id);
+    *id = -1;
+}
+
+/* Open read-only with the default (serial) access list: every rank does this. */
+static hid_t open_file(const char *path, char *err, size_t errlen)
+{
+    if (access(path, R_OK) != 0) {
+        fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (H5Fis_hdf5(path) <= 0) {
+        fail(err, errlen, "%s: not an HDF5 file, or truncated", path);
+        return -1;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0)
+        fail(err, errlen, "%s: H5Fopen failed: the file is truncated or corrupt", path);
+    return f;
+}
+
+/* A string attribute of the root, fixed- or variable-length (h5py writes the
+ * latter by default). */
+static bool attr_string(hid_t f, const char *path, const char *name, char *out, size_t cap,
+                        char *err, size_t errlen)
+{
+    hid_t a = -1, t = -1, mt = -1, sp = -1;
+    bool ok = false;
+    htri_t has = H5Aexists(f, name);
+    if (has <= 0) {
+        fail(err, errlen, "%s: attribute /%s is missing", path, name);
+        return false;
+    }
+    if ((a = H5Aopen(f, name, H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0) {
+        fail(err, errlen, "%s: attribute /%s: cannot open", path, name);
+        goto done;
+    }
+    if (H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1) {
+        fail(err, errlen, "%s: attribute /%s: expected one string", path, name);
+        goto done;
+    }
+    htri_t var = H5Tis_variable_str(t);
+    if (var > 0) {
+        char *p = NULL;
+        if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &p) < 0 || !p) {
+            fail(err, errlen, "%s: attribute /%s: read failed", path, name);
+            goto done;
+        }
+        snprintf(out, cap, "%s", p);
+        H5free_memory(p);
+    } else {
+        size_t size = H5Tget_size(t);
+        if (var < 0 || size == 0 || size >= cap) {
+            fail(err, errlen, "%s: attribute /%s: unreadable or longer than %zu bytes", path, name, cap - 1);
+            goto done;
+        }
+        memset(out, 0, cap);
+        if (H5Aread(a, t, out) < 0) {
+            fail(err, errlen, "%s: attribute /%s: read failed", path, name);
+            goto done;
+        }
+    }
+    ok = true;
+done:
+    h5close(&mt, H5Tclose);
+    h5close(&t, H5Tclose);
+    h5close(&sp, H5Sclose);
+    h5close(&a, H5Aclose);
+    return ok;
+}
+
+/* An integer attribute of exactly n values, converted to int64. Absent: *found
+ * false (when found is non-NULL) or an error. */
+static bool attr_ints(hid_t f, const char *path, const char *name, int64_t *out, int64_t n,
+                      bool *found, char *err, size_t errlen)
+{
+    hid_t a = -1, t = -1, sp = -1;
+    bool ok = false;
+    htri_t has = H5Aexists(f, name);
+    if (found)
+        *found = has > 0;
+    if (has <= 0) {
+        if (found && has == 0)
+            return true;
+        return fail(err, errlen, "%s: attribute /%s is missing", path, name);
+    }
+    if ((a = H5Aopen(f, name, H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0) {
+        fail(err, errlen, "%s: attribute /%s: cannot open", path, name);
+        goto done;
+    }
+    hssize_t np = H5Sget_simple_extent_npoints(sp);
+    if (H5Tget_class(t) != H5T_INTEGER || np != n) {
+        fail(err, errlen, "%s: attribute /%s: expected %lld integer(s), found %lld value(s) of another shape or type",
+             path, name, (long long)n, (long long)np);
+        goto done;
+    }
+    if (H5Aread(a, H5T_NATIVE_INT64, out) < 0) {
+        fail(err, errlen, "%s: attribute /%s: read failed", path, name);
+        goto done;
+    }
+    ok = true;
+done:
+    h5close(&t, H5Tclose);
+    h5close(&sp, H5Sclose);
+    h5close(&a, H5Aclose);
+    return ok;
+}
+
+static bool read_vocab(hid_t f, const char *path, vocab_t *v, char *err, size_t errlen)
+{
+    char list[CFG_PATH_LEN], format[64];
+    bool has = false;
+    if (H5Aexists(f, "format") > 0) {
+        if (!attr_string(f, path, "format", format, sizeof format, err, errlen))
+            return false;
+        if (strcmp(format, TOKFILE_FORMAT))
+            return fail(err, errlen, "%s: attribute /format is '%s', not '%s'", path, format, TOKFILE_FORMAT);
+    }
+    int64_t version = 0;
+    if (!attr_ints(f, path, "format_version", &version, 1, &has, err, errlen))
+        return false;
+    if (has && (version < 1 || version > TOKFILE_VERSION))
+        return fail(err, errlen, "%s: attribute /format_version is %lld; this motscale reads version %d",
+                    path, (long long)version, TOKFILE_VERSION);
+    if (!attr_string(f, path, "modalities", list, sizeof list, err, errlen))
+        return false;
+    char names[CFG_MAX_MODALITIES][CFG_NAME_LEN];
+    int n = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        if (n == CFG_MAX_MODALITIES)
+            return fail(err, errlen, "%s: attribute /modalities names more than %d modalities", path, CFG_MAX_MODALITIES);
+        snprintf(names[n++], CFG_NAME_LEN, "%s", t);
+    }
+    if (n == 0)
+        return fail(err, errlen, "%s: attribute /modalities is empty", path);
+    int64_t lo[CFG_MAX_MODALITIES], hi[CFG_MAX_MODALITIES], sizes[CFG_MAX_MODALITIES];
+    if (!attr_ints(f, path, "vocab_lo", lo, n, NULL, err, errlen) ||
+        !attr_ints(f, path, "vocab_hi", hi, n, NULL, err, errlen))
+        return false;
+    for (int m = 0; m < n; m++) {
+        int64_t want = m ? hi[m - 1] : 0;
+        if (lo[m] != want || hi[m] <= lo[m])
+            return fail(err, errlen, "%s: attributes /vocab_lo, /vocab_hi: modality '%s' has range [%lld, %lld); ranges must be non-empty and contiguous from 0",
+                        path, names[m], (long long)lo[m], (long long)hi[m]);
+        sizes[m] = hi[m] - lo[m];
+    }
+    char why[256];
+    if (!vocab_from_sizes(v, n, names, sizes, why, sizeof why))
+        return fail(err, errlen, "%s: %s", path, why);
+    return true;
+}
+
+bool tokfile_read_vocab(const char *path, vocab_t *v, char *err, size_t errlen)
+{
+    h5quiet_t q = h5quiet_begin();
+    hid_t f = open_file(path, err, errlen);
+    bool ok = f >= 0 && read_vocab(f, path, v, err, errlen);
+    h5close(&f, H5Fclose);
+    h5quiet_end(q);
+    return ok;
+}
+
+static const char *type_words(hid_t t, char *buf, size_t n)
+{
+    H5T_class_t c = H5Tget_class(t);
+    size_t size = H5Tget_size(t);
+    const char *what = c == H5T_FLOAT ? "float" : c == H5T_STRING ? "string" : c == H5T_COMPOUND ? "compound" : "non-integer";
+    if (c == H5T_INTEGER)
+        what = H5Tget_sign(t) == H5T_SGN_NONE ? "unsigned integer" : "signed integer";
+    snprintf(buf, n, "%s of %zu bytes", what, size);
+    return buf;
+}
+
+/* Open a dataset, naming it when it is missing. */
+static hid_t open_dataset(hid_t f, const char *path, const char *name, char *err, size_t errlen)
+{
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) {
+        fail(err, errlen, "%s: dataset /%s is missing", path, name);
+        return -1;
+    }
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0)
+        fail(err, errlen, "%s: /%s: cannot open as a dataset", path, name);
+    return d;
+}
+
+/* Read [start, start + count) of a 1-D dataset (or rows of a 2-D one) into buf. */
+static herr_t read_slab(hid_t d, hid_t memtype, int rank, int64_t start, int64_t count, int64_t cols, void *buf)
+{
+    hsize_t fs[2] = {(hsize_t)start, 0}, fc[2] = {(hsize_t)count, (hsize_t)cols};
+    hid_t fsp = H5Dget_space(d);
+    hid_t msp = H5Screate_simple(rank, fc, NULL);
+    herr_t rc = -1;
+    if (fsp >= 0 && msp >= 0 && H5Sselect_hyperslab(fsp, H5S_SELECT_SET, fs, NULL, fc, NULL) >= 0)
+        rc = H5Dread(d, memtype, msp, fsp, H5P_DEFAULT, buf);
+    if (msp >= 0)
+        H5Sclose(msp);
+    if (fsp >= 0)
+        H5Sclose(fsp);
+    return rc;
+}
+
+/* /tokens: 1-D uint16 or uint32. Returns its length, -1 on error. */
+static int64_t check_tokens_dataset(hid_t d, const char *path, int *bytes, char *err, size_t errlen)
+{
+    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
+    int64_t n = -1;
+    char words[64];
+    if (t < 0 || sp < 0) {
+        fail(err, errlen, "%s: /tokens: cannot read its type or shape", path);
+    } else if (H5Tget_class(t) != H5T_INTEGER || H5Tget_sign(t) != H5T_SGN_NONE ||
+               (H5Tget_size(t) != 2 && H5Tget_size(t) != 4)) {
+        fail(err, errlen, "%s: /tokens: dtype is %s; expected uint16 or uint32", path, type_words(t, words, sizeof words));
+    } else if (H5Sget_simple_extent_ndims(sp) != 1) {
+        fail(err, errlen, "%s: /tokens: has %d dimensions; expected 1", path, H5Sget_simple_extent_ndims(sp));
+    } else {
+        hsize_t dims[1];
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        *bytes = (int)H5Tget_size(t);
+        n = (int64_t)dims[0];
+        if (n == 0) {
+            fail(err, errlen, "%s: /tokens: is empty", path);
+            n = -1;
+        }
+    }
+    h5close(&t, H5Tclose);
+    h5close(&sp, H5Sclose);
+    return n;
+}
+
+/* /spans: integer [n_spans, 3] rows (start, length, modality) tiling /tokens.
+ * Returns the rows (malloc'd) or NULL. */
+static uint64_t *read_spans(hid_t f, const char *path, const vocab_t *v, int64_t n_tokens, int64_t *n_spans,
+                            char *err, size_t errlen)
+{
+    hid_t d = open_dataset(f, path, "spans", err, errlen);
+    if (d < 0)
+        return NULL;
+    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
+    hsize_t dims[2] = {0, 0};
+    uint64_t *rows = NULL;
+    char words[64];
+    if (t < 0 || sp < 0) {
+        fail(err, errlen, "%s: /spans: cannot read its type or shape", path);
+        goto done;
+    }
+    if (H5Tget_class(t) != H5T_INTEGER) {
+        fail(err, errlen, "%s: /spans: dtype is %s; expected integers", path, type_words(t, words, sizeof words));
+        goto done;
+    }
+    if (H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || dims[1] != 3) {
+        fail(err, errlen, "%s: /spans: expected shape [n_spans, 3] (start, length, modality)", path);
+        goto done;
+    }
+    rows = xmalloc((size_t)(dims[0] ? dims[0] : 1) * 3 * sizeof *rows);
+    if (dims[0] && read_slab(d, H5T_NATIVE_UINT64, 2, 0, (int64_t)dims[0], 3, rows) < 0) {
+        fail(err, errlen, "%s: /spans: read failed (truncated or corrupt file?)", path);
+        goto bad;
+    }
+    uint64_t at = 0;
+    for (hsize_t i = 0; i < dims[0]; i++) {
+        uint64_t s0 = rows[3 * i], len = rows[3 * i + 1], m = rows[3 * i + 2];
+        if (s0 != at || len == 0 || m >= (uint64_t)v->n_modalities) {
+            fail(err, errlen, "%s: /spans[%llu]: (start %llu, length %llu, modality %llu); spans must tile /tokens from offset %llu with modality < %d",
+                 path, (unsigned long long)i, (unsigned long long)s0, (unsigned long long)len,
+                 (unsigned long long)m, (unsigned long long)at, v->n_modalities);
+            goto bad;
+        }
+        at += len;
+    }
+    if (at != (uint64_t)n_tokens) {
+        fail(err, errlen, "%s: /spans: cover %llu tokens but /tokens has %lld", path, (unsigned long long)at,
+             (long long)n_tokens);
+        goto bad;
+    }
+    *n_spans = (int64_t)dims[0];
+    goto done;
+bad:
+    free(rows);
+    rows = NULL;
+done:
+    h5close(&t, H5Tclose);
+    h5close(&sp, H5Sclose);
+    h5close(&d, H5Dclose);
+    return rows;
+}
+
+static bool check_open(hid_t f, const char *path, tokfile_stats_t *st, bool want_ids, char *err, size_t errlen)
+{
+    memset(st, 0, sizeof *st);
+    if (!read_vocab(f, path, &st->v, err, errlen))
+        return false;
+    const vocab_t *v = &st->v;
+    hid_t d = open_dataset(f, path, "tokens", err, errlen);
+    if (d < 0)
+        return false;
+    bool ok = false;
+    uint64_t *spans = NULL;
+    uint32_t *buf = NULL;
+    st->n_tokens = check_tokens_dataset(d, path, &st->token_bytes, err, errlen);
+    if (st->n_tokens < 0)
+        goto done;
+    bool has = false;
+    int64_t x = 0;
+    if (!attr_ints(f, path, "heldout_start", &x, 1, &has, err, errlen))
+        goto done;
+    st->heldout_start = has ? x : st->n_tokens - st->n_tokens / HELDOUT_DEFAULT_DIV;
+    if (st->heldout_start < 0 || st->heldout_start > st->n_tokens) {
+        fail(err, errlen, "%s: attribute /heldout_start is %lld; must be in [0, %lld]", path, (long long)x,
+             (long long)st->n_tokens);
+        goto done;
+    }
+    if (!attr_ints(f, path, "window", &x, 1, &has, err, errlen))
+        goto done;
+    st->window = has && x > 0 && x <= INT32_MAX ? (int32_t)x : 0;
+    if (!(spans = read_spans(f, path, v, st->n_tokens, &st->n_spans, err, errlen)))
+        goto done;
+    for (int m = 0; m < v->n_modalities; m++)
+        st->span_min[m] = INT64_MAX;
+    for (int64_t i = 0; i < st->n_spans; i++) {
+        int m = (int)spans[3 * i + 2];
+        int64_t len = (int64_t)spans[3 * i + 1];
+        st->spans[m]++;
+        st->span_min[m] = len < st->span_min[m] ? len : st->span_min[m];
+        st->span_max[m] = len > st->span_max[m] ? len : st->span_max[m];
+    }
+    for (int m = 0; m < v->n_modalities; m++)
+        if (!st->spans[m])
+            st->span_min[m] = 0;
+    if (want_ids)
+        st->id_count = xcalloc((size_t)v->size, sizeof *st->id_count);
+    /* every id against the vocabulary and against the range of its span's modality */
+    buf = xmalloc(SCAN_TOKENS * sizeof *buf);
+    int64_t span = 0, span_end = (int64_t)spans[1];
+    for (int64_t at = 0; at < st->n_tokens; at += (int64_t)SCAN_TOKENS) {
+        int64_t cnt = st->n_tokens - at < (int64_t)SCAN_TOKENS ? st->n_tokens - at : (int64_t)SCAN_TOKENS;
+        if (read_slab(d, H5T_NATIVE_UINT32, 1, at, cnt, 1, buf) < 0) {
+            fail(err, errlen, "%s: /tokens: read of offsets [%lld, %lld) failed (truncated or corrupt file?)", path,
+                 (long long)at, (long long)(at + cnt));
+            goto done;
+        }
+        for (int64_t j = 0; j < cnt; j++) {
+            int64_t off = at + j;
+            while (off >= span_end) {
+                span++;
+                span_end += (int64_t)spans[3 * span + 1];
+            }
+            int m = (int)spans[3 * span + 2];
+            uint32_t id = buf[j];
+            if (id >= (uint32_t)v->size) {
+                fail(err, errlen, "%s: /tokens[%lld]: id %u is outside the vocabulary [0, %d)", path, (long long)off,
+                     id, v->size);
+                goto done;
+            }
+            if ((int32_t)id < v->lo[m] || (int32_t)id >= v->hi[m]) {
+                fail(err, errlen, "%s: /tokens[%lld]: id %u is outside the '%s' range [%d, %d) of its span /spans[%lld]",
+                     path, (long long)off, id, v->names[m], v->lo[m], v->hi[m], (long long)span);
+                goto done;
+            }
+            st->tokens[m]++;
+            if (st->id_count)
+                st->id_count[id]++;
+        }
+    }
+    ok = true;
+done:
+    if (!ok) {
+        free(st->id_count);
+        st->id_count = NULL;
+    }
+    free(buf);
+    free(spans);
+    h5close(&d, H5Dclose);
+    return ok;
+}
+
+bool tokfile_check(const char *path, tokfile_stats_t *st, bool want_ids, char *err, size_t errlen)
+{
+    h5quiet_t q = h5quiet_begin();
+    hid_t f = open_file(path, err, errlen);
+    bool ok = f >= 0 && check_open(f, path, st, want_ids, err, errlen);
+    h5close(&f, H5Fclose);
+    h5quiet_end(q);
+    return ok;
+}
+
+/* ---- windowed reading ---- */
+
+struct tokreader {
+    char path[CFG_PATH_LEN];
+    hid_t file, dset;
+    int32_t window;
+    int64_t start, n_windows;      /* the split: windows at start + k * window */
+    int64_t block, cached;         /* windows per read-ahead block; block in cache, -1 none */
+    int32_t *cache;
+};
+
+tokreader_t *tokreader_open(const char *path, const vocab_t *v, int split, int32_t window, char *err, size_t errlen)
+{
+    tokfile_stats_t st;
+    if (!tokfile_check(path, &st, false, err, errlen))
+        return NULL;
+    bool same = st.v.n_modalities == v->n_modalities && st.v.size == v->size;
+    for (int m = 0; same && m < v->n_modalities; m++)
+        same = st.v.lo[m] == v->lo[m] && st.v.hi[m] == v->hi[m] && !strcmp(st.v.names[m], v->names[m]);
+    if (!same) {
+        fail(err, errlen, "%s: the vocabulary in the file differs from the one the model was built for", path);
+        return NULL;
+    }
+    int64_t lo = split == SPLIT_TRAIN ? 0 : st.heldout_start;
+    int64_t hi = split == SPLIT_TRAIN ? st.heldout_start : st.n_tokens;
+    int64_t nw = (hi - lo) / window;
+    if (nw < 1) {
+        fail(err, errlen, "%s: the %s split, /tokens[%lld, %lld), holds %lld tokens: fewer than one window of model.seq_len + 1 = %d",
+             path, split == SPLIT_TRAIN ? "train" : "held-out", (long long)lo, (long long)hi, (long long)(hi - lo),
+             window);
+        return NULL;
+    }
+    tokreader_t *r = xcalloc(1, sizeof *r);
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->window = window;
+    r->start = lo;
+    r->n_windows = nw;
+    r->block = CACHE_TOKENS / window > 0 ? CACHE_TOKENS / window : 1;
+    if (r->block > nw)
+        r->block = nw;
+    r->cached = -1;
+    r->cache = xmalloc((size_t)r->block * (size_t)window * sizeof *r->cache);
+    h5quiet_t q = h5quiet_begin();
+    r->file = open_file(path, err, errlen);
+    r->dset = r->file >= 0 ? H5Dopen2(r->file, "tokens", H5P_DEFAULT) : -1;
+    h5quiet_end(q);
+    if (r->dset < 0) {
+        if (r->file >= 0)
+            fail(err, errlen, "%s: /tokens: cannot reopen for reading", path);
+        tokreader_close(r);
+        return NULL;
+    }
+    return r;
+}
+
+void tokreader_read(tokreader_t *r, int64_t first, int n, int32_t *out)
+{
+    size_t w = (size_t)r->window;
+    for (int i = 0; i < n; i++) {
+        if (first + i < 0)
+            DIE(EXIT_FAULT, "%s: window %lld requested; windows start at 0", r->path, (long long)(first + i));
+        /* past the end the split repeats: window k is window k mod n_windows */
+        int64_t k = (first + i) % r->n_windows;
+        int64_t blk = k / r->block;
+        if (blk != r->cached) {
+            int64_t w0 = blk * r->block;
+            int64_t cnt = r->n_windows - w0 < r->block ? r->n_windows - w0 : r->block;
+            int64_t t0 = r->start + w0 * r->window;
+            if (read_slab(r->dset, H5T_NATIVE_INT32, 1, t0, cnt * r->window, 1, r->cache) < 0)
+                DIE(EXIT_FAULT, "%s: /tokens: read of offsets [%lld, %lld) failed", r->path, (long long)t0,
+                    (long long)(t0 + cnt * r->window));
+            r->cached = blk;
+        }
+        memcpy(out + (size_t)i * w, r->cache + (size_t)(k - blk * r->block) * w, w * sizeof *out);
+    }
+}
+
+void tokreader_close(tokreader_t *r)
+{
+    if (!r)
+        return;
+    h5close(&r->dset, H5Dclose);
+    h5close(&r->file, H5Fclose);
+    free(r->cache);
+    free(r);
+}
+
+/* ---- writing ---- */
+
+struct tokfile_writer {
+    char path[CFG_PATH_LEN];
+    vocab_t v;
+    hid_t file, dset;
+    int64_t n;                    /* tokens in the file plus the buffer */
+    int64_t flushed;              /* tokens in the file */
+    int64_t heldout;              /* -1: not marked */
+    int32_t window;
+    uint32_t *buf;
+    uint64_t *spans;              /* rows (start, length, modality) */
+    size_t n_spans, cap_spans;
+};
+
+static bool write_flush(tokfile_writer_t *w, char *err, size_t errlen)
+{
+    int64_t cnt = w->n - w->flushed;
+    if (cnt == 0)
+        return true;
+    hsize_t size[1] = {(hsize_t)w->n}, start[1] = {(hsize_t)w->flushed}, count[1] = {(hsize_t)cnt};
+    hid_t fsp = -1, msp = -1;
+    bool ok = H5Dset_extent(w->dset, size) >= 0 && (fsp = H5Dget_space(w->dset)) >= 0 &&
+              (msp = H5Screate_simple(1, count, NULL)) >= 0 &&
+              H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+              H5Dwrite(w->dset, H5T_NATIVE_UINT32, msp, fsp, H5P_DEFAULT, w->buf) >= 0;
+    h5close(&msp, H5Sclose);
+    h5close(&fsp, H5Sclose);
+    if (!ok)
+        return fail(err, errlen, "%s: /tokens: write of offsets [%lld, %lld) failed", w->path, (long long)w->flushed,
+                    (long long)w->n);
+    w->flushed = w->n;
+    return true;
+}
+
+tokfile_writer_t *tokfile_create(const char *path, const vocab_t *v, char *err, size_t errlen)
+{
+    if (strlen(path) >= CFG_PATH_LEN) {
+        fail(err, errlen, "%s: path too long", path);
+        return NULL;
+    }
+    tokfile_writer_t *w = xcalloc(1, sizeof *w);
+    snprintf(w->path, sizeof w->path, "%s", path);
+    w->v = *v;
+    w->heldout = -1;
+    w->dset = -1;
+    w->buf = xmalloc(WRITE_TOKENS * sizeof *w->buf);
+    h5quiet_t q = h5quiet_begin();
+    hid_t dcpl = -1, sp = -1;
+    hsize_t dims[1] = {0}, maxd[1] = {H5S_UNLIMITED}, chunk[1] = {WRITE_TOKENS};
+    /* uint16 whenever the vocabulary fits: half the bytes to read per window */
+    hid_t ftype = v->size <= 65536 ? H5T_STD_U16LE : H5T_STD_U32LE;
+    w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    bool ok = w->file >= 0 && (sp = H5Screate_simple(1, dims, maxd)) >= 0 &&
+              (dcpl = H5Pcreate(H5P_DATASET_CREATE)) >= 0 && H5Pset_chunk(dcpl, 1, chunk) >= 0 &&
+              (w->dset = H5Dcreate2(w->file, "tokens", ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) >= 0;
+    h5close(&dcpl, H5Pclose);
+    h5close(&sp, H5Sclose);
+    h5quiet_end(q);
+    if (!ok) {
+        fail(err, errlen, "%s: cannot create the token file (H5Fcreate or /tokens failed)", path);
+        h5close(&w->dset, H5Dclose);
+        h5close(&w->file, H5Fclose);
+        free(w->buf);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+bool tokfile_append(tokfile_writer_t *w, const int32_t *tok, int64_t n, char *err, size_t errlen)
+{
+    int cur = -1;
+    for (int64_t i = 0; i < n; i++) {
+        int m = vocab_modality(&w->v, tok[i]);
+        if (m < 0)
+            return fail(err, errlen, "%s: token %d at offset %lld is outside the vocabulary [0, %d)", w->path, tok[i],
+                        (long long)w->n, w->v.size);
+        if (m != cur) {
+            if (w->n_spans == w->cap_spans) {
+                w->cap_spans = w->cap_spans ? 2 * w->cap_spans : 1024;
+                uint64_t *p = realloc(w->spans, w->cap_spans * 3 * sizeof *p);
+                if (!p)
+                    DIE(EXIT_FAULT, "out of memory growing the span table of %s", w->path);
+                w->spans = p;
+            }
+            uint64_t *row = w->spans + 3 * w->n_spans++;
+            row[0] = (uint64_t)w->n;
+            row[1] = 0;
+            row[2] = (uint64_t)m;
+            cur = m;
+        }
+        w->spans[3 * (w->n_spans - 1) + 1]++;
+        w->buf[w->n - w->flushed] = (uint32_t)tok[i];
+        w->n++;
+        if ((size_t)(w->n - w->flushed) == WRITE_TOKENS) {
+            h5quiet_t q = h5quiet_begin();
+            bool ok = write_flush(w, err, errlen);
+            h5quiet_end(q);
+            if (!ok)
+                return false;
+        }
+    }
+    return true;
+}
+
+void tokfile_set_heldout(tokfile_writer_t *w, int64_t start) { w->heldout = start; }
+
+void tokfile_set_window(tokfile_writer_t *w, int32_t window) { w->window = window; }
+
+static bool put_string(hid_t f, const char *name, const char *value)
+{
+    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = -1;
+    bool ok = t >= 0 && sp >= 0 && H5Tset_size(t, strlen(value) + 1) >= 0 && H5Tset_strpad(t, H5T_STR_NULLTERM) >= 0 &&
+              (a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0 && H5Awrite(a, t, value) >= 0;
+    h5close(&a, H5Aclose);
+    h5close(&sp, H5Sclose);
+    h5close(&t, H5Tclose);
+    return ok;
+}
+
+static bool put_ints(hid_t f, const char *name, hid_t ftype, const int64_t *vals, hsize_t n, bool scalar)
+{
+    hid_t sp = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL), a = -1;
+    bool ok = sp >= 0 && (a = H5Acreate2(f, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+              H5Awrite(a, H5T_NATIVE_INT64, vals) >= 0;
+    h5close(&a, H5Aclose);
+    h5close(&sp, H5Sclose);
+    return ok;
+}
+
+bool tokfile_set_note(tokfile_writer_t *w, const char *name, const char *value, char *err, size_t errlen)
+{
+    h5quiet_t q = h5quiet_begin();
+    bool ok = put_string(w->file, name, value);
+    h5quiet_end(q);
+    return ok || fail(err, errlen, "%s: cannot write attribute /%s", w->path, name);
+}
+
+static bool write_tail(tokfile_writer_t *w, char *err, size_t errlen)
+{
+    if (!write_flush(w, err, errlen))
+        return false;
+    const vocab_t *v = &w->v;
+    hsize_t dims[2] = {(hsize_t)w->n_spans, 3};
+    hid_t sp = H5Screate_simple(2, dims, NULL), d = -1;
+    bool ok = sp >= 0 && (d = H5Dcreate2(w->file, "spans", H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+              (w->n_spans == 0 || H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->spans) >= 0);
+    h5close(&d, H5Dclose);
+    h5close(&sp, H5Sclose);
+    if (!ok)
+        return fail(err, errlen, "%s: cannot write /spans", w->path);
+
+    char names[CFG_PATH_LEN] = "", bounds[1024] = "";
+    int64_t lo[CFG_MAX_MODALITIES], hi[CFG_MAX_MODALITIES];
+    for (int m = 0; m < v->n_modalities; m++) {
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, "%s%s", m ? "," : "", v->names[m]);
+        lo[m] = v->lo[m];
+        hi[m] = v->hi[m];
+    }
+    snprintf(bounds, sizeof bounds, "<doc>=%d", vocab_doc_token(v));
+    for (int m = 1; m < v->n_modalities; m++) {
+        size_t len = strlen(bounds);
+        snprintf(bounds + len, sizeof bounds - len, ",<%s>=%d,</%s>=%d", v->names[m], vocab_begin_token(v, m),
+                 v->names[m], vocab_end_token(v, m));
+    }
+    int64_t version = TOKFILE_VERSION;
+    int64_t heldout = w->heldout >= 0 ? w->heldout : w->n - w->n / HELDOUT_DEFAULT_DIV;
+    if (heldout > w->n)
+        return fail(err, errlen, "%s: held-out start %lld is past the %lld tokens written", w->path,
+                    (long long)heldout, (long long)w->n);
+    int64_t window = w->window;
+    ok = put_string(w->file, "format", TOKFILE_FORMAT) &&
+         put_ints(w->file, "format_version", H5T_STD_I32LE, &version, 1, true) &&
+         put_string(w->file, "modalities", names) &&
+         put_ints(w->file, "vocab_lo", H5T_STD_I32LE, lo, (hsize_t)v->n_modalities, false) &&
+         put_ints(w->file, "vocab_hi", H5T_STD_I32LE, hi, (hsize_t)v->n_modalities, false) &&
+         put_ints(w->file, "heldout_start", H5T_STD_U64LE, &heldout, 1, true) &&
+         put_ints(w->file, "window", H5T_STD_I32LE, &window, 1, true) &&
+         put_string(w->file, "boundary_tokens", bounds);
+    return ok || fail(err, errlen, "%s: cannot write the root attributes", w->path);
+}
+
+bool tokfile_close(tokfile_writer_t *w, char *err, size_t errlen)
+{
+    h5quiet_t q = h5quiet_begin();
+    bool ok = write_tail(w, err, errlen);
+    if (H5Dclose(w->dset) < 0 && ok)
+        ok = fail(err, errlen, "%s: closing /tokens failed", w->path);
+    if (H5Fclose(w->file) < 0 && ok)
+        ok = fail(err, errlen, "%s: closing the file failed (disk full?)", w->path);
+    h5quiet_end(q);
+    free(w->buf);
+    free(w->spans);
+    free(w);
+    return ok;
+}

@@ -1,0 +1,31 @@
+# Sourced by the end-to-end shell tests: TAP output, a scratch directory removed on
+# exit, and the launch commands. Tests print "ok N - what" / "not ok N - what".
+set -u
+MOTSCALE=${MOTSCALE:-$PWD/build/motscale}
+PY=/usr/bin/python3            # Debian's python3 has h5py; the first on PATH may not
+MPIRUN="mpirun --oversubscribe --bind-to none -x OPENBLAS_NUM_THREADS=1 -np"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+TAPN=0
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/motscale-e2e.XXXXXX")
+trap 'rm -rf "$SCRATCH"' EXIT
+
+ok() { TAPN=$((TAPN + 1)); echo "ok $TAPN - $*"; }
+not_ok() { TAPN=$((TAPN + 1)); echo "not ok $TAPN - $*"; }
+# check "description" command...: ok if the command exits 0
+check() {
+    desc=$1
+    shift
+    if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+# expect_status N "description" command...: ok if the command exits with N
+expect_status() {
+    want=$1
+    desc=$2
+    shift 2
+    "$@" >"$SCRATCH/last.out" 2>&1
+    got=$?
+    if [ "$got" -eq "$want" ]; then ok "$desc"; else
+        not_ok "$desc (exit $got, wanted $want)"
+        sed 's/^/# /' "$SCRATCH/last.out" | head -5
+    fi
+}
