@@ -24,9 +24,9 @@ static const double succ_cdf[SUCC_K] = {0.55, 0.80, 0.92, 1.0};
 static const double img_near_cdf[IMG_NEAR_K] = {0.60, 0.85, 1.0};
 #define IMG_P_UP 0.50        /* code near the one a row above */
 #define IMG_P_LEFT 0.30      /* ... near the left one; else the (left, up) table */
-#define SP_K 3
-static const double sp_next_cdf[SP_K] = {0.6, 0.9, 1.0};
-#define SP_DUR_MAX 5.0       /* per-unit mean run length, uniform in [1, 5] */
+#define SP_K 6
+static const double sp_next_cdf[SP_K] = {0.30, 0.52, 0.70, 0.84, 0.94, 1.0};
+#define SP_DUR_MAX 4.0       /* per-unit mean run length, uniform in [1, 4] */
 #define SPANS_PER_DOC 4.0    /* a unit starts a new document with probability 1/4 */
 #define SPAN_CAP 4           /* text/speech span lengths are capped at 4x their mean */
 #define MAX_CTX_SLOTS 65536  /* contexts beyond this are hashed into this many slots */

@@ -40,13 +40,20 @@ static h5quiet_t h5quiet_begin(void)
 {
     h5quiet_t q = {NULL, NULL};
     if (H5Eget_auto2(H5E_DEFAULT, &q.func, &q.data) < 0)
-        q.func = NULL;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        DIE(EXIT_FAULT, "H5Eget_auto2 failed: the HDF5 error stack is unusable");
+    if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0)
+        DIE(EXIT_FAULT, "H5Eset_auto2 failed: cannot silence HDF5's error printing");
     return q;
 }
 
-static void h5quiet_end(h5quiet_t q) { H5Eset_auto2(H5E_DEFAULT, q.func, q.data); }
+static void h5quiet_end(h5quiet_t q)
+{
+    if (H5Eset_auto2(H5E_DEFAULT, q.func, q.data) < 0)
+        DIE(EXIT_FAULT, "H5Eset_auto2 failed: cannot restore HDF5's error printing");
+}
 
+/* For read handles and for cleanup after an error already reported: a failed
+ * close there loses nothing, so it is not reported. The writer checks its own. */
 static void h5close(hid_t *id, herr_t (*closer)(hid_t))
 {
     if (*id >= 0)
@@ -99,7 +106,10 @@ static bool attr_string(hid_t f, const char *path, const char *name, char *out, 
             goto done;
         }
         snprintf(out, cap, "%s", p);
-        H5free_memory(p);
+        if (H5free_memory(p) < 0) {
+            fail(err, errlen, "%s: attribute /%s: H5free_memory failed", path, name);
+            goto done;
+        }
     } else {
         size_t size = H5Tget_size(t);
         if (var < 0 || size == 0 || size >= cap) {
@@ -267,13 +277,12 @@ static int64_t check_tokens_dataset(hid_t d, const char *path, int *bytes, char 
     } else if (H5Sget_simple_extent_ndims(sp) != 1) {
         fail(err, errlen, "%s: /tokens: has %d dimensions; expected 1", path, H5Sget_simple_extent_ndims(sp));
     } else {
-        hsize_t dims[1];
-        H5Sget_simple_extent_dims(sp, dims, NULL);
-        *bytes = (int)H5Tget_size(t);
-        n = (int64_t)dims[0];
-        if (n == 0) {
-            fail(err, errlen, "%s: /tokens: is empty", path);
-            n = -1;
+        hsize_t dims[1] = {0};
+        if (H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || dims[0] == 0) {
+            fail(err, errlen, "%s: /tokens: is empty or its shape is unreadable", path);
+        } else {
+            *bytes = (int)H5Tget_size(t);
+            n = (int64_t)dims[0];
         }
     }
     h5close(&t, H5Tclose);
