@@ -13,10 +13,14 @@
 typedef double real;
 #define MPI_REAL_T MPI_DOUBLE
 #define H5T_REAL_T H5T_NATIVE_DOUBLE
+#define REAL_EXP exp
+#define REAL_SQRT sqrt
 #else
 typedef float real;
 #define MPI_REAL_T MPI_FLOAT
 #define H5T_REAL_T H5T_NATIVE_FLOAT
+#define REAL_EXP expf   /* element-wise math in the model's precision */
+#define REAL_SQRT sqrtf
 #endif
 
 #define MOTSCALE_VERSION "0.1.0"

@@ -25,7 +25,8 @@ static void usage(FILE *out)
             "       mpirun -np N motscale train CONFIG.ini ...   (or srun --mpi=pmix)\n\n"
             "Trains the model of CONFIG.ini (keys: docs/config.md) and writes the run directory\n"
             "run.out_dir/run.name: run.h5 (docs/run-record.md), config.ini, checkpoints/, status.\n"
-            "Overrides use section.key=value, e.g. model.kind=mot train.steps=100 parallel.tp=2.\n\n"
+            "Overrides use section.key=value, e.g. model.kind=mot train.steps=100 parallel.tp=2.\n"
+            "motscale train --keys prints every key with its default (Markdown).\n\n"
             "exit status: 0 done, 1 fault, 2 bad input (config, data, checkpoint, layout),\n"
             "             75 checkpointed after SIGUSR1/SIGTERM (requeue and resume with train.resume=auto)\n");
 }
@@ -34,6 +35,10 @@ int cmd_train(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
+        return EXIT_OK;
+    }
+    if (argc == 1 && !strcmp(argv[0], "--keys")) {
+        config_print_keys_markdown(stdout);
         return EXIT_OK;
     }
     if (argc < 1) {

@@ -530,6 +530,16 @@ char *config_to_ini(const config_t *cfg)
     return buf;
 }
 
+/* Text inside a Markdown table cell: a bar must be escaped. */
+static void md_cell(FILE *out, const char *text)
+{
+    for (const char *p = text; *p; p++) {
+        if (*p == '|')
+            fputc('\\', out);
+        fputc(*p, out);
+    }
+}
+
 void config_print_keys_markdown(FILE *out)
 {
     const char *section = "";
@@ -539,8 +549,13 @@ void config_print_keys_markdown(FILE *out)
             fprintf(out, "\n### [%s]\n\n| key | type | default | meaning |\n|---|---|---|---|\n", section);
         }
         const char *t[] = {"int", "int", "int", "number", "string", "bool", "enum"};
-        fprintf(out, "| `%s.%s` | %s%s%s | `%s` | %s |\n", keys[i].section, keys[i].name,
-                t[keys[i].type], keys[i].enums ? ": " : "", keys[i].enums ? keys[i].enums : "",
-                keys[i].def, keys[i].doc);
+        fprintf(out, "| `%s.%s` | %s", keys[i].section, keys[i].name, t[keys[i].type]);
+        if (keys[i].enums) {
+            fputs(": ", out);
+            md_cell(out, keys[i].enums);
+        }
+        fprintf(out, " | `%s` | ", keys[i].def[0] ? keys[i].def : "\"\"");
+        md_cell(out, keys[i].doc);
+        fputs(" |\n", out);
     }
 }

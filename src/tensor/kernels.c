@@ -61,7 +61,7 @@ void softmax_causal(real *s, int64_t t)
             mx = row[j] > mx ? row[j] : mx;
         double sum = 0;
         for (int64_t j = 0; j <= i; j++) {
-            row[j] = (real)exp((double)(row[j] - mx));
+            row[j] = REAL_EXP(row[j] - mx);
             sum += row[j];
         }
         real inv = (real)(1.0 / sum);
@@ -88,7 +88,7 @@ void softmax_causal_backward(real *dp, const real *p, int64_t t)
     }
 }
 
-static inline real sigmoid(real u) { return (real)(1.0 / (1.0 + exp(-(double)u))); }
+static inline real sigmoid(real u) { return 1 / (1 + REAL_EXP(-u)); }
 
 void swiglu_forward(real *s, const real *u, const real *w, int64_t n)
 {

@@ -270,7 +270,7 @@ int train_run(config_t *cfg, const mesh_t *mesh)
             .flops_per_token = fr.train_per_token, .vocab_size = vocab.size};
         if (!fail) {
             if (exists)
-                log = runlog_reopen(runfile, prog.step - 1, err, sizeof err);
+                log = runlog_reopen(runfile, prog.step, err, sizeof err);
             else
                 log = runlog_create(runfile, &meta, err, sizeof err);
             if (!log) {
@@ -417,10 +417,14 @@ int train_run(config_t *cfg, const mesh_t *mesh)
                     rank_step[r] = all[2 * r];
                     rank_comm[r] = all[2 * r + 1];
                 }
+                /* the step takes as long as its slowest rank; rank 0's split of it */
+                double smax_all = step_s;
+                for (int r = 0; r < mesh->world_size; r++)
+                    smax_all = rank_step[r] > smax_all ? rank_step[r] : smax_all;
                 runlog_row_t row = {
                     .step = prog.step, .tokens = prog.tokens, .flops = prog.flops,
                     .wall_time = prog.wall_time, .loss = loss, .lr = lr, .grad_norm = gnorm,
-                    .step_time = step_s, .compute_time = step_s - comm_s - io_s,
+                    .step_time = smax_all, .compute_time = step_s - comm_s - io_s,
                     .comm_time = comm_s, .io_time = io_s, .gemm_flops = prog.gemm_flops,
                     .loss_by_modality = lbm, .tokens_by_modality = cnt,
                     .rank_step_time = rank_step, .rank_comm_time = rank_comm};
@@ -497,6 +501,9 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         stop_reached = agree_max(mesh, stop_reached);
         bool ck = ck_due || sig || stop_reached;
         if (ck) {
+            /* rows up to the checkpoint must be durable before it is */
+            if (root && !runlog_flush(log))
+                warnf("cannot flush %s before the checkpoint", runfile);
             if (!checkpoint_write(ckdir, &model, &opt, &prog, fingerprint, mesh, cfg->keep_checkpoints,
                                   &last_ckpt_s, &last_ckpt_bytes, err, sizeof err)) {
                 if (root)
@@ -505,6 +512,9 @@ int train_run(config_t *cfg, const mesh_t *mesh)
                 exit_code = EXIT_FAULT;
                 break;
             }
+            if (!cfg->quiet)
+                infof("checkpoint %lld: %.2f MB in %.3f s (%.1f MB/s)\n", (long long)prog.step,
+                      last_ckpt_bytes / 1e6, last_ckpt_s, last_ckpt_bytes / 1e6 / last_ckpt_s);
         }
         if (stop_reached) {
             if (root) {
