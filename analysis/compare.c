@@ -112,7 +112,7 @@ void pair_print_table(FILE *out, const pair_t *p)
     for (int i = 0; i < p->n_warn; i++)
         fprintf(out, "warning:   %s\n", p->warn[i]);
     fprintf(out, "\nstep matching: slope through the origin of candidate vs baseline (R^2)\n");
-    fprintf(out, "%-10s %9s  %-15s %-15s %-15s\n", "series", "matched", "steps", "FLOPs",
+    fprintf(out, "%-10s %9s  %-16s %-16s %-16s\n", "series", "matched", "steps", "FLOPs",
             "wall-clock");
     for (int i = 0; i < p->n_series; i++) {
         const analysis_match_t *m = &p->series[i].match;
@@ -121,7 +121,7 @@ void pair_print_table(FILE *out, const pair_t *p)
         fmt_slope(b, sizeof b, m->slope_flops, m->r2_flops);
         fmt_slope(c, sizeof c, m->slope_wall, m->r2_wall);
         snprintf(mt, sizeof mt, "%zu/%zu", m->n_matched, m->n_base);
-        fprintf(out, "%-10s %9s  %-15s %-15s %-15s\n", p->series[i].name, mt, a, b, c);
+        fprintf(out, "%-10s %9s  %-16s %-16s %-16s\n", p->series[i].name, mt, a, b, c);
     }
     fprintf(out, "\nequal loss: what the candidate needs to reach the baseline's final loss, "
                  "as a fraction of the baseline's\n");

@@ -61,7 +61,8 @@ static bool read_attr_string(reader_t *r, hid_t obj, const char *object, const c
     } else if (H5Tis_variable_str(t) > 0) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         char *s = NULL;
-        if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &s) < 0) {
+        if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ||
+            H5Tset_cset(mt, H5Tget_cset(t)) < 0 || H5Aread(a, mt, &s) < 0) {
             fail(r, where, "cannot read");
         } else {
             const char *v = s ? s : "";
@@ -142,7 +143,8 @@ static bool read_mod_names(reader_t *r, hid_t model, analysis_run_t *run)
     } else if (H5Tis_variable_str(t) > 0) {
         char *s[ANALYSIS_MAX_MOD] = {0};
         hid_t mt = H5Tcopy(H5T_C_S1);
-        if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, s) < 0) {
+        if (mt < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ||
+            H5Tset_cset(mt, H5Tget_cset(t)) < 0 || H5Aread(a, mt, s) < 0) {
             fail(r, where, "cannot read");
         } else {
             for (hssize_t i = 0; i < n; i++) {

@@ -10,6 +10,7 @@ void analysis_ema_init(analysis_ema_t *e, double window)
     e->m = 0;
     e->w = 0;
     e->prev = 0;
+    e->x_prev = 0;
     e->started = false;
 }
 
@@ -17,18 +18,27 @@ double analysis_ema_update(analysis_ema_t *e, int64_t step, double x)
 {
     if (!isfinite(x))
         return e->started ? e->m / e->w : NAN;
-    /* The weight of the past: exp(-dt / tau), tau = window * step, with dt measured
-     * from the previous input (from step 0 for the first, whose weight the debiasing
-     * then divides out). beta = 0 without a window or at step <= 0, where tau is 0.
-     * Steps in a run record increase; one that does not is taken as one step on. */
-    double beta = 0;
+    /* Over the interval from the previous input (from step 0 for the first) the
+     * state follows dm/dt = (x(t) - m) / tau, tau = window * step, with x linear
+     * between the two logged points (constant before the first). The exact solution:
+     *   m' = beta m + (1 - beta) x + g (beta dt - tau (1 - beta)),  beta = exp(-dt/tau)
+     * with g the slope of x over the interval; w follows the same with x = 1, so m / w
+     * is the debiased average. Holding x constant instead would lag less for a run
+     * logged more densely relative to its progress, and bias step matching. beta = 0
+     * without a window or at step <= 0, where tau is 0. Steps in a run record
+     * increase; one that does not is taken as one step on. */
+    double beta = 0, corr = 0;
     if (e->window > 0 && step > 0) {
         double dt = step > e->prev ? (double)(step - e->prev) : 1.0;
-        beta = exp(-dt / (e->window * (double)step));
+        double tau = e->window * (double)step;
+        beta = exp(-dt / tau);
+        if (e->started)
+            corr = (x - e->x_prev) / dt * (beta * dt - tau * (1 - beta));
     }
-    e->m = beta * e->m + (1 - beta) * x;
+    e->m = beta * e->m + (1 - beta) * x + corr;
     e->w = beta * e->w + (1 - beta);
     e->prev = step;
+    e->x_prev = x;
     e->started = true;
     return e->m / e->w;
 }

@@ -16,13 +16,13 @@
 #define ANALYSIS_SMOOTH_DEFAULT 0.1
 
 /* ---- the smoother --------------------------------------------------------------
- * A debiased exponential moving average whose time constant is a fixed fraction of
- * the current step: tau = window * step, and a logged point at `step` after one at
- * `prev` is weighted by 1 - beta with beta = exp(-(step - prev) / tau). The sum of
- * weights is tracked and divided out (debiasing), so a constant series is returned
- * exactly and the first point is returned as is. A time constant proportional to the
- * step makes the smoother commute with stretching the step axis, so the lag it adds
- * cancels in step matching instead of biasing the slope.
+ * A debiased exponential moving average in continuous step time whose time constant
+ * is a fixed fraction of the current step: tau = window * step. Between two logged
+ * points the input is taken as linear, and the average is integrated exactly over the
+ * interval; the total weight is tracked and divided out (debiasing), so a constant
+ * series is returned exactly and the first point is returned as is. A time constant
+ * proportional to the step makes the smoother commute with stretching the step axis,
+ * so the lag it adds cancels in step matching instead of biasing the slope.
  *
  * Online use (the trainer's train.stop_at_loss_of), one state per modality:
  *     analysis_ema_t e; analysis_ema_init(&e, ANALYSIS_SMOOTH_DEFAULT);
@@ -33,6 +33,7 @@ typedef struct analysis_ema {
     double window;   /* tau / step */
     double m, w;     /* weighted sum of inputs, sum of weights */
     int64_t prev;    /* step of the last finite input */
+    double x_prev;   /* that input */
     bool started;
 } analysis_ema_t;
 

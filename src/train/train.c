@@ -507,7 +507,8 @@ int train_run(config_t *cfg, const mesh_t *mesh)
             if (!checkpoint_write(ckdir, &model, &opt, &prog, fingerprint, mesh, cfg->keep_checkpoints,
                                   &last_ckpt_s, &last_ckpt_bytes, err, sizeof err)) {
                 if (root)
-                    fprintf(stderr, "motscale: checkpoint at step %lld failed: %s\n", (long long)prog.step, err);
+                    fprintf(stderr, "motscale: checkpoint at step %lld in %s failed: %s\n", (long long)prog.step,
+                            ckdir, err);
                 final_status = "failed";
                 exit_code = EXIT_FAULT;
                 break;
