@@ -72,6 +72,7 @@ typedef struct config {
     /* Where it came from, for messages and the run record. */
     char file[CFG_PATH_LEN];
     uint64_t set_mask[2];                /* keys given explicitly (bit = table index) */
+    int key_origin[128];                 /* per key: file line (> 0), -(override index + 1), 0 default */
 } config_t;
 
 /* Fill defaults, parse FILE (NULL: defaults only), apply overrides

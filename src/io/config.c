@@ -214,7 +214,17 @@ struct parse_ctx {
     char *err;
     size_t errlen;
     bool failed;
+    FILE *file;
+    int line;  /* lines read so far: inih calls the handler right after reading one */
 };
+
+/* inih's line reader, counting lines so each key's origin can be named later. */
+static char *config_read_line(char *str, int num, void *stream)
+{
+    struct parse_ctx *c = stream;
+    c->line++;
+    return fgets(str, num, c->file);
+}
 
 static int config_ini_line(void *user, const char *section, const char *name, const char *value)
 {
@@ -227,7 +237,35 @@ static int config_ini_line(void *user, const char *section, const char *name, co
         c->failed = true;
         return 0;
     }
+    c->cfg->key_origin[key_index(section, name)] = c->line;
     return 1;
+}
+
+/* "FILE:LINE" or "override 'x'" for the key a resolve message starts with
+ * ("section.key: ..."), or just the file when the key was never set. */
+static void origin_of(const config_t *cfg, const char *file, const char *why, int n_over,
+                      char *const *over, char *out, size_t len)
+{
+    /* Of the keys the message names, the one the user set last: an override
+     * before any file line, else the latest line ("a is not divisible by b" after
+     * only b was changed names b). */
+    int o = 0;
+    for (const char *p = why; *p; p++) {
+        char sec[64] = "", key[64] = "";
+        if ((p == why || !isalnum((unsigned char)p[-1])) &&
+            sscanf(p, "%63[a-z].%63[a-z_0-9]", sec, key) == 2) {
+            int i = key_index(sec, key);
+            int k = i >= 0 ? cfg->key_origin[i] : 0;
+            if ((k < 0 && (o >= 0 || k < o)) || (k > 0 && o >= 0 && k > o))
+                o = k;
+        }
+    }
+    if (o > 0)
+        snprintf(out, len, "%s:%d", file, o);
+    else if (o < 0 && -o - 1 < n_over)
+        snprintf(out, len, "override '%s'", over[-o - 1]);
+    else
+        snprintf(out, len, "%s", file);
 }
 
 static void set_defaults(config_t *cfg)
@@ -251,8 +289,8 @@ bool config_load(config_t *cfg, const char *file, int n_over, char *const *over,
         if (!f)
             return fail(err, errlen, "%s: cannot open: %s", file, strerror(errno));
         char why[768] = "";
-        struct parse_ctx c = {cfg, why, sizeof why, false};
-        int line = ini_parse_file(f, config_ini_line, &c);
+        struct parse_ctx c = {cfg, why, sizeof why, false, f, 0};
+        int line = ini_parse_stream(config_read_line, &c, config_ini_line, &c);
         fclose(f);
         if (line != 0) {
             if (line < 0)
@@ -276,10 +314,13 @@ bool config_load(config_t *cfg, const char *file, int n_over, char *const *over,
         char why[768];
         if (!config_set(cfg, trim(buf), trim(dot + 1), trim(eq + 1), why, sizeof why))
             return fail(err, errlen, "override '%s': %s", over[i], why);
+        cfg->key_origin[key_index(trim(buf), trim(dot + 1))] = -(i + 1);
     }
-    char why[768];
-    if (!config_resolve(cfg, why, sizeof why))
-        return fail(err, errlen, "%s: %s", file ? file : "config", why);
+    char why[768], where[CFG_PATH_LEN + 200];
+    if (!config_resolve(cfg, why, sizeof why)) {
+        origin_of(cfg, file ? file : "config", why, n_over, over, where, sizeof where);
+        return fail(err, errlen, "%s: %s", where, why);
+    }
     return true;
 }
 
@@ -334,7 +375,7 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
     if (cfg->d_model % cfg->n_heads)
         return fail(err, errlen, "model.d_model: %d is not divisible by model.n_heads = %d", cfg->d_model, cfg->n_heads);
     if ((cfg->d_model / cfg->n_heads) % 2)
-        return fail(err, errlen, "model.n_heads: head dim d_model/n_heads = %d/%d = %d is odd; RoPE needs it even",
+        return fail(err, errlen, "model.n_heads: head dim model.d_model / model.n_heads = %d/%d = %d is odd; RoPE needs it even",
                     cfg->d_model, cfg->n_heads, cfg->d_model / cfg->n_heads);
     if (cfg->steps <= 0) return fail(err, errlen, "train.steps: must be positive, got %lld", (long long)cfg->steps);
     if (cfg->global_batch <= 0) return fail(err, errlen, "train.global_batch: must be positive, got %d", cfg->global_batch);
