@@ -8,6 +8,7 @@
 #include "motscale/common.h"
 #include "motscale/config.h"
 #include "motscale/mesh.h"
+#include "motscale/sweep.h"
 #include "motscale/train.h"
 
 int cli_wants_help(int argc, char **argv)
@@ -67,7 +68,9 @@ int cmd_train(int argc, char **argv)
 
     config_t cfg;
     char err[2048];
+    /* run.name may be a template ({model.kind}-s{run.seed}), as in experiment files */
     bool ok = config_load(&cfg, argv[0], argc - 1, argv + 1, err, sizeof err) &&
+              sweep_expand_name(&cfg, 0, err, sizeof err) &&
               config_check_layout(&cfg, size, err, sizeof err);
     if (!ok) {
         /* every rank reaches the same verdict: rank 0 says it, all leave with 2 */
