@@ -47,6 +47,10 @@ void warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Progress from world rank 0 only. */
 void infof(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Format a one-line error into err (errlen bytes) and return false, for the
+ * functions that report bad input to their caller instead of dying. */
+_Bool errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Checked allocation: dies naming the caller and the byte count. */
 void *xmalloc_at(const char *file, int line, size_t nbytes);
 void *xcalloc_at(const char *file, int line, size_t n, size_t size);

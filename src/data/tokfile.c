@@ -20,15 +20,6 @@
 #define WRITE_TOKENS ((size_t)1 << 16)  /* writer buffer and chunk length */
 #define HELDOUT_DEFAULT_DIV 10          /* no heldout_start attribute: last 1/10 */
 
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 /* HDF5 prints its error stack on every failed call by default; our callers turn
  * failures into one line, so printing is off while we work and restored after. */
 typedef struct h5quiet {
@@ -65,16 +56,16 @@ static void h5close(hid_t *id, herr_t (*closer)(hid_t))
 static hid_t open_file(const char *path, char *err, size_t errlen)
 {
     if (access(path, R_OK) != 0) {
-        fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     if (H5Fis_hdf5(path) <= 0) {
-        fail(err, errlen, "%s: not an HDF5 file, or truncated", path);
+        errorf(err, errlen, "%s: not an HDF5 file, or truncated", path);
         return -1;
     }
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
-        fail(err, errlen, "%s: H5Fopen failed: the file is truncated or corrupt", path);
+        errorf(err, errlen, "%s: H5Fopen failed: the file is truncated or corrupt", path);
     return f;
 }
 
@@ -87,38 +78,38 @@ static bool attr_string(hid_t f, const char *path, const char *name, char *out, 
     bool ok = false;
     htri_t has = H5Aexists(f, name);
     if (has <= 0) {
-        fail(err, errlen, "%s: attribute /%s is missing", path, name);
+        errorf(err, errlen, "%s: attribute /%s is missing", path, name);
         return false;
     }
     if ((a = H5Aopen(f, name, H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0) {
-        fail(err, errlen, "%s: attribute /%s: cannot open", path, name);
+        errorf(err, errlen, "%s: attribute /%s: cannot open", path, name);
         goto done;
     }
     if (H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1) {
-        fail(err, errlen, "%s: attribute /%s: expected one string", path, name);
+        errorf(err, errlen, "%s: attribute /%s: expected one string", path, name);
         goto done;
     }
     htri_t var = H5Tis_variable_str(t);
     if (var > 0) {
         char *p = NULL;
         if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &p) < 0 || !p) {
-            fail(err, errlen, "%s: attribute /%s: read failed", path, name);
+            errorf(err, errlen, "%s: attribute /%s: read failed", path, name);
             goto done;
         }
         snprintf(out, cap, "%s", p);
         if (H5free_memory(p) < 0) {
-            fail(err, errlen, "%s: attribute /%s: H5free_memory failed", path, name);
+            errorf(err, errlen, "%s: attribute /%s: H5free_memory failed", path, name);
             goto done;
         }
     } else {
         size_t size = H5Tget_size(t);
         if (var < 0 || size == 0 || size >= cap) {
-            fail(err, errlen, "%s: attribute /%s: unreadable or longer than %zu bytes", path, name, cap - 1);
+            errorf(err, errlen, "%s: attribute /%s: unreadable or longer than %zu bytes", path, name, cap - 1);
             goto done;
         }
         memset(out, 0, cap);
         if (H5Aread(a, t, out) < 0) {
-            fail(err, errlen, "%s: attribute /%s: read failed", path, name);
+            errorf(err, errlen, "%s: attribute /%s: read failed", path, name);
             goto done;
         }
     }
@@ -144,20 +135,20 @@ static bool attr_ints(hid_t f, const char *path, const char *name, int64_t *out,
     if (has <= 0) {
         if (found && has == 0)
             return true;
-        return fail(err, errlen, "%s: attribute /%s is missing", path, name);
+        return errorf(err, errlen, "%s: attribute /%s is missing", path, name);
     }
     if ((a = H5Aopen(f, name, H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0) {
-        fail(err, errlen, "%s: attribute /%s: cannot open", path, name);
+        errorf(err, errlen, "%s: attribute /%s: cannot open", path, name);
         goto done;
     }
     hssize_t np = H5Sget_simple_extent_npoints(sp);
     if (H5Tget_class(t) != H5T_INTEGER || np != n) {
-        fail(err, errlen, "%s: attribute /%s: expected %lld integer(s), found %lld value(s) of another shape or type",
+        errorf(err, errlen, "%s: attribute /%s: expected %lld integer(s), found %lld value(s) of another shape or type",
              path, name, (long long)n, (long long)np);
         goto done;
     }
     if (H5Aread(a, H5T_NATIVE_INT64, out) < 0) {
-        fail(err, errlen, "%s: attribute /%s: read failed", path, name);
+        errorf(err, errlen, "%s: attribute /%s: read failed", path, name);
         goto done;
     }
     ok = true;
@@ -176,13 +167,13 @@ static bool read_vocab(hid_t f, const char *path, vocab_t *v, char *err, size_t 
         if (!attr_string(f, path, "format", format, sizeof format, err, errlen))
             return false;
         if (strcmp(format, TOKFILE_FORMAT))
-            return fail(err, errlen, "%s: attribute /format is '%s', not '%s'", path, format, TOKFILE_FORMAT);
+            return errorf(err, errlen, "%s: attribute /format is '%s', not '%s'", path, format, TOKFILE_FORMAT);
     }
     int64_t version = 0;
     if (!attr_ints(f, path, "format_version", &version, 1, &has, err, errlen))
         return false;
     if (has && (version < 1 || version > TOKFILE_VERSION))
-        return fail(err, errlen, "%s: attribute /format_version is %lld; this motscale reads version %d",
+        return errorf(err, errlen, "%s: attribute /format_version is %lld; this motscale reads version %d",
                     path, (long long)version, TOKFILE_VERSION);
     if (!attr_string(f, path, "modalities", list, sizeof list, err, errlen))
         return false;
@@ -191,11 +182,11 @@ static bool read_vocab(hid_t f, const char *path, vocab_t *v, char *err, size_t 
     char *save = NULL;
     for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
         if (n == CFG_MAX_MODALITIES)
-            return fail(err, errlen, "%s: attribute /modalities names more than %d modalities", path, CFG_MAX_MODALITIES);
+            return errorf(err, errlen, "%s: attribute /modalities names more than %d modalities", path, CFG_MAX_MODALITIES);
         snprintf(names[n++], CFG_NAME_LEN, "%s", t);
     }
     if (n == 0)
-        return fail(err, errlen, "%s: attribute /modalities is empty", path);
+        return errorf(err, errlen, "%s: attribute /modalities is empty", path);
     int64_t lo[CFG_MAX_MODALITIES], hi[CFG_MAX_MODALITIES], sizes[CFG_MAX_MODALITIES];
     if (!attr_ints(f, path, "vocab_lo", lo, n, NULL, err, errlen) ||
         !attr_ints(f, path, "vocab_hi", hi, n, NULL, err, errlen))
@@ -203,13 +194,13 @@ static bool read_vocab(hid_t f, const char *path, vocab_t *v, char *err, size_t 
     for (int m = 0; m < n; m++) {
         int64_t want = m ? hi[m - 1] : 0;
         if (lo[m] != want || hi[m] <= lo[m])
-            return fail(err, errlen, "%s: attributes /vocab_lo, /vocab_hi: modality '%s' has range [%lld, %lld); ranges must be non-empty and contiguous from 0",
+            return errorf(err, errlen, "%s: attributes /vocab_lo, /vocab_hi: modality '%s' has range [%lld, %lld); ranges must be non-empty and contiguous from 0",
                         path, names[m], (long long)lo[m], (long long)hi[m]);
         sizes[m] = hi[m] - lo[m];
     }
     char why[256];
     if (!vocab_from_sizes(v, n, names, sizes, why, sizeof why))
-        return fail(err, errlen, "%s: %s", path, why);
+        return errorf(err, errlen, "%s: %s", path, why);
     return true;
 }
 
@@ -238,12 +229,12 @@ static const char *type_words(hid_t t, char *buf, size_t n)
 static hid_t open_dataset(hid_t f, const char *path, const char *name, char *err, size_t errlen)
 {
     if (H5Lexists(f, name, H5P_DEFAULT) <= 0) {
-        fail(err, errlen, "%s: dataset /%s is missing", path, name);
+        errorf(err, errlen, "%s: dataset /%s is missing", path, name);
         return -1;
     }
     hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
     if (d < 0)
-        fail(err, errlen, "%s: /%s: cannot open as a dataset", path, name);
+        errorf(err, errlen, "%s: /%s: cannot open as a dataset", path, name);
     return d;
 }
 
@@ -270,16 +261,16 @@ static int64_t check_tokens_dataset(hid_t d, const char *path, int *bytes, char 
     int64_t n = -1;
     char words[64];
     if (t < 0 || sp < 0) {
-        fail(err, errlen, "%s: /tokens: cannot read its type or shape", path);
+        errorf(err, errlen, "%s: /tokens: cannot read its type or shape", path);
     } else if (H5Tget_class(t) != H5T_INTEGER || H5Tget_sign(t) != H5T_SGN_NONE ||
                (H5Tget_size(t) != 2 && H5Tget_size(t) != 4)) {
-        fail(err, errlen, "%s: /tokens: dtype is %s; expected uint16 or uint32", path, type_words(t, words, sizeof words));
+        errorf(err, errlen, "%s: /tokens: dtype is %s; expected uint16 or uint32", path, type_words(t, words, sizeof words));
     } else if (H5Sget_simple_extent_ndims(sp) != 1) {
-        fail(err, errlen, "%s: /tokens: has %d dimensions; expected 1", path, H5Sget_simple_extent_ndims(sp));
+        errorf(err, errlen, "%s: /tokens: has %d dimensions; expected 1", path, H5Sget_simple_extent_ndims(sp));
     } else {
         hsize_t dims[1] = {0};
         if (H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || dims[0] == 0) {
-            fail(err, errlen, "%s: /tokens: is empty or its shape is unreadable", path);
+            errorf(err, errlen, "%s: /tokens: is empty or its shape is unreadable", path);
         } else {
             *bytes = (int)H5Tget_size(t);
             n = (int64_t)dims[0];
@@ -303,27 +294,27 @@ static uint64_t *read_spans(hid_t f, const char *path, const vocab_t *v, int64_t
     uint64_t *rows = NULL;
     char words[64];
     if (t < 0 || sp < 0) {
-        fail(err, errlen, "%s: /spans: cannot read its type or shape", path);
+        errorf(err, errlen, "%s: /spans: cannot read its type or shape", path);
         goto done;
     }
     if (H5Tget_class(t) != H5T_INTEGER) {
-        fail(err, errlen, "%s: /spans: dtype is %s; expected integers", path, type_words(t, words, sizeof words));
+        errorf(err, errlen, "%s: /spans: dtype is %s; expected integers", path, type_words(t, words, sizeof words));
         goto done;
     }
     if (H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || dims[1] != 3) {
-        fail(err, errlen, "%s: /spans: expected shape [n_spans, 3] (start, length, modality)", path);
+        errorf(err, errlen, "%s: /spans: expected shape [n_spans, 3] (start, length, modality)", path);
         goto done;
     }
     rows = xmalloc((size_t)(dims[0] ? dims[0] : 1) * 3 * sizeof *rows);
     if (dims[0] && read_slab(d, H5T_NATIVE_UINT64, 2, 0, (int64_t)dims[0], 3, rows) < 0) {
-        fail(err, errlen, "%s: /spans: read failed (truncated or corrupt file?)", path);
+        errorf(err, errlen, "%s: /spans: read failed (truncated or corrupt file?)", path);
         goto bad;
     }
     uint64_t at = 0;
     for (hsize_t i = 0; i < dims[0]; i++) {
         uint64_t s0 = rows[3 * i], len = rows[3 * i + 1], m = rows[3 * i + 2];
         if (s0 != at || len == 0 || m >= (uint64_t)v->n_modalities) {
-            fail(err, errlen, "%s: /spans[%llu]: (start %llu, length %llu, modality %llu); spans must tile /tokens from offset %llu with modality < %d",
+            errorf(err, errlen, "%s: /spans[%llu]: (start %llu, length %llu, modality %llu); spans must tile /tokens from offset %llu with modality < %d",
                  path, (unsigned long long)i, (unsigned long long)s0, (unsigned long long)len,
                  (unsigned long long)m, (unsigned long long)at, v->n_modalities);
             goto bad;
@@ -331,7 +322,7 @@ static uint64_t *read_spans(hid_t f, const char *path, const vocab_t *v, int64_t
         at += len;
     }
     if (at != (uint64_t)n_tokens) {
-        fail(err, errlen, "%s: /spans: cover %llu tokens but /tokens has %lld", path, (unsigned long long)at,
+        errorf(err, errlen, "%s: /spans: cover %llu tokens but /tokens has %lld", path, (unsigned long long)at,
              (long long)n_tokens);
         goto bad;
     }
@@ -368,7 +359,7 @@ static bool check_open(hid_t f, const char *path, tokfile_stats_t *st, bool want
         goto done;
     st->heldout_start = has ? x : st->n_tokens - st->n_tokens / HELDOUT_DEFAULT_DIV;
     if (st->heldout_start < 0 || st->heldout_start > st->n_tokens) {
-        fail(err, errlen, "%s: attribute /heldout_start is %lld; must be in [0, %lld]", path, (long long)x,
+        errorf(err, errlen, "%s: attribute /heldout_start is %lld; must be in [0, %lld]", path, (long long)x,
              (long long)st->n_tokens);
         goto done;
     }
@@ -397,7 +388,7 @@ static bool check_open(hid_t f, const char *path, tokfile_stats_t *st, bool want
     for (int64_t at = 0; at < st->n_tokens; at += (int64_t)SCAN_TOKENS) {
         int64_t cnt = st->n_tokens - at < (int64_t)SCAN_TOKENS ? st->n_tokens - at : (int64_t)SCAN_TOKENS;
         if (read_slab(d, H5T_NATIVE_UINT32, 1, at, cnt, 1, buf) < 0) {
-            fail(err, errlen, "%s: /tokens: read of offsets [%lld, %lld) failed (truncated or corrupt file?)", path,
+            errorf(err, errlen, "%s: /tokens: read of offsets [%lld, %lld) failed (truncated or corrupt file?)", path,
                  (long long)at, (long long)(at + cnt));
             goto done;
         }
@@ -410,12 +401,12 @@ static bool check_open(hid_t f, const char *path, tokfile_stats_t *st, bool want
             int m = (int)spans[3 * span + 2];
             uint32_t id = buf[j];
             if (id >= (uint32_t)v->size) {
-                fail(err, errlen, "%s: /tokens[%lld]: id %u is outside the vocabulary [0, %d)", path, (long long)off,
+                errorf(err, errlen, "%s: /tokens[%lld]: id %u is outside the vocabulary [0, %d)", path, (long long)off,
                      id, v->size);
                 goto done;
             }
             if ((int32_t)id < v->lo[m] || (int32_t)id >= v->hi[m]) {
-                fail(err, errlen, "%s: /tokens[%lld]: id %u is outside the '%s' range [%d, %d) of its span /spans[%lld]",
+                errorf(err, errlen, "%s: /tokens[%lld]: id %u is outside the '%s' range [%d, %d) of its span /spans[%lld]",
                      path, (long long)off, id, v->names[m], v->lo[m], v->hi[m], (long long)span);
                 goto done;
             }
@@ -466,14 +457,14 @@ tokreader_t *tokreader_open(const char *path, const vocab_t *v, int split, int32
     for (int m = 0; same && m < v->n_modalities; m++)
         same = st.v.lo[m] == v->lo[m] && st.v.hi[m] == v->hi[m] && !strcmp(st.v.names[m], v->names[m]);
     if (!same) {
-        fail(err, errlen, "%s: the vocabulary in the file differs from the one the model was built for", path);
+        errorf(err, errlen, "%s: the vocabulary in the file differs from the one the model was built for", path);
         return NULL;
     }
     int64_t lo = split == SPLIT_TRAIN ? 0 : st.heldout_start;
     int64_t hi = split == SPLIT_TRAIN ? st.heldout_start : st.n_tokens;
     int64_t nw = (hi - lo) / window;
     if (nw < 1) {
-        fail(err, errlen, "%s: the %s split, /tokens[%lld, %lld), holds %lld tokens: fewer than one window of model.seq_len + 1 = %d",
+        errorf(err, errlen, "%s: the %s split, /tokens[%lld, %lld), holds %lld tokens: fewer than one window of model.seq_len + 1 = %d",
              path, split == SPLIT_TRAIN ? "train" : "held-out", (long long)lo, (long long)hi, (long long)(hi - lo),
              window);
         return NULL;
@@ -494,7 +485,7 @@ tokreader_t *tokreader_open(const char *path, const vocab_t *v, int split, int32
     h5quiet_end(q);
     if (r->dset < 0) {
         if (r->file >= 0)
-            fail(err, errlen, "%s: /tokens: cannot reopen for reading", path);
+            errorf(err, errlen, "%s: /tokens: cannot reopen for reading", path);
         tokreader_close(r);
         return NULL;
     }
@@ -562,7 +553,7 @@ static bool write_flush(tokfile_writer_t *w, char *err, size_t errlen)
     h5close(&msp, H5Sclose);
     h5close(&fsp, H5Sclose);
     if (!ok)
-        return fail(err, errlen, "%s: /tokens: write of offsets [%lld, %lld) failed", w->path, (long long)w->flushed,
+        return errorf(err, errlen, "%s: /tokens: write of offsets [%lld, %lld) failed", w->path, (long long)w->flushed,
                     (long long)w->n);
     w->flushed = w->n;
     return true;
@@ -571,7 +562,7 @@ static bool write_flush(tokfile_writer_t *w, char *err, size_t errlen)
 tokfile_writer_t *tokfile_create(const char *path, const vocab_t *v, char *err, size_t errlen)
 {
     if (strlen(path) >= CFG_PATH_LEN) {
-        fail(err, errlen, "%s: path too long", path);
+        errorf(err, errlen, "%s: path too long", path);
         return NULL;
     }
     tokfile_writer_t *w = xcalloc(1, sizeof *w);
@@ -593,7 +584,7 @@ tokfile_writer_t *tokfile_create(const char *path, const vocab_t *v, char *err, 
     h5close(&sp, H5Sclose);
     h5quiet_end(q);
     if (!ok) {
-        fail(err, errlen, "%s: cannot create the token file (H5Fcreate or /tokens failed)", path);
+        errorf(err, errlen, "%s: cannot create the token file (H5Fcreate or /tokens failed)", path);
         h5close(&w->dset, H5Dclose);
         h5close(&w->file, H5Fclose);
         free(w->buf);
@@ -609,7 +600,7 @@ bool tokfile_append(tokfile_writer_t *w, const int32_t *tok, int64_t n, char *er
     for (int64_t i = 0; i < n; i++) {
         int m = vocab_modality(&w->v, tok[i]);
         if (m < 0)
-            return fail(err, errlen, "%s: token %d at offset %lld is outside the vocabulary [0, %d)", w->path, tok[i],
+            return errorf(err, errlen, "%s: token %d at offset %lld is outside the vocabulary [0, %d)", w->path, tok[i],
                         (long long)w->n, w->v.size);
         if (m != cur) {
             if (w->n_spans == w->cap_spans) {
@@ -669,7 +660,7 @@ bool tokfile_set_note(tokfile_writer_t *w, const char *name, const char *value, 
     h5quiet_t q = h5quiet_begin();
     bool ok = put_string(w->file, name, value);
     h5quiet_end(q);
-    return ok || fail(err, errlen, "%s: cannot write attribute /%s", w->path, name);
+    return ok || errorf(err, errlen, "%s: cannot write attribute /%s", w->path, name);
 }
 
 static bool write_tail(tokfile_writer_t *w, char *err, size_t errlen)
@@ -684,7 +675,7 @@ static bool write_tail(tokfile_writer_t *w, char *err, size_t errlen)
     h5close(&d, H5Dclose);
     h5close(&sp, H5Sclose);
     if (!ok)
-        return fail(err, errlen, "%s: cannot write /spans", w->path);
+        return errorf(err, errlen, "%s: cannot write /spans", w->path);
 
     char names[CFG_PATH_LEN] = "", bounds[1024] = "";
     int64_t lo[CFG_MAX_MODALITIES], hi[CFG_MAX_MODALITIES];
@@ -703,7 +694,7 @@ static bool write_tail(tokfile_writer_t *w, char *err, size_t errlen)
     int64_t version = TOKFILE_VERSION;
     int64_t heldout = w->heldout >= 0 ? w->heldout : w->n - w->n / HELDOUT_DEFAULT_DIV;
     if (heldout > w->n)
-        return fail(err, errlen, "%s: held-out start %lld is past the %lld tokens written", w->path,
+        return errorf(err, errlen, "%s: held-out start %lld is past the %lld tokens written", w->path,
                     (long long)heldout, (long long)w->n);
     int64_t window = w->window;
     ok = put_string(w->file, "format", TOKFILE_FORMAT) &&
@@ -714,7 +705,7 @@ static bool write_tail(tokfile_writer_t *w, char *err, size_t errlen)
          put_ints(w->file, "heldout_start", H5T_STD_U64LE, &heldout, 1, true) &&
          put_ints(w->file, "window", H5T_STD_I32LE, &window, 1, true) &&
          put_string(w->file, "boundary_tokens", bounds);
-    return ok || fail(err, errlen, "%s: cannot write the root attributes", w->path);
+    return ok || errorf(err, errlen, "%s: cannot write the root attributes", w->path);
 }
 
 bool tokfile_close(tokfile_writer_t *w, char *err, size_t errlen)
@@ -722,9 +713,9 @@ bool tokfile_close(tokfile_writer_t *w, char *err, size_t errlen)
     h5quiet_t q = h5quiet_begin();
     bool ok = write_tail(w, err, errlen);
     if (H5Dclose(w->dset) < 0 && ok)
-        ok = fail(err, errlen, "%s: closing /tokens failed", w->path);
+        ok = errorf(err, errlen, "%s: closing /tokens failed", w->path);
     if (H5Fclose(w->file) < 0 && ok)
-        ok = fail(err, errlen, "%s: closing the file failed (disk full?)", w->path);
+        ok = errorf(err, errlen, "%s: closing the file failed (disk full?)", w->path);
     h5quiet_end(q);
     free(w->buf);
     free(w->spans);

@@ -4,31 +4,23 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "motscale/common.h"
 #include "motscale/tokfile.h"
 #include "motscale/vocab.h"
-
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 bool vocab_from_sizes(vocab_t *v, int n_modalities, char names[][CFG_NAME_LEN],
                       const int64_t *sizes, char *err, size_t errlen)
 {
     memset(v, 0, sizeof *v);
     if (n_modalities < 1 || n_modalities > CFG_MAX_MODALITIES)
-        return fail(err, errlen, "%d modalities; 1 to %d are supported", n_modalities, CFG_MAX_MODALITIES);
+        return errorf(err, errlen, "%d modalities; 1 to %d are supported", n_modalities, CFG_MAX_MODALITIES);
     int64_t at = 0;
     for (int m = 0; m < n_modalities; m++) {
         if (sizes[m] <= 0)
-            return fail(err, errlen, "vocabulary of '%s' has %lld ids; must be positive", names[m],
+            return errorf(err, errlen, "vocabulary of '%s' has %lld ids; must be positive", names[m],
                         (long long)sizes[m]);
         if (at + sizes[m] > INT32_MAX)
-            return fail(err, errlen, "joint vocabulary exceeds %d ids", INT32_MAX);
+            return errorf(err, errlen, "joint vocabulary exceeds %d ids", INT32_MAX);
         snprintf(v->names[m], CFG_NAME_LEN, "%s", names[m]);
         v->lo[m] = (int32_t)at;
         at += sizes[m];
@@ -53,7 +45,7 @@ static bool file_matches_config(const vocab_t *v, const config_t *cfg, char *err
         size_t len = strlen(have);
         snprintf(have + len, sizeof have - len, "%s%s", m ? "," : "", v->names[m]);
     }
-    return fail(err, errlen, "%s: the file holds modalities '%s' but data.modalities = '%s'; set data.modalities (and data.mix) to match",
+    return errorf(err, errlen, "%s: the file holds modalities '%s' but data.modalities = '%s'; set data.modalities (and data.mix) to match",
                 cfg->path, have, cfg->modalities);
 }
 
@@ -74,21 +66,21 @@ bool vocab_from_config(vocab_t *v, const config_t *cfg, char *err, size_t errlen
         if (!strcmp(name, "text")) {
             /* two ordinary tokens at least, or the text language is degenerate */
             if (cfg->vocab_text < n_boundary + 2)
-                return fail(err, errlen, "data.vocab_text: %d leaves fewer than 2 text tokens after the %lld boundary tokens",
+                return errorf(err, errlen, "data.vocab_text: %d leaves fewer than 2 text tokens after the %lld boundary tokens",
                             cfg->vocab_text, (long long)n_boundary);
             sizes[m] = cfg->vocab_text;
         } else if (!strcmp(name, "image")) {
             if (cfg->vocab_image < 2)
-                return fail(err, errlen, "data.vocab_image: must be at least 2, got %d", cfg->vocab_image);
+                return errorf(err, errlen, "data.vocab_image: must be at least 2, got %d", cfg->vocab_image);
             sizes[m] = cfg->vocab_image;
         } else {
             if (cfg->vocab_speech < 2)
-                return fail(err, errlen, "data.vocab_speech: must be at least 2, got %d", cfg->vocab_speech);
+                return errorf(err, errlen, "data.vocab_speech: must be at least 2, got %d", cfg->vocab_speech);
             sizes[m] = cfg->vocab_speech;
         }
     }
     char why[256];
     if (!vocab_from_sizes(v, n, names, sizes, why, sizeof why))
-        return fail(err, errlen, "data.modalities: %s", why);
+        return errorf(err, errlen, "data.modalities: %s", why);
     return true;
 }

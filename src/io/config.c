@@ -97,15 +97,6 @@ static int key_index(const char *section, const char *name)
 
 bool config_has_key(const char *section, const char *key) { return key_index(section, key) >= 0; }
 
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -126,36 +117,36 @@ static bool parse_key(config_t *cfg, int i, const char *value, char *err, size_t
     case K_INT: {
         long v = strtol(value, &end, 10);
         if (end == value || *end || errno || v < -2147483647L || v > 2147483647L)
-            return fail(err, errlen, "not an integer: '%s'", value);
+            return errorf(err, errlen, "not an integer: '%s'", value);
         *(int *)field = (int)v;
         break;
     }
     case K_I64: {
         long long v = strtoll(value, &end, 10);
         if (end == value || *end || errno)
-            return fail(err, errlen, "not an integer: '%s'", value);
+            return errorf(err, errlen, "not an integer: '%s'", value);
         *(int64_t *)field = v;
         break;
     }
     case K_U64: {
         if (value[0] == '-')
-            return fail(err, errlen, "not a non-negative integer: '%s'", value);
+            return errorf(err, errlen, "not a non-negative integer: '%s'", value);
         unsigned long long v = strtoull(value, &end, 10);
         if (end == value || *end || errno)
-            return fail(err, errlen, "not a non-negative integer: '%s'", value);
+            return errorf(err, errlen, "not a non-negative integer: '%s'", value);
         *(uint64_t *)field = v;
         break;
     }
     case K_DBL: {
         double v = strtod(value, &end);
         if (end == value || *end || errno || !isfinite(v))
-            return fail(err, errlen, "not a number: '%s'", value);
+            return errorf(err, errlen, "not a number: '%s'", value);
         *(double *)field = v;
         break;
     }
     case K_STR:
         if (strlen(value) >= k->size)
-            return fail(err, errlen, "longer than %zu characters", k->size - 1);
+            return errorf(err, errlen, "longer than %zu characters", k->size - 1);
         strcpy(field, value);
         break;
     case K_BOOL:
@@ -164,7 +155,7 @@ static bool parse_key(config_t *cfg, int i, const char *value, char *err, size_t
         else if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no"))
             *(bool *)field = false;
         else
-            return fail(err, errlen, "not a boolean (true|false): '%s'", value);
+            return errorf(err, errlen, "not a boolean (true|false): '%s'", value);
         break;
     case K_ENUM: {
         int idx = 0;
@@ -180,7 +171,7 @@ static bool parse_key(config_t *cfg, int i, const char *value, char *err, size_t
             idx++;
             p = bar ? bar + 1 : NULL;
         }
-        return fail(err, errlen, "'%s' is not one of %s", value, k->enums);
+        return errorf(err, errlen, "'%s' is not one of %s", value, k->enums);
     }
     }
     return true;
@@ -191,14 +182,14 @@ bool config_set(config_t *cfg, const char *section, const char *key, const char 
 {
     int i = key_index(section, key);
     if (i < 0)
-        return fail(err, errlen, "unknown key %s.%s", section, key);
+        return errorf(err, errlen, "unknown key %s.%s", section, key);
     char why[512];
     const char *v = value;
     /* parallel.dp accepts "auto" as 0 */
     if (!strcmp(section, "parallel") && !strcmp(key, "dp") && !strcmp(value, "auto"))
         v = "0";
     if (!parse_key(cfg, i, v, why, sizeof why))
-        return fail(err, errlen, "%s.%s: %s", section, key, why);
+        return errorf(err, errlen, "%s.%s: %s", section, key, why);
     cfg->set_mask[i / 64] |= 1ull << (i % 64);
     return true;
 }
@@ -283,43 +274,43 @@ bool config_load(config_t *cfg, const char *file, int n_over, char *const *over,
     set_defaults(cfg);
     if (file) {
         if (strlen(file) >= sizeof cfg->file)
-            return fail(err, errlen, "%s: path too long", file);
+            return errorf(err, errlen, "%s: path too long", file);
         strcpy(cfg->file, file);
         FILE *f = fopen(file, "r");
         if (!f)
-            return fail(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+            return errorf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
         char why[768] = "";
         struct parse_ctx c = {cfg, why, sizeof why, false, f, 0};
         int line = ini_parse_stream(config_read_line, &c, config_ini_line, &c);
         fclose(f);
         if (line != 0) {
             if (line < 0)
-                return fail(err, errlen, "%s: cannot read", file);
+                return errorf(err, errlen, "%s: cannot read", file);
             if (!c.failed)
-                return fail(err, errlen, "%s:%d: malformed line (expected 'key = value' or '[section]')", file, line);
-            return fail(err, errlen, "%s:%d: %s", file, line, why);
+                return errorf(err, errlen, "%s:%d: malformed line (expected 'key = value' or '[section]')", file, line);
+            return errorf(err, errlen, "%s:%d: %s", file, line, why);
         }
     }
     for (int i = 0; i < n_over; i++) {
         char buf[CFG_PATH_LEN + 128];
         if (strlen(over[i]) >= sizeof buf)
-            return fail(err, errlen, "override '%.40s...': too long", over[i]);
+            return errorf(err, errlen, "override '%.40s...': too long", over[i]);
         strcpy(buf, over[i]);
         char *eq = strchr(buf, '=');
         char *dot = strchr(buf, '.');
         if (!eq || !dot || dot > eq)
-            return fail(err, errlen, "override '%s': expected section.key=value", over[i]);
+            return errorf(err, errlen, "override '%s': expected section.key=value", over[i]);
         *eq = 0;
         *dot = 0;
         char why[768];
         if (!config_set(cfg, trim(buf), trim(dot + 1), trim(eq + 1), why, sizeof why))
-            return fail(err, errlen, "override '%s': %s", over[i], why);
+            return errorf(err, errlen, "override '%s': %s", over[i], why);
         cfg->key_origin[key_index(trim(buf), trim(dot + 1))] = -(i + 1);
     }
     char why[768], where[CFG_PATH_LEN + 200];
     if (!config_resolve(cfg, why, sizeof why)) {
         origin_of(cfg, file ? file : "config", why, n_over, over, where, sizeof where);
-        return fail(err, errlen, "%s: %s", where, why);
+        return errorf(err, errlen, "%s: %s", where, why);
     }
     return true;
 }
@@ -356,90 +347,90 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         for (i = 0; i < n && strcmp(presets[i].name, cfg->size); i++)
             ;
         if (i == n)
-            return fail(err, errlen, "model.size: '%s' is not one of xs|s|m|l|xl", cfg->size);
+            return errorf(err, errlen, "model.size: '%s' is not one of xs|s|m|l|xl", cfg->size);
         const char *clash[] = {"d_model", "n_layers", "n_heads", "d_ff"};
         for (int c = 0; c < 4; c++)
             if (is_set(cfg, "model", clash[c]))
-                return fail(err, errlen, "model.%s: given together with model.size = %s; set one or the other",
+                return errorf(err, errlen, "model.%s: given together with model.size = %s; set one or the other",
                             clash[c], cfg->size);
         cfg->d_model = presets[i].d;
         cfg->n_layers = presets[i].L;
         cfg->n_heads = presets[i].H;
         cfg->d_ff = presets[i].f;
     }
-    if (cfg->d_model <= 0) return fail(err, errlen, "model.d_model: must be positive, got %d", cfg->d_model);
-    if (cfg->n_layers <= 0) return fail(err, errlen, "model.n_layers: must be positive, got %d", cfg->n_layers);
-    if (cfg->n_heads <= 0) return fail(err, errlen, "model.n_heads: must be positive, got %d", cfg->n_heads);
-    if (cfg->d_ff <= 0) return fail(err, errlen, "model.d_ff: must be positive, got %d", cfg->d_ff);
-    if (cfg->seq_len < 2) return fail(err, errlen, "model.seq_len: must be at least 2, got %d", cfg->seq_len);
+    if (cfg->d_model <= 0) return errorf(err, errlen, "model.d_model: must be positive, got %d", cfg->d_model);
+    if (cfg->n_layers <= 0) return errorf(err, errlen, "model.n_layers: must be positive, got %d", cfg->n_layers);
+    if (cfg->n_heads <= 0) return errorf(err, errlen, "model.n_heads: must be positive, got %d", cfg->n_heads);
+    if (cfg->d_ff <= 0) return errorf(err, errlen, "model.d_ff: must be positive, got %d", cfg->d_ff);
+    if (cfg->seq_len < 2) return errorf(err, errlen, "model.seq_len: must be at least 2, got %d", cfg->seq_len);
     if (cfg->d_model % cfg->n_heads)
-        return fail(err, errlen, "model.d_model: %d is not divisible by model.n_heads = %d", cfg->d_model, cfg->n_heads);
+        return errorf(err, errlen, "model.d_model: %d is not divisible by model.n_heads = %d", cfg->d_model, cfg->n_heads);
     if ((cfg->d_model / cfg->n_heads) % 2)
-        return fail(err, errlen, "model.n_heads: head dim model.d_model / model.n_heads = %d/%d = %d is odd; RoPE needs it even",
+        return errorf(err, errlen, "model.n_heads: head dim model.d_model / model.n_heads = %d/%d = %d is odd; RoPE needs it even",
                     cfg->d_model, cfg->n_heads, cfg->d_model / cfg->n_heads);
-    if (cfg->steps <= 0) return fail(err, errlen, "train.steps: must be positive, got %lld", (long long)cfg->steps);
-    if (cfg->global_batch <= 0) return fail(err, errlen, "train.global_batch: must be positive, got %d", cfg->global_batch);
-    if (cfg->micro_batch < 0) return fail(err, errlen, "train.micro_batch: must be >= 0, got %d", cfg->micro_batch);
-    if (cfg->lr <= 0) return fail(err, errlen, "train.lr: must be positive, got %g", cfg->lr);
+    if (cfg->steps <= 0) return errorf(err, errlen, "train.steps: must be positive, got %lld", (long long)cfg->steps);
+    if (cfg->global_batch <= 0) return errorf(err, errlen, "train.global_batch: must be positive, got %d", cfg->global_batch);
+    if (cfg->micro_batch < 0) return errorf(err, errlen, "train.micro_batch: must be >= 0, got %d", cfg->micro_batch);
+    if (cfg->lr <= 0) return errorf(err, errlen, "train.lr: must be positive, got %g", cfg->lr);
     if (cfg->lr_min < 0 || cfg->lr_min > cfg->lr)
-        return fail(err, errlen, "train.lr_min: must be in [0, lr = %g], got %g", cfg->lr, cfg->lr_min);
-    if (cfg->warmup < 0) return fail(err, errlen, "train.warmup: must be >= 0, got %lld", (long long)cfg->warmup);
-    if (cfg->beta1 < 0 || cfg->beta1 >= 1) return fail(err, errlen, "train.beta1: must be in [0, 1), got %g", cfg->beta1);
-    if (cfg->beta2 < 0 || cfg->beta2 >= 1) return fail(err, errlen, "train.beta2: must be in [0, 1), got %g", cfg->beta2);
-    if (cfg->weight_decay < 0) return fail(err, errlen, "train.weight_decay: must be >= 0, got %g", cfg->weight_decay);
-    if (cfg->grad_clip < 0) return fail(err, errlen, "train.grad_clip: must be >= 0, got %g", cfg->grad_clip);
-    if (cfg->checkpoint_every < 0) return fail(err, errlen, "train.checkpoint_every: must be >= 0");
-    if (cfg->keep_checkpoints < 1) return fail(err, errlen, "train.keep_checkpoints: must be at least 1, got %d", cfg->keep_checkpoints);
-    if (cfg->tp <= 0) return fail(err, errlen, "parallel.tp: must be positive, got %d", cfg->tp);
-    if (cfg->dp < 0) return fail(err, errlen, "parallel.dp: must be positive or auto, got %d", cfg->dp);
-    if (cfg->bucket_mb <= 0) return fail(err, errlen, "parallel.bucket_mb: must be positive, got %g", cfg->bucket_mb);
-    if (cfg->log_every <= 0) return fail(err, errlen, "log.every: must be positive, got %lld", (long long)cfg->log_every);
-    if (cfg->eval_every < 0) return fail(err, errlen, "log.eval_every: must be >= 0");
-    if (cfg->eval_tokens <= 0) return fail(err, errlen, "log.eval_tokens: must be positive");
-    if (cfg->flush_every <= 0) return fail(err, errlen, "log.flush_every: must be positive");
-    if (cfg->peak_flops < 0) return fail(err, errlen, "log.peak_flops: must be >= 0");
+        return errorf(err, errlen, "train.lr_min: must be in [0, lr = %g], got %g", cfg->lr, cfg->lr_min);
+    if (cfg->warmup < 0) return errorf(err, errlen, "train.warmup: must be >= 0, got %lld", (long long)cfg->warmup);
+    if (cfg->beta1 < 0 || cfg->beta1 >= 1) return errorf(err, errlen, "train.beta1: must be in [0, 1), got %g", cfg->beta1);
+    if (cfg->beta2 < 0 || cfg->beta2 >= 1) return errorf(err, errlen, "train.beta2: must be in [0, 1), got %g", cfg->beta2);
+    if (cfg->weight_decay < 0) return errorf(err, errlen, "train.weight_decay: must be >= 0, got %g", cfg->weight_decay);
+    if (cfg->grad_clip < 0) return errorf(err, errlen, "train.grad_clip: must be >= 0, got %g", cfg->grad_clip);
+    if (cfg->checkpoint_every < 0) return errorf(err, errlen, "train.checkpoint_every: must be >= 0");
+    if (cfg->keep_checkpoints < 1) return errorf(err, errlen, "train.keep_checkpoints: must be at least 1, got %d", cfg->keep_checkpoints);
+    if (cfg->tp <= 0) return errorf(err, errlen, "parallel.tp: must be positive, got %d", cfg->tp);
+    if (cfg->dp < 0) return errorf(err, errlen, "parallel.dp: must be positive or auto, got %d", cfg->dp);
+    if (cfg->bucket_mb <= 0) return errorf(err, errlen, "parallel.bucket_mb: must be positive, got %g", cfg->bucket_mb);
+    if (cfg->log_every <= 0) return errorf(err, errlen, "log.every: must be positive, got %lld", (long long)cfg->log_every);
+    if (cfg->eval_every < 0) return errorf(err, errlen, "log.eval_every: must be >= 0");
+    if (cfg->eval_tokens <= 0) return errorf(err, errlen, "log.eval_tokens: must be positive");
+    if (cfg->flush_every <= 0) return errorf(err, errlen, "log.flush_every: must be positive");
+    if (cfg->peak_flops < 0) return errorf(err, errlen, "log.peak_flops: must be >= 0");
     if (cfg->n_heads % cfg->tp)
-        return fail(err, errlen, "parallel.tp: model.n_heads = %d is not divisible by tp = %d", cfg->n_heads, cfg->tp);
+        return errorf(err, errlen, "parallel.tp: model.n_heads = %d is not divisible by tp = %d", cfg->n_heads, cfg->tp);
     if (cfg->d_ff % cfg->tp)
-        return fail(err, errlen, "parallel.tp: model.d_ff = %d is not divisible by tp = %d", cfg->d_ff, cfg->tp);
+        return errorf(err, errlen, "parallel.tp: model.d_ff = %d is not divisible by tp = %d", cfg->d_ff, cfg->tp);
     if (cfg->source == DATA_FILE && !cfg->path[0])
-        return fail(err, errlen, "data.path: required when data.source = file");
+        return errorf(err, errlen, "data.path: required when data.source = file");
 
     /* modalities and mix */
     char items[CFG_MAX_MODALITIES + 1][CFG_NAME_LEN];
     int n = split_list(cfg->modalities, items, CFG_MAX_MODALITIES);
     if (n <= 0)
-        return fail(err, errlen, "data.modalities: expected 1 to %d of text, image, speech, got '%s'",
+        return errorf(err, errlen, "data.modalities: expected 1 to %d of text, image, speech, got '%s'",
                     CFG_MAX_MODALITIES, cfg->modalities);
     for (int m = 0; m < n; m++) {
         bool ok = false;
         for (int j = 0; j < 3; j++)
             ok |= !strcmp(items[m], modality_known[j]);
         if (!ok)
-            return fail(err, errlen, "data.modalities: unknown modality '%s' (text, image, speech)", items[m]);
+            return errorf(err, errlen, "data.modalities: unknown modality '%s' (text, image, speech)", items[m]);
         for (int j = 0; j < m; j++)
             if (!strcmp(items[m], items[j]))
-                return fail(err, errlen, "data.modalities: '%s' listed twice", items[m]);
+                return errorf(err, errlen, "data.modalities: '%s' listed twice", items[m]);
         memcpy(cfg->modality_names[m], items[m], CFG_NAME_LEN);
     }
     if (strcmp(items[0], "text"))
-        return fail(err, errlen, "data.modalities: must start with text (boundary tokens live in the text range)");
+        return errorf(err, errlen, "data.modalities: must start with text (boundary tokens live in the text range)");
     cfg->n_modalities = n;
     char mixs[CFG_MAX_MODALITIES + 1][CFG_NAME_LEN];
     int nm = split_list(cfg->mix, mixs, CFG_MAX_MODALITIES);
     if (nm != n)
-        return fail(err, errlen, "data.mix: %d values for %d modalities", nm < 0 ? CFG_MAX_MODALITIES + 1 : nm, n);
+        return errorf(err, errlen, "data.mix: %d values for %d modalities", nm < 0 ? CFG_MAX_MODALITIES + 1 : nm, n);
     double tot = 0;
     for (int m = 0; m < n; m++) {
         char *end;
         double v = strtod(mixs[m], &end);
         if (end == mixs[m] || *end || !(v >= 0) || !isfinite(v))
-            return fail(err, errlen, "data.mix: '%s' is not a non-negative number", mixs[m]);
+            return errorf(err, errlen, "data.mix: '%s' is not a non-negative number", mixs[m]);
         cfg->mix_share[m] = v;
         tot += v;
     }
     if (tot <= 0)
-        return fail(err, errlen, "data.mix: shares sum to zero");
+        return errorf(err, errlen, "data.mix: shares sum to zero");
     for (int m = 0; m < n; m++)
         cfg->mix_share[m] /= tot;
 
@@ -454,7 +445,7 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
             cfg->tower_of[m] = m;
     } else {
         if (!cfg->towers[0])
-            return fail(err, errlen, "model.towers: required when model.kind = towers");
+            return errorf(err, errlen, "model.towers: required when model.kind = towers");
         for (int m = 0; m < n; m++)
             cfg->tower_of[m] = -1;
         char buf[CFG_PATH_LEN];
@@ -465,22 +456,22 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
             char names[CFG_MAX_MODALITIES + 1][CFG_NAME_LEN];
             int k = split_list(grp, names, CFG_MAX_MODALITIES);
             if (k <= 0 || t >= n)
-                return fail(err, errlen, "model.towers: malformed group '%s'", trim(grp));
+                return errorf(err, errlen, "model.towers: malformed group '%s'", trim(grp));
             for (int j = 0; j < k; j++) {
                 int m;
                 for (m = 0; m < n && strcmp(cfg->modality_names[m], names[j]); m++)
                     ;
                 if (m == n)
-                    return fail(err, errlen, "model.towers: '%s' is not in data.modalities", names[j]);
+                    return errorf(err, errlen, "model.towers: '%s' is not in data.modalities", names[j]);
                 if (cfg->tower_of[m] >= 0)
-                    return fail(err, errlen, "model.towers: '%s' is in two groups", names[j]);
+                    return errorf(err, errlen, "model.towers: '%s' is in two groups", names[j]);
                 cfg->tower_of[m] = t;
             }
         }
         cfg->n_towers = t;
         for (int m = 0; m < n; m++)
             if (cfg->tower_of[m] < 0)
-                return fail(err, errlen, "model.towers: modality '%s' is in no group", cfg->modality_names[m]);
+                return errorf(err, errlen, "model.towers: modality '%s' is in no group", cfg->modality_names[m]);
     }
     return true;
 }
@@ -488,19 +479,19 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
 bool config_check_layout(config_t *cfg, int world_size, char *err, size_t errlen)
 {
     if (world_size % cfg->tp)
-        return fail(err, errlen, "parallel.tp: world size %d is not divisible by tp = %d", world_size, cfg->tp);
+        return errorf(err, errlen, "parallel.tp: world size %d is not divisible by tp = %d", world_size, cfg->tp);
     if (cfg->dp == 0)
         cfg->dp = world_size / cfg->tp;
     if (cfg->dp * cfg->tp != world_size)
-        return fail(err, errlen, "parallel.dp: dp x tp = %d x %d = %d, but the world has %d ranks",
+        return errorf(err, errlen, "parallel.dp: dp x tp = %d x %d = %d, but the world has %d ranks",
                     cfg->dp, cfg->tp, cfg->dp * cfg->tp, world_size);
     if (cfg->micro_batch == 0) {
         if (cfg->global_batch % cfg->dp)
-            return fail(err, errlen, "train.global_batch: %d is not divisible by dp = %d", cfg->global_batch, cfg->dp);
+            return errorf(err, errlen, "train.global_batch: %d is not divisible by dp = %d", cfg->global_batch, cfg->dp);
         cfg->micro_batch = cfg->global_batch / cfg->dp;
     }
     if (cfg->global_batch % (cfg->dp * cfg->micro_batch))
-        return fail(err, errlen, "train.global_batch: %d is not divisible by dp x micro_batch = %d x %d = %d",
+        return errorf(err, errlen, "train.global_batch: %d is not divisible by dp x micro_batch = %d x %d = %d",
                     cfg->global_batch, cfg->dp, cfg->micro_batch, cfg->dp * cfg->micro_batch);
     return true;
 }

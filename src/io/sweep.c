@@ -14,16 +14,6 @@
 #define SWEEP_MAX_ZIPS 16
 #define KEYTEXT (2 * CFG_NAME_LEN)
 
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 static char *xstrdup(const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -47,7 +37,7 @@ static int split_values(const char *s, char ***out, char *why, size_t whylen)
     int n = 0;
     s = skip_space(s);
     if (!*s) {
-        fail(why, whylen, "empty list");
+        errorf(why, whylen, "empty list");
         return -1;
     }
     for (;;) {
@@ -57,18 +47,18 @@ static int split_values(const char *s, char ***out, char *why, size_t whylen)
         if (*s == '"') {
             const char *close = strchr(s + 1, '"');
             if (!close) {
-                fail(why, whylen, "unterminated quote in list");
+                errorf(why, whylen, "unterminated quote in list");
                 goto bad;
             }
             len = (size_t)(close - s - 1);
             if (len >= sizeof buf) {
-                fail(why, whylen, "value longer than %zu characters", sizeof buf - 1);
+                errorf(why, whylen, "value longer than %zu characters", sizeof buf - 1);
                 goto bad;
             }
             memcpy(buf, s + 1, len);
             s = skip_space(close + 1);
             if (*s && *s != ',') {
-                fail(why, whylen, "text after a quoted value: '%s'", s);
+                errorf(why, whylen, "text after a quoted value: '%s'", s);
                 goto bad;
             }
         } else {
@@ -77,11 +67,11 @@ static int split_values(const char *s, char ***out, char *why, size_t whylen)
             while (len > 0 && isspace((unsigned char)s[len - 1]))
                 len--;
             if (len == 0) {
-                fail(why, whylen, "empty value in list (two commas, or a comma at an end)");
+                errorf(why, whylen, "empty value in list (two commas, or a comma at an end)");
                 goto bad;
             }
             if (len >= sizeof buf) {
-                fail(why, whylen, "value longer than %zu characters", sizeof buf - 1);
+                errorf(why, whylen, "value longer than %zu characters", sizeof buf - 1);
                 goto bad;
             }
             memcpy(buf, s, len);
@@ -152,7 +142,7 @@ static int on_line(void *user, const char *section, const char *name, const char
 
     if (!strcmp(name, "zip")) {
         if (c->n_zips == SWEEP_MAX_ZIPS) {
-            fail(c->why, sizeof c->why, "sweep: more than %d zip lines", SWEEP_MAX_ZIPS);
+            errorf(c->why, sizeof c->why, "sweep: more than %d zip lines", SWEEP_MAX_ZIPS);
             goto bad;
         }
         struct zip_group *z = &c->zips[c->n_zips];
@@ -161,14 +151,14 @@ static int on_line(void *user, const char *section, const char *name, const char
         if (n < 0) {
             char why[sizeof c->why];
             snprintf(why, sizeof why, "%s", c->why);
-            fail(c->why, sizeof c->why, "sweep.zip: %s", why);
+            errorf(c->why, sizeof c->why, "sweep.zip: %s", why);
             goto bad;
         }
         bool ok = n <= SWEEP_MAX_KEYS;
         for (int i = 0; i < n; i++) {
             char s[CFG_NAME_LEN], k[CFG_NAME_LEN];
             if (ok && (!split_key(names[i], s, k) || !config_has_key(s, k))) {
-                fail(c->why, sizeof c->why, "sweep.zip: '%s' is not a config key (section.key, see docs/config.md)",
+                errorf(c->why, sizeof c->why, "sweep.zip: '%s' is not a config key (section.key, see docs/config.md)",
                      names[i]);
                 ok = false;
             }
@@ -176,7 +166,7 @@ static int on_line(void *user, const char *section, const char *name, const char
                 snprintf(z->keys[i], KEYTEXT, "%s", names[i]);
         }
         if (n > SWEEP_MAX_KEYS)
-            fail(c->why, sizeof c->why, "sweep.zip: more than %d keys", SWEEP_MAX_KEYS);
+            errorf(c->why, sizeof c->why, "sweep.zip: more than %d keys", SWEEP_MAX_KEYS);
         for (int i = 0; i < n; i++)
             free(names[i]);
         free(names);
@@ -189,22 +179,22 @@ static int on_line(void *user, const char *section, const char *name, const char
 
     char s[CFG_NAME_LEN], k[CFG_NAME_LEN];
     if (!split_key(name, s, k) || !config_has_key(s, k)) {
-        fail(c->why, sizeof c->why, "sweep key '%s' is not a config key (section.key, see docs/config.md)", name);
+        errorf(c->why, sizeof c->why, "sweep key '%s' is not a config key (section.key, see docs/config.md)", name);
         goto bad;
     }
     if (find_key(sw, s, k) >= 0) {
-        fail(c->why, sizeof c->why, "sweep key '%s' is listed twice (keep each list on one line)", name);
+        errorf(c->why, sizeof c->why, "sweep key '%s' is listed twice (keep each list on one line)", name);
         goto bad;
     }
     if (sw->n_keys == SWEEP_MAX_KEYS) {
-        fail(c->why, sizeof c->why, "sweep key '%s': more than %d swept keys", name, SWEEP_MAX_KEYS);
+        errorf(c->why, sizeof c->why, "sweep key '%s': more than %d swept keys", name, SWEEP_MAX_KEYS);
         goto bad;
     }
     char **values;
     char why[512];
     int n = split_values(value, &values, why, sizeof why);
     if (n < 0) {
-        fail(c->why, sizeof c->why, "sweep key '%s': %s", name, why);
+        errorf(c->why, sizeof c->why, "sweep key '%s': %s", name, why);
         goto bad;
     }
     sweep_key_t *key = &sw->keys[sw->n_keys++];
@@ -219,7 +209,7 @@ static int on_line(void *user, const char *section, const char *name, const char
     for (int i = 0; i < n; i++) {
         char e[768];
         if (!config_set(&scratch, s, k, values[i], e, sizeof e)) {
-            fail(c->why, sizeof c->why, "sweep key '%s': %s", name, e);
+            errorf(c->why, sizeof c->why, "sweep key '%s': %s", name, e);
             goto bad;
         }
     }
@@ -257,9 +247,9 @@ static bool build_axes(sweep_t *sw, struct parse_ctx *c, char *err, size_t errle
             split_key(z->keys[i], s, name);
             int k = find_key(sw, s, name);
             if (k < 0)
-                return fail(err, errlen, "%s: sweep.zip: '%s' has no list in [sweep]", sw->file, z->keys[i]);
+                return errorf(err, errlen, "%s: sweep.zip: '%s' has no list in [sweep]", sw->file, z->keys[i]);
             if (group_of[k] >= 0)
-                return fail(err, errlen, "%s: sweep.zip: '%s' is in two zip lines (or twice in one)",
+                return errorf(err, errlen, "%s: sweep.zip: '%s' is in two zip lines (or twice in one)",
                             sw->file, z->keys[i]);
             group_of[k] = g;
         }
@@ -272,7 +262,7 @@ static bool build_axes(sweep_t *sw, struct parse_ctx *c, char *err, size_t errle
             split_key(z->keys[i], s, name);
             int k = find_key(sw, s, name);
             if (sw->keys[k].n_values != sw->keys[k0].n_values)
-                return fail(err, errlen, "%s: sweep.zip: '%s' has %d values but '%s' has %d; zipped lists pair "
+                return errorf(err, errlen, "%s: sweep.zip: '%s' has %d values but '%s' has %d; zipped lists pair "
                             "element-wise and need equal lengths", sw->file, z->keys[i], sw->keys[k].n_values,
                             z->keys[0], sw->keys[k0].n_values);
         }
@@ -294,7 +284,7 @@ static bool build_axes(sweep_t *sw, struct parse_ctx *c, char *err, size_t errle
         if (g >= 0)
             axis_of_group[g] = a;
         if (sw->n_points > SWEEP_MAX_POINTS / sw->axis_len[a])
-            return fail(err, errlen, "%s: sweep has more than %d points", sw->file, SWEEP_MAX_POINTS);
+            return errorf(err, errlen, "%s: sweep has more than %d points", sw->file, SWEEP_MAX_POINTS);
         sw->n_points *= sw->axis_len[a];
     }
     return true;
@@ -304,23 +294,23 @@ bool sweep_load(sweep_t *sw, const char *file, char *err, size_t errlen)
 {
     memset(sw, 0, sizeof *sw);
     if (strlen(file) >= sizeof sw->file)
-        return fail(err, errlen, "%s: path too long", file);
+        return errorf(err, errlen, "%s: path too long", file);
     strcpy(sw->file, file);
     stem_of(file, sw->stem, sizeof sw->stem);
     FILE *f = fopen(file, "r");
     if (!f)
-        return fail(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+        return errorf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
     struct parse_ctx *c = xcalloc(1, sizeof *c);
     c->sw = sw;
     int line = ini_parse_file(f, on_line, c);
     fclose(f);
     bool ok = true;
     if (line < 0)
-        ok = fail(err, errlen, "%s: cannot read", file);
+        ok = errorf(err, errlen, "%s: cannot read", file);
     else if (line > 0 && c->failed)
-        ok = fail(err, errlen, "%s:%d: %s", file, line, c->why);
+        ok = errorf(err, errlen, "%s:%d: %s", file, line, c->why);
     else if (line > 0)
-        ok = fail(err, errlen, "%s:%d: malformed line (expected 'key = value' or '[section]')", file, line);
+        ok = errorf(err, errlen, "%s:%d: malformed line (expected 'key = value' or '[section]')", file, line);
     if (ok)
         ok = build_axes(sw, c, err, errlen);
     free(c);
@@ -394,7 +384,7 @@ bool sweep_expand_name(config_t *cfg, int64_t index, char *err, size_t errlen)
         }
         const char *close = strchr(p, '}');
         if (!close) {
-            ok = fail(err, errlen, "run.name: template '%s' has a '{' without '}'", tmpl);
+            ok = errorf(err, errlen, "run.name: template '%s' has a '{' without '}'", tmpl);
             break;
         }
         char field[KEYTEXT], value[CFG_PATH_LEN], s[CFG_NAME_LEN], k[CFG_NAME_LEN];
@@ -402,13 +392,13 @@ bool sweep_expand_name(config_t *cfg, int64_t index, char *err, size_t errlen)
         if (!strcmp(field, "index")) {
             snprintf(value, sizeof value, "%lld", (long long)index);
         } else if (!split_key(field, s, k) || !config_has_key(s, k)) {
-            ok = fail(err, errlen, "run.name: template field '{%s}' is not a config key (section.key or index)",
+            ok = errorf(err, errlen, "run.name: template field '{%s}' is not a config key (section.key or index)",
                       field);
             break;
         } else if (!strcmp(s, "model") && !strcmp(k, "size")) {
             snprintf(value, sizeof value, "%s", cfg->size);  /* the INI text has it expanded */
         } else if (!ini_text_value(text, s, k, value, sizeof value)) {
-            ok = fail(err, errlen, "run.name: no value for '{%s}'", field);
+            ok = errorf(err, errlen, "run.name: no value for '{%s}'", field);
             break;
         }
         bool under = false;  /* collapse runs of unsafe characters into one '_' */
@@ -428,7 +418,7 @@ bool sweep_expand_name(config_t *cfg, int64_t index, char *err, size_t errlen)
         return false;
     out[o] = 0;
     if (!out[0] || out[0] == '.' || strchr(out, '/'))
-        return fail(err, errlen, "run.name: '%s' (from '%s') is not a usable directory name", out, tmpl);
+        return errorf(err, errlen, "run.name: '%s' (from '%s') is not a usable directory name", out, tmpl);
     strcpy(cfg->name, out);
     return true;
 }
@@ -445,7 +435,7 @@ bool sweep_point_config(const sweep_t *sw, int64_t i, int n_extra, char *const *
                         config_t *cfg, char *err, size_t errlen)
 {
     if (i < 0 || i >= sw->n_points)
-        return fail(err, errlen, "%s: point %lld does not exist; the sweep has %lld (0 to %lld)", sw->file,
+        return errorf(err, errlen, "%s: point %lld does not exist; the sweep has %lld (0 to %lld)", sw->file,
                     (long long)i, (long long)sw->n_points, (long long)sw->n_points - 1);
     int n = sw->n_keys + n_extra;
     char **over = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *over);
@@ -462,14 +452,14 @@ bool sweep_point_config(const sweep_t *sw, int64_t i, int n_extra, char *const *
         size_t len = 0;
         for (int k = 0; k < sw->n_keys && len < sizeof point; k++)
             len += (size_t)snprintf(point + len, sizeof point - len, "%s%s", k ? " " : "", over[k]);
-        fail(err, errlen, "%s: point %lld (%s): %s", sw->file, (long long)i, point, msg);
+        errorf(err, errlen, "%s: point %lld (%s): %s", sw->file, (long long)i, point, msg);
     } else {
         bool experiment = sw->experiment_given || given_in(n, over, "run.experiment=");
         if (!experiment)
             snprintf(cfg->experiment, sizeof cfg->experiment, "%s", sw->stem);
         ok = sweep_expand_name(cfg, i, why, sizeof why);
         if (!ok)
-            fail(err, errlen, "%s: point %lld: %s", sw->file, (long long)i, why);
+            errorf(err, errlen, "%s: point %lld: %s", sw->file, (long long)i, why);
     }
     sweep_free_overrides(sw, over);
     free(over);
@@ -488,7 +478,7 @@ bool sweep_check_all(const sweep_t *sw, int n_extra, char *const *extra, char *e
         snprintf(dirs[i], sizeof dirs[i], "%s/%s", cfg.out_dir, cfg.name);
         for (int64_t j = 0; j < i && ok; j++)
             if (!strcmp(dirs[i], dirs[j]))
-                ok = fail(err, errlen, "%s: points %lld and %lld both run in %s; put the swept keys in the "
+                ok = errorf(err, errlen, "%s: points %lld and %lld both run in %s; put the swept keys in the "
                           "run.name template", sw->file, (long long)j, (long long)i, dirs[i]);
     }
     free(dirs);

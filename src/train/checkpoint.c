@@ -15,15 +15,6 @@
 #define CKPT_FORMAT 1
 static const char *groups[3] = {"params", "adam_m", "adam_v"};
 
-static bool failf(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 uint64_t checkpoint_fingerprint(const config_t *cfg, const vocab_t *v)
 {
     char text[1024];
@@ -111,7 +102,7 @@ static bool write_tensors(hid_t file, const model_t *m, const adamw_t *opt, cons
     for (int g = 0; g < 3 && ok; g++) {
         hid_t grp = H5Gcreate2(file, groups[g], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         if (grp < 0) {
-            ok = failf(err, errlen, "creating group /%s", groups[g]);
+            ok = errorf(err, errlen, "creating group /%s", groups[g]);
             break;
         }
         for (int i = 0; i < m->n_tensors && ok; i++) {
@@ -123,7 +114,7 @@ static bool write_tensors(hid_t file, const model_t *m, const adamw_t *opt, cons
             hid_t mem = ds >= 0 ? select_slice(space, t, mine) : -1;
             ok = mem >= 0 && H5Dwrite(ds, H5T_REAL_T, mem, space, dxpl, buf[g] + (mine ? t->offset : 0)) >= 0;
             if (!ok)
-                failf(err, errlen, "writing /%s/%s (disk full or I/O error?)", groups[g], t->name);
+                errorf(err, errlen, "writing /%s/%s (disk full or I/O error?)", groups[g], t->name);
             if (mem >= 0) H5Sclose(mem);
             if (ds >= 0) H5Dclose(ds);
             H5Sclose(space);
@@ -147,7 +138,7 @@ bool checkpoint_write(const char *dir, const model_t *m, const adamw_t *opt,
     hid_t fapl = open_fapl(mesh);
     hid_t file = fapl >= 0 ? H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl) : -1;
     if (file < 0)
-        ok = failf(err, errlen, "%s: cannot create (is the directory writable?)", tmp);
+        ok = errorf(err, errlen, "%s: cannot create (is the directory writable?)", tmp);
     if (ok) {
         ok = write_attr_i64(file, "format", CKPT_FORMAT) && write_attr_i64(file, "step", p->step) &&
              write_attr_i64(file, "tokens", p->tokens) && write_attr_f64(file, "flops", p->flops) &&
@@ -156,10 +147,10 @@ bool checkpoint_write(const char *dir, const model_t *m, const adamw_t *opt,
              write_attr_i64(file, "fingerprint", (int64_t)fingerprint) &&
              write_attr_i64(file, "data_cursor", p->step);
         if (!ok)
-            failf(err, errlen, "%s: writing attributes", tmp);
+            errorf(err, errlen, "%s: writing attributes", tmp);
         ok = ok && write_tensors(file, m, opt, mesh, err, errlen);
         if (H5Fclose(file) < 0 && ok)
-            ok = failf(err, errlen, "%s: closing (disk full?)", tmp);
+            ok = errorf(err, errlen, "%s: closing (disk full?)", tmp);
     }
     if (fapl >= 0)
         H5Pclose(fapl);
@@ -169,7 +160,7 @@ bool checkpoint_write(const char *dir, const model_t *m, const adamw_t *opt,
         if (mesh->world_rank == 0)
             unlink(tmp);
         if (ok)
-            failf(err, errlen, "another rank failed writing %s", tmp);
+            errorf(err, errlen, "another rank failed writing %s", tmp);
         return false;
     }
     if (mesh->world_rank == 0) {
@@ -204,7 +195,7 @@ bool checkpoint_write(const char *dir, const model_t *m, const adamw_t *opt,
     MPI_CHECK(MPI_Bcast(&bad, 1, MPI_INT, 0, mesh->world));
     *seconds = now_seconds() - t0;
     if (bad)
-        return failf(err, errlen, "renaming %s to %s: %s", tmp, final, strerror(errno));
+        return errorf(err, errlen, "renaming %s to %s: %s", tmp, final, strerror(errno));
     return true;
 }
 
@@ -217,19 +208,19 @@ static bool load_one(const char *path, model_t *m, adamw_t *opt, train_progress_
     if (fapl >= 0)
         H5Pclose(fapl);
     if (file < 0)
-        return failf(err, errlen, "%s: not a readable HDF5 file (truncated or corrupted?)", path);
+        return errorf(err, errlen, "%s: not a readable HDF5 file (truncated or corrupted?)", path);
     bool ok = true;
     int64_t fp = 0, fmt = 0;
     if (!read_attr(file, "format", H5T_NATIVE_INT64, &fmt) || fmt != CKPT_FORMAT)
-        ok = failf(err, errlen, "%s: /@format missing or not %d", path, CKPT_FORMAT);
+        ok = errorf(err, errlen, "%s: /@format missing or not %d", path, CKPT_FORMAT);
     else if (!read_attr(file, "fingerprint", H5T_NATIVE_INT64, &fp) || (uint64_t)fp != fingerprint)
-        ok = failf(err, errlen, "%s: checkpoint of a different model (shape fingerprint differs)", path);
+        ok = errorf(err, errlen, "%s: checkpoint of a different model (shape fingerprint differs)", path);
     else if (!read_attr(file, "step", H5T_NATIVE_INT64, &p->step) ||
              !read_attr(file, "tokens", H5T_NATIVE_INT64, &p->tokens) ||
              !read_attr(file, "flops", H5T_NATIVE_DOUBLE, &p->flops) ||
              !read_attr(file, "gemm_flops", H5T_NATIVE_DOUBLE, &p->gemm_flops) ||
              !read_attr(file, "wall_time", H5T_NATIVE_DOUBLE, &p->wall_time))
-        ok = failf(err, errlen, "%s: progress attributes missing", path);
+        ok = errorf(err, errlen, "%s: progress attributes missing", path);
     real *buf[3] = {m->params, opt->m, opt->v};
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
@@ -240,21 +231,21 @@ static bool load_one(const char *path, model_t *m, adamw_t *opt, train_progress_
             snprintf(name, sizeof name, "/%s/%s", groups[g], t->name);
             hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
             if (ds < 0) {
-                ok = failf(err, errlen, "%s: %s missing", path, name);
+                ok = errorf(err, errlen, "%s: %s missing", path, name);
                 break;
             }
             hid_t space = H5Dget_space(ds);
             hsize_t dims[2] = {0, 0};
             if (H5Sget_simple_extent_ndims(space) != 2 || H5Sget_simple_extent_dims(space, dims, NULL) < 0 ||
                 dims[0] != (hsize_t)t->rows || dims[1] != (hsize_t)t->cols) {
-                ok = failf(err, errlen, "%s: %s has shape %llux%llu, the model wants %lldx%lld", path, name,
+                ok = errorf(err, errlen, "%s: %s has shape %llux%llu, the model wants %lldx%lld", path, name,
                            (unsigned long long)dims[0], (unsigned long long)dims[1], (long long)t->rows,
                            (long long)t->cols);
             } else {
                 hid_t mem = select_slice(space, t, true);
                 ok = mem >= 0 && H5Dread(ds, H5T_REAL_T, mem, space, dxpl, buf[g] + t->offset) >= 0;
                 if (!ok)
-                    failf(err, errlen, "%s: reading %s failed (truncated or corrupted?)", path, name);
+                    errorf(err, errlen, "%s: reading %s failed (truncated or corrupted?)", path, name);
                 if (mem >= 0) H5Sclose(mem);
             }
             H5Sclose(space);
@@ -311,6 +302,6 @@ int checkpoint_load_latest(const char *dir, model_t *m, adamw_t *opt, train_prog
         if (!first_err[0])
             snprintf(first_err, sizeof first_err, "%s", ok ? path : err);
     }
-    failf(err, errlen, "no usable checkpoint in %s (newest: %s)", dir, first_err);
+    errorf(err, errlen, "no usable checkpoint in %s (newest: %s)", dir, first_err);
     return -1;
 }
