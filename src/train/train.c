@@ -220,16 +220,12 @@ int train_run(config_t *cfg, const mesh_t *mesh)
             code = EXIT_FAULT;
         }
     }
-    code = agree_max(mesh, code);
-    if (code) {
-        free(windows);
-        dp_sync_free(&dps);
-        adamw_free(&opt);
-        model_free(&model);
-        data_close(train);
-        data_close(held);
-        return code;
-    }
+    int exit_code = agree_max(mesh, code);
+    char *ini = NULL;
+    double *rank_step = NULL, *rank_comm = NULL;
+    runlog_t *log = NULL;
+    if (exit_code)
+        goto done;
 
     train_progress_t prog = {0};
     if (cfg->resume == RESUME_AUTO) {
@@ -237,7 +233,8 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         if (agree_max(mesh, got < 0)) {
             if (root)
                 fprintf(stderr, "motscale: %s\n", err);
-            return EXIT_BADINPUT;
+            exit_code = EXIT_BADINPUT;
+            goto done;
         }
         if (got > 0)
             infof("resuming %s at step %lld\n", dir, (long long)prog.step);
@@ -248,8 +245,7 @@ int train_run(config_t *cfg, const mesh_t *mesh)
     char peak_src[256];
     double peak = peak_flops_per_rank(cfg, cfg->out_dir, peak_src, sizeof peak_src);
     MPI_CHECK(MPI_Bcast(&peak, 1, MPI_DOUBLE, 0, mesh->world));
-    runlog_t *log = NULL;
-    char *ini = config_to_ini(cfg);
+    ini = config_to_ini(cfg);
     int fail = 0;
     if (root) {
         char cfgpath[PATHBUF], mpiv[4096], blas[512];
@@ -282,15 +278,15 @@ int train_run(config_t *cfg, const mesh_t *mesh)
             write_status(dir, "running");
     }
     free(hosts);
-    fail = agree_max(mesh, fail);
-    if (fail) {
-        free(ini);
-        return fail;
-    }
+    exit_code = agree_max(mesh, fail);
+    if (exit_code)
+        goto done;
 
     install_signals();
-    double *rank_step = root ? xcalloc((size_t)mesh->world_size, sizeof(double)) : NULL;
-    double *rank_comm = root ? xcalloc((size_t)mesh->world_size, sizeof(double)) : NULL;
+    if (root) {
+        rank_step = xcalloc((size_t)mesh->world_size, sizeof(double));
+        rank_comm = xcalloc((size_t)mesh->world_size, sizeof(double));
+    }
     analysis_ema_t ema[CFG_MAX_MODALITIES];
     for (int k = 0; k < M; k++)
         analysis_ema_init(&ema[k], ANALYSIS_SMOOTH_DEFAULT);
@@ -302,7 +298,6 @@ int train_run(config_t *cfg, const mesh_t *mesh)
     double interval_loss[CFG_MAX_MODALITIES + 1] = {0};
     int64_t interval_cnt[CFG_MAX_MODALITIES + 1] = {0};
     double last_ckpt_bytes = 0, last_ckpt_s = 0, pending_issued = 0;
-    int exit_code = EXIT_OK;
     const char *final_status = "completed";
 
     if (prog.step == 0)
@@ -545,6 +540,7 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         if (exit_code == EXIT_OK && !cfg->quiet)
             infof("done: %s (%lld steps, %.1f s)\n", runfile, (long long)prog.step, prog.wall_time);
     }
+done:
     free(rank_step);
     free(rank_comm);
     free(ini);
