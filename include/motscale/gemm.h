@@ -22,6 +22,9 @@ void gemm(enum gemm_tag tag, bool trans_a, bool trans_b, int64_t M, int64_t N, i
           real alpha, const real *A, int64_t lda, const real *B, int64_t ldb, real beta,
           real *C, int64_t ldc);
 
+/* Count FLOPs issued outside gemm() (this rank's share of a PSGEMM). */
+void gemm_flops_add(enum gemm_tag tag, double flops);
+
 /* FLOPs issued since the last reset, per tag. */
 double gemm_flops(enum gemm_tag tag);
 void gemm_flops_reset(void);

@@ -46,6 +46,9 @@ typedef struct model {
     int tower_of[CFG_MAX_MODALITIES];
     vocab_t vocab_layout;
     tp_ctx_t tp;
+    int tp_backend;                /* enum tp_backend; scalapack: projection matrices hold
+                                    * 2D grid blocks (scalapack.h), not Megatron slices */
+    struct sl_state *sl;           /* ScaLAPACK grids and scratch; NULL for megatron */
 
     /* parameters */
     int n_tensors;

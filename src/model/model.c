@@ -11,6 +11,7 @@
 #include "motscale/gemm.h"
 #include "motscale/kernels.h"
 #include "motscale/model.h"
+#include "motscale/scalapack.h"
 
 /* Named views into the one activation allocation. Per layer l: */
 struct layer_acts {
@@ -174,6 +175,23 @@ void model_build(model_t *m, const config_t *cfg, const vocab_t *v, tp_ctx_t tp,
         }
         *idx_at(m, ROLE_NORM_FINAL, t, -1) = add_tensor(m, cap, ROLE_NORM_FINAL, t, -1, 1, d, SHARD_NONE, false);
     }
+    m->tp_backend = cfg->tp_backend;
+    if (m->tp_backend == TP_SCALAPACK) {
+        /* 2D: each projection matrix holds this rank's block of the ScaLAPACK grid
+         * instead of a Megatron slice. Laying the table out again here keeps init,
+         * checkpoints, the optimizer and the DP buckets unaware of the backend. */
+        m->n_local = 0;
+        for (int i = 0; i < m->n_tensors; i++) {
+            tensor_info_t *ti = &m->tensors[i];
+            if (ti->role >= ROLE_WQ && ti->role <= ROLE_W2)
+                sl_weight_block(tp.size, tp.rank, ti->rows, ti->cols, &ti->row0, &ti->lrows,
+                                &ti->col0, &ti->lcols);
+            ti->numel = (size_t)(ti->lrows * ti->lcols);
+            ti->offset = m->n_local;
+            m->n_local += ti->numel;
+        }
+        m->sl = sl_create(&m->tp, (int64_t)max_seqs * m->seq_len, d > f ? d : f);
+    }
     m->params = xcalloc(m->n_local, sizeof(real));
     m->grads = xcalloc(m->n_local, sizeof(real));
 
@@ -259,6 +277,7 @@ void model_build(model_t *m, const config_t *cfg, const vocab_t *v, tp_ctx_t tp,
 
 void model_free(model_t *m)
 {
+    sl_free(m->sl);
     free(m->tensors);
     free(m->index);
     free(m->params);
@@ -329,6 +348,14 @@ static void tower_linear(model_t *m, int role, int l, const real *X, int64_t in,
 {
     TOWERS(m, t) {
         int64_t o = m->tower_off[t];
+        if (m->tp_backend == TP_SCALAPACK) {
+            /* same product on the 2D grid; in/out above are the local widths */
+            const tensor_info_t *w = model_tensor(m, role, t, l);
+            sl_linear_forward(m->sl, w->shard == SHARD_ROW ? SL_ROW_PARALLEL : SL_COLUMN_PARALLEL,
+                              Y + o * out, X + o * in, m->params + w->offset, ROWS(m, t), w->rows,
+                              w->cols);
+            continue;
+        }
         gemm(GEMM_PROJ, false, false, ROWS(m, t), out, in, 1, X + o * in, in,
              model_param(m, role, t, l), out, 0, Y + o * out, out);
     }
@@ -342,6 +369,13 @@ static void tower_linear_backward(model_t *m, int role, int l, const real *X, in
         int64_t o = m->tower_off[t], n = ROWS(m, t);
         if (n == 0)
             continue;
+        if (m->tp_backend == TP_SCALAPACK) {
+            const tensor_info_t *w = model_tensor(m, role, t, l);
+            sl_linear_backward(m->sl, w->shard == SHARD_ROW ? SL_ROW_PARALLEL : SL_COLUMN_PARALLEL,
+                               dX + o * in, m->grads + w->offset, X + o * in, dY + o * out,
+                               m->params + w->offset, n, w->rows, w->cols, accumulate);
+            continue;
+        }
         gemm(GEMM_PROJ, true, false, in, out, n, 1, X + o * in, in, dY + o * out, out, 1,
              model_grad(m, role, t, l), out);
         gemm(GEMM_PROJ, false, true, n, in, out, 1, dY + o * out, out, model_param(m, role, t, l),

@@ -31,6 +31,8 @@ void gemm(enum gemm_tag tag, bool trans_a, bool trans_b, int64_t M, int64_t N, i
         blas_dim(ldb, "ldb"), beta, C, blas_dim(ldc, "ldc"));
 }
 
+void gemm_flops_add(enum gemm_tag tag, double flops) { issued[tag] += flops; }
+
 double gemm_flops(enum gemm_tag tag) { return issued[tag]; }
 
 void gemm_flops_reset(void)
