@@ -53,8 +53,11 @@ typedef struct runlog runlog_t;
 runlog_t *runlog_create(const char *path, const runlog_meta_t *meta, char *err, size_t errlen);
 /* Reopen an existing run file for appending after a resume: clears a crashed
  * writer's SWMR flags, drops rows with step > last_step (metrics, ranks, eval),
- * updates the Slurm attributes, restarts SWMR. */
-runlog_t *runlog_reopen(const char *path, int64_t last_step, char *err, size_t errlen);
+ * updates the Slurm attributes and the layout (world_size, dp, tp: the resumed
+ * job's; /ranks widens to the largest world, NaN where a rank did not exist),
+ * restarts SWMR. */
+runlog_t *runlog_reopen(const char *path, int64_t last_step, int world_size, int dp, int tp,
+                        char *err, size_t errlen);
 bool runlog_append(runlog_t *r, const runlog_row_t *row);
 bool runlog_append_eval(runlog_t *r, const runlog_eval_t *ev);
 /* Record the equal-loss stop (train.stop_at_loss_of) as attributes of /. */

@@ -3,6 +3,7 @@
  * object is created first, then SWMR appends of one row per logged step. */
 #include <errno.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,8 @@ struct runlog {
     hid_t metrics[N_METRICS], eval[N_EVAL];
     hsize_t n_metrics, n_eval;      /* rows written */
     int64_t last_step, last_eval_step;
+    hsize_t world_now;              /* ranks of this writer's job (<= width[W_WORLD]) */
+    double *rank_pad;               /* width[W_WORLD] values: a /ranks row, NaN-padded */
 };
 
 /* Where a failure is reported: the err buffer of create/reopen, or a warning. */
@@ -283,7 +286,9 @@ static bool write_model_attrs(const ctx_t *c, hid_t g, const runlog_meta_t *m)
 static bool create_column(const ctx_t *c, hid_t file, const column_t *col, hsize_t width)
 {
     int rank = col->width == W_ONE ? 1 : 2;
-    hsize_t dims[2] = {0, width}, maxdims[2] = {H5S_UNLIMITED, width};
+    /* /ranks may widen when a resumed run has more ranks; missing ranks read NaN */
+    hsize_t dims[2] = {0, width},
+            maxdims[2] = {H5S_UNLIMITED, col->width == W_WORLD ? H5S_UNLIMITED : width};
     hsize_t chunk[2] = {CHUNK_ROWS, width};
     hid_t space = H5Screate_simple(rank, dims, maxdims);
     if (space < 0) {
@@ -298,8 +303,11 @@ static bool create_column(const ctx_t *c, hid_t file, const column_t *col, hsize
     }
     bool ok = false;
     hid_t d = -1;
+    const double nan = NAN;
     if (H5Pset_chunk(dcpl, rank, chunk) < 0)
         fail(c, col->path, "cannot set chunk size");
+    else if (!col->is_i64 && H5Pset_fill_value(dcpl, H5T_NATIVE_DOUBLE, &nan) < 0)
+        fail(c, col->path, "cannot set the fill value");
     else if ((d = H5Dcreate2(file, col->path, col->is_i64 ? H5T_STD_I64LE : H5T_IEEE_F64LE,
                              space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0)
         fail(c, col->path, "cannot create dataset");
@@ -397,6 +405,7 @@ static runlog_t *abandon(runlog_t *r)
     if (r->file >= 0)
         H5Fclose(r->file);
     H5Eclear2(H5E_DEFAULT);
+    free(r->rank_pad);
     free(r);
     return NULL;
 }
@@ -432,6 +441,7 @@ runlog_t *runlog_create(const char *path, const runlog_meta_t *meta, char *err, 
     r->width[W_ONE] = 1;
     r->width[W_MOD] = (hsize_t)cfg->n_modalities;
     r->width[W_WORLD] = (hsize_t)meta->world_size;
+    r->world_now = r->width[W_WORLD];
 
     hid_t fapl = file_access(&c, false);
     if (fapl < 0)
@@ -546,7 +556,8 @@ static bool set_rows(const ctx_t *c, hid_t d, const column_t *col, hsize_t rows,
     return true;
 }
 
-runlog_t *runlog_reopen(const char *path, int64_t last_step, char *err, size_t errlen)
+runlog_t *runlog_reopen(const char *path, int64_t last_step, int world_size, int dp, int tp,
+                        char *err, size_t errlen)
 {
     ctx_t c = {path, err, errlen};
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -608,6 +619,20 @@ runlog_t *runlog_reopen(const char *path, int64_t last_step, char *err, size_t e
             return abandon(r);
     if (!write_slurm(&c, r->file))
         return abandon(r);
+    /* A resume may run at another layout: the root attributes give the current
+     * one, /ranks grows to the largest world seen (NaN where a rank did not exist). */
+    r->world_now = (hsize_t)world_size;
+    if (r->world_now > r->width[W_WORLD]) {
+        for (size_t i = 0; i < N_METRICS; i++)
+            if (METRICS[i].width == W_WORLD &&
+                !set_rows(&c, r->metrics[i], &METRICS[i], r->n_metrics, r->world_now))
+                return abandon(r);
+        r->width[W_WORLD] = r->world_now;
+    }
+    if (!attr_i32(&c, r->file, "/", "world_size", world_size) || !attr_i32(&c, r->file, "/", "dp", dp) ||
+        !attr_i32(&c, r->file, "/", "tp", tp))
+        return abandon(r);
+    r->rank_pad = xmalloc(r->width[W_WORLD] * sizeof *r->rank_pad);
 
     close_datasets(r);
     if (!start_swmr(&c, r))
@@ -659,19 +684,32 @@ bool runlog_append(runlog_t *r, const runlog_row_t *row)
              (long long)row->step, (long long)r->last_step);
         return false;
     }
-    /* Same order as METRICS[]. */
+    /* Same order as METRICS[]; /ranks rows padded to the file's width. */
+    const double *rank_step = row->rank_step_time, *rank_comm = row->rank_comm_time;
+    double *pad_comm = NULL;
+    if (r->rank_pad && r->world_now < r->width[W_WORLD] && rank_step && rank_comm) {
+        pad_comm = xmalloc(r->width[W_WORLD] * sizeof *pad_comm);
+        for (hsize_t k = 0; k < r->width[W_WORLD]; k++) {
+            r->rank_pad[k] = k < r->world_now ? rank_step[k] : NAN;
+            pad_comm[k] = k < r->world_now ? rank_comm[k] : NAN;
+        }
+        rank_step = r->rank_pad;
+        rank_comm = pad_comm;
+    }
     const void *src[N_METRICS] = {
         &row->step,         &row->tokens,           &row->flops,
         &row->gemm_flops,   &row->wall_time,        &row->loss,
         &row->lr,           &row->grad_norm,        &row->step_time,
         &row->compute_time, &row->comm_time,        &row->io_time,
-        row->loss_by_modality, row->tokens_by_modality, row->rank_step_time,
-        row->rank_comm_time,
+        row->loss_by_modality, row->tokens_by_modality, rank_step, rank_comm,
     };
-    for (size_t i = 0; i < N_METRICS; i++)
-        if (!append_one(&c, r->metrics[i], &METRICS[i], r->n_metrics,
-                        r->width[METRICS[i].width], src[i]))
-            return false;
+    bool ok = true;
+    for (size_t i = 0; i < N_METRICS && ok; i++)
+        ok = append_one(&c, r->metrics[i], &METRICS[i], r->n_metrics, r->width[METRICS[i].width],
+                        src[i]);
+    free(pad_comm);
+    if (!ok)
+        return false;
     r->n_metrics++;
     r->last_step = row->step;
     return true;
@@ -725,5 +763,6 @@ void runlog_close(runlog_t *r)
     close_datasets(r);
     if (r->file >= 0 && H5Fclose(r->file) < 0)
         fail(&c, "/", "cannot close file; rows since the last flush may be lost");
+    free(r->rank_pad);
     free(r);
 }

@@ -266,7 +266,7 @@ int train_run(config_t *cfg, const mesh_t *mesh)
             .flops_per_token = fr.train_per_token, .vocab_size = vocab.size};
         if (!fail) {
             if (exists)
-                log = runlog_reopen(runfile, prog.step, err, sizeof err);
+                log = runlog_reopen(runfile, prog.step, mesh->world_size, mesh->dp, mesh->tp, err, sizeof err);
             else
                 log = runlog_create(runfile, &meta, err, sizeof err);
             if (!log) {
