@@ -55,7 +55,8 @@ munged -F -f --socket="$T/munge.sock" --key-file="$T/munge.key" --pid-file="$T/m
 PIDS="$!"
 
 host=$(hostname -s)
-ncpu=$(nproc)
+# not nproc: it honours OMP_NUM_THREADS, which the test runner sets to 1
+ncpu=$(getconf _NPROCESSORS_ONLN)
 port=$((20000 + $$ % 20000))  # a private controller: ports from this shell's pid
 cat >"$T/slurm.conf" <<EOF
 ClusterName=motscaletest
@@ -145,7 +146,8 @@ job_gone() { [ -z "$(squeue -h -j "$1" -o %T 2>/dev/null)" ]; }
 
 # --- a 2-point sweep as an array, against a local run of the same points --------------
 t0=$(date +%s)
-"$JOBS/submit" "$TINY" --wait --output="$T/out/sweep-%A_%a.out" -- run.out_dir="$T/slurm" >"$T/submit.out" 2>&1
+# every wait is bounded: a job that cannot start must fail the test, not hang it
+timeout 180 "$JOBS/submit" "$TINY" --wait --output="$T/out/sweep-%A_%a.out" -- run.out_dir="$T/slurm" >"$T/submit.out" 2>&1
 rc=$?
 if [ "$rc" -eq 0 ] && status_is "$T/slurm/dense-xs-s3" completed && status_is "$T/slurm/mot-xs-s3" completed; then
     ok "jobs/submit: 2-point array ran both points to completion ($(($(date +%s) - t0)) s)"
@@ -161,7 +163,7 @@ for p in dense-xs-s3 mot-xs-s3; do
 done
 
 # --- one run with train.sbatch: the base config of tiny.ini is its dense point --------
-sbatch --wait --output="$T/out/train-%j.out" "$JOBS/train.sbatch" "$TINY" run.name=single \
+timeout 180 sbatch --wait --output="$T/out/train-%j.out" "$JOBS/train.sbatch" "$TINY" run.name=single \
     run.out_dir="$T/single" >"$T/train.out" 2>&1
 rc=$?
 if [ "$rc" -eq 0 ] && status_is "$T/single/single" completed &&
