@@ -15,8 +15,10 @@ typedef struct adamw {
 
 void adamw_init(adamw_t *o, size_t n);
 void adamw_free(adamw_t *o);
-/* One update at 1-based step t with learning rate lr; grads already clipped. */
-void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, const config_t *cfg);
+/* One update at 1-based step t with learning rate lr, using gscale x the gradients
+ * (the clipping factor), then zero the gradients for the next step: one pass over
+ * parameters, gradients and moments. */
+void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, double gscale, const config_t *cfg);
 
 /* lr at 0-based step: warm-up from lr/warmup to lr, then cosine to lr_min at the end. */
 double lr_at(const config_t *cfg, int64_t step);
@@ -24,6 +26,5 @@ double lr_at(const config_t *cfg, int64_t step);
 /* Global L2 norm of the logical gradient: sharded slices are summed over the TP
  * group, replicated tensors counted once. */
 double grad_global_norm(model_t *m);
-void grad_scale(model_t *m, real factor);
 
 #endif

@@ -18,7 +18,7 @@ void adamw_free(adamw_t *o)
     o->m = o->v = NULL;
 }
 
-void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, const config_t *cfg)
+void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, double gscale, const config_t *cfg)
 {
     /* m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
      * p -= lr (m / c1) / (sqrt(v / c2) + eps) + lr wd p,  c_i = 1 - b_i^t.
@@ -27,15 +27,16 @@ void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, const config_t *cf
     const real a1 = (real)(1 - cfg->beta1), a2 = (real)(1 - cfg->beta2);
     const real step = (real)(lr / (1 - pow(cfg->beta1, (double)t)));
     const real rc2 = (real)(1 / sqrt(1 - pow(cfg->beta2, (double)t)));
-    const real eps = (real)cfg->adam_eps;
+    const real eps = (real)cfg->adam_eps, gs = (real)gscale;
     for (int i = 0; i < m->n_tensors; i++) {
         const tensor_info_t *ti = &m->tensors[i];
         const real keep = (real)(1 - (ti->decay ? lr * cfg->weight_decay : 0));
         real *restrict p = m->params + ti->offset;
-        const real *restrict g = m->grads + ti->offset;
+        real *restrict g = m->grads + ti->offset;
         real *restrict mm = o->m + ti->offset, *restrict vv = o->v + ti->offset;
         for (size_t j = 0; j < ti->numel; j++) {
-            real gj = g[j];
+            real gj = gs * g[j];
+            g[j] = 0; /* consumed: the next step accumulates from zero */
             real mj = b1 * mm[j] + a1 * gj;
             real vj = b2 * vv[j] + a2 * gj * gj;
             mm[j] = mj;
@@ -84,8 +85,3 @@ double grad_global_norm(model_t *m)
     return sqrt(replicated + tp_sum_double(&m->tp, sharded));
 }
 
-void grad_scale(model_t *m, real factor)
-{
-    for (size_t i = 0; i < m->n_local; i++)
-        m->grads[i] *= factor;
-}

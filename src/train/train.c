@@ -313,7 +313,7 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         double tp0 = model.tp.comm_s, dp0 = dps.comm_s, gf0 = gemm_flops(GEMM_PROJ) + gemm_flops(GEMM_ATTN) + gemm_flops(GEMM_HEAD);
         double ls[CFG_MAX_MODALITIES] = {0};
         int64_t cnt[CFG_MAX_MODALITIES] = {0};
-        model_zero_grads(&model);
+        /* gradients are zero here: allocated so, and zeroed by each AdamW step */
         for (int mi = 0; mi < n_micro; mi++) {
             int64_t first = step * cfg->global_batch + (int64_t)mesh->dp_rank * per_dp + (int64_t)mi * cfg->micro_batch;
             double r0 = now_seconds();
@@ -353,10 +353,9 @@ int train_run(config_t *cfg, const mesh_t *mesh)
             exit_code = EXIT_FAULT;
             break;
         }
-        if (cfg->grad_clip > 0 && gnorm > cfg->grad_clip)
-            grad_scale(&model, (real)(cfg->grad_clip / gnorm));
+        double clip = cfg->grad_clip > 0 && gnorm > cfg->grad_clip ? cfg->grad_clip / gnorm : 1.0;
         double lr = lr_at(cfg, step);
-        adamw_step(&opt, &model, step + 1, lr, cfg);
+        adamw_step(&opt, &model, step + 1, lr, clip, cfg);
 
         double step_s = now_seconds() - t0;
         double comm_s = (model.tp.comm_s - tp0) + (dps.comm_s - dp0) + red_s;
