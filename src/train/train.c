@@ -298,6 +298,7 @@ int train_run(config_t *cfg, const mesh_t *mesh)
     double interval_loss[CFG_MAX_MODALITIES + 1] = {0};
     int64_t interval_cnt[CFG_MAX_MODALITIES + 1] = {0};
     double last_ckpt_bytes = 0, last_ckpt_s = 0, pending_issued = 0;
+    double log_total_s = 0, step_total_s = 0; /* this process's: for the closing line */
     const char *final_status = "completed";
 
     if (prog.step == 0)
@@ -366,6 +367,7 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         /* FLOPs issued to BLAS by this rank; summed over the world when logged */
         pending_issued += gemm_flops(GEMM_PROJ) + gemm_flops(GEMM_ATTN) + gemm_flops(GEMM_HEAD) - gf0;
         prog.wall_time += step_s;
+        step_total_s += step_s;
         interval_steps++;
         interval_tokens += (double)ntok;
         interval_flops += step_flops;
@@ -458,7 +460,9 @@ int train_run(config_t *cfg, const mesh_t *mesh)
                 interval_loss[k] = 0;
                 interval_cnt[k] = 0;
             }
-            prog.wall_time += now_seconds() - l0; /* logging is part of the run's wall-clock */
+            double log_s = now_seconds() - l0;
+            prog.wall_time += log_s; /* logging is part of the run's wall-clock */
+            log_total_s += log_s;
         }
         if (eval_now) {
             double e0 = now_seconds();
@@ -537,7 +541,9 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         }
         write_status(dir, final_status);
         if (exit_code == EXIT_OK && !cfg->quiet)
-            infof("done: %s (%lld steps, %.1f s)\n", runfile, (long long)prog.step, prog.wall_time);
+            infof("done: %s (%lld steps, %.1f s; this start: steps %.3f s, logging %.3f s = %.2f%%)\n", runfile,
+                  (long long)prog.step, prog.wall_time, step_total_s, log_total_s,
+                  100 * log_total_s / step_total_s);
     }
 done:
     free(rank_step);
