@@ -440,11 +440,17 @@ int train_run(config_t *cfg, const mesh_t *mesh)
                 for (int k = 0; k < M && n < (int)sizeof line; k++)
                     n += snprintf(line + n, sizeof line - (size_t)n, " %s %.4f", cfg->modality_names[k],
                                   interval_cnt[k] ? interval_loss[k] / (double)interval_cnt[k] : NAN);
-                double smin = all[0], smax = all[0];
-                for (int r = 1; r < mesh->world_size; r++) {
+                /* this step over ranks: step time min-max, communication mean and max */
+                double smin = all[0], smax = all[0], cmax = all[1], csum = 0;
+                for (int r = 0; r < mesh->world_size; r++) {
                     smin = all[2 * r] < smin ? all[2 * r] : smin;
                     smax = all[2 * r] > smax ? all[2 * r] : smax;
+                    cmax = all[2 * r + 1] > cmax ? all[2 * r + 1] : cmax;
+                    csum += all[2 * r + 1];
                 }
+                if (n < (int)sizeof line && mesh->world_size > 1)
+                    n += snprintf(line + n, sizeof line - (size_t)n, " | comm %.1f/%.1f ms (mean/max)",
+                                  1e3 * csum / mesh->world_size, 1e3 * cmax);
                 if (n < (int)sizeof line)
                     snprintf(line + n, sizeof line - (size_t)n,
                              " | %.0f tok/s | MFU %.1f%% | step %.0f-%.0f ms | ETA %s\n", tps, 100 * mfu,
