@@ -15,85 +15,10 @@ fi
 
 check "sample run record written" "$WRITER" sample "$SCRATCH/sample.h5"
 
-# Parse the table: rows whose first cell is a `/...` path; columns: path, kind, dtype,
-# shape. Check each object and its dtype, then walk the file for undocumented ones.
-check "every documented object has its documented dtype" $PY - "$DOC" "$SCRATCH/sample.h5" <<'EOF'
-import re, sys
-import h5py, numpy as np
-
-doc, path = sys.argv[1], sys.argv[2]
-rows = []
-for line in open(doc):
-    m = re.match(r"^\|\s*`(/[^`]*)`\s*\|([^|]*)\|([^|]*)\|([^|]*)\|", line)
-    if m:
-        rows.append((m.group(1), m.group(2).strip(), m.group(3).strip(), m.group(4).strip()))
-assert len(rows) > 50, "documented objects not found in %s" % doc
-NUM = {"int32": np.int32, "int64": np.int64, "float64": np.float64}
-bad = []
-f = h5py.File(path, "r")
-M = len(f["/model"].attrs["modality_names"])
-W = int(f.attrs["world_size"])
-
-def dtype_ok(dt, want):
-    base = want.split("[")[0]
-    if base == "string":
-        info = h5py.check_string_dtype(dt)
-        return info is not None and info.length is None and info.encoding == "utf-8"
-    return dt == np.dtype(NUM[base]).newbyteorder("<")
-
-documented = set()
-for p, kind, dtype, shape in rows:
-    documented.add(p)
-    if kind == "group":
-        if not isinstance(f.get(p), h5py.Group):
-            bad.append("%s: group missing" % p)
-        continue
-    if kind.startswith("attribute"):
-        obj, name = p.split("@")
-        holder = f[obj] if obj in f else None
-        if holder is None or name not in holder.attrs:
-            if "optional" not in kind:
-                bad.append("%s: attribute missing" % p)
-            continue
-        a = holder.attrs.get_id(name)
-        if not dtype_ok(a.dtype, dtype):
-            bad.append("%s: dtype %s, documented %s" % (p, a.dtype, dtype))
-        want = () if shape == "scalar" else (M,)
-        if a.shape != want:
-            bad.append("%s: shape %s, documented %s" % (p, a.shape, shape))
-        v = holder.attrs[name]
-        if dtype == "string" and not isinstance(v, str):
-            bad.append("%s: h5py gives %r, not str" % (p, type(v)))
-        continue
-    d = f.get(p)
-    if not isinstance(d, h5py.Dataset):
-        bad.append("%s: dataset missing" % p)
-        continue
-    if not dtype_ok(d.dtype, dtype):
-        bad.append("%s: dtype %s, documented %s" % (p, d.dtype, dtype))
-    cols = {"(rows,)": (), "(eval_rows,)": (), "(rows, M)": (M,), "(eval_rows, M)": (M,),
-            "(rows, W)": (W,)}
-    if shape not in cols or d.shape[1:] != cols[shape] or d.shape[0] == 0:
-        bad.append("%s: shape %s, documented %s" % (p, d.shape, shape))
-    if d.maxshape[0] is not None or d.chunks is None:
-        bad.append("%s: not an extendible chunked dataset" % p)
-
-def walk(name, obj):
-    p = "/" + name if name else "/"
-    if p not in documented:
-        bad.append("%s: in the file but not documented" % p)
-    for a in obj.attrs:
-        q = ("" if p == "/" else p) + "@" + a
-        q = "/@" + a if p == "/" else q
-        if q not in documented:
-            bad.append("%s: in the file but not documented" % q)
-
-walk("", f)
-f.visititems(walk)
-for b in bad:
-    print("#", b)
-sys.exit(1 if bad else 0)
-EOF
+# Every object of the docs table, with its dtype and shape, and nothing undocumented
+# (tests/check_schema.py, shared with runfile.sh).
+check "every documented object has its documented dtype, shape and values" \
+    $PY tests/check_schema.py "$DOC" "$SCRATCH/sample.h5" required
 
 check "h5dump -H reads the file" sh -c "h5dump -H '$SCRATCH/sample.h5' >'$SCRATCH/dump.txt' 2>&1"
 
