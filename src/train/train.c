@@ -497,12 +497,15 @@ int train_run(config_t *cfg, const mesh_t *mesh)
             }
             prog.wall_time += now_seconds() - e0;
         }
-        if (agree_max(mesh, fail)) {
+        /* one agreement for both: a rank-0 logging failure, the equal-loss stop */
+        int agreed[2] = {fail, stop_reached};
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, agreed, 2, MPI_INT, MPI_MAX, mesh->world));
+        if (agreed[0]) {
             final_status = "failed";
             exit_code = EXIT_FAULT;
             break;
         }
-        stop_reached = agree_max(mesh, stop_reached);
+        stop_reached = agreed[1];
         bool ck = ck_due || sig || stop_reached;
         if (ck) {
             /* rows up to the checkpoint must be durable before it is */
