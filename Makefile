@@ -60,7 +60,7 @@ $(BUILD)/motscale: $(BUILD)/f32/src/cli/main.o $(BUILD)/libmotscale.a
 $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.h $(BUILD)/libmotscale.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmotscale.a $(LDFLAGS) $(LDLIBS) -lcmocka
-$(BUILD)/tests/mpi_%: tests/unit/mpi_%.c tests/unit/testutil.h $(BUILD)/libmotscale.a
+$(BUILD)/tests/mpi_%: tests/unit/mpi_%.c tests/unit/testutil.h tests/unit/mpitest.h $(BUILD)/libmotscale.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmotscale.a $(LDFLAGS) $(LDLIBS) -lcmocka
 $(BUILD)/tests/f64_%: tests/unit/f64_%.c tests/unit/testutil.h $(BUILD)/libmotscale64.a

@@ -29,3 +29,19 @@ expect_status() {
         sed 's/^/# /' "$SCRATCH/last.out" | head -5
     fi
 }
+
+# run NAME NP [key=value ...]: one training run of $SCRATCH/base.ini under mpirun;
+# output in $SCRATCH/NAME.out; on failure a "not ok" line with its tail
+run() {
+    name=$1
+    np=$2
+    shift 2
+    timeout 300 $MPIRUN "$np" "$MOTSCALE" train "$SCRATCH/base.ini" run.name="$name" "$@" \
+        </dev/null >"$SCRATCH/$name.out" 2>&1
+    rc=$?
+    if [ "$rc" -ne 0 ]; then
+        not_ok "run $name (np $np $*) exit $rc"
+        sed 's/^/# /' "$SCRATCH/$name.out" | tail -5
+    fi
+    return $rc
+}

@@ -44,20 +44,6 @@ EOF
 MOT="model.kind=mot data.modalities=text,image,speech data.mix=1,1,1"
 DENSE="model.kind=dense data.modalities=text,image,speech data.mix=1,1,1"
 
-# run NAME NP [key=value ...]: one training run under mpirun; ok/not ok on its exit
-run() {
-    name=$1
-    np=$2
-    shift 2
-    timeout 300 $MPIRUN "$np" "$MOTSCALE" train "$SCRATCH/base.ini" run.name="$name" "$@" \
-        </dev/null >"$SCRATCH/$name.out" 2>&1
-    rc=$?
-    if [ "$rc" -ne 0 ]; then
-        not_ok "run $name (np $np $*) exit $rc"
-        sed 's/^/# /' "$SCRATCH/$name.out" | tail -5
-    fi
-    return $rc
-}
 
 # The layouts (the one-rank reference first) and, for each, np and its overrides.
 LAYOUTS="tp1dp1 tp2dp1 tp4dp1 tp1dp2 tp2dp2 tp1dp2mb2"

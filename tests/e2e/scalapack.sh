@@ -75,20 +75,6 @@ DENSE="model.kind=dense data.modalities=text,image,speech data.mix=1,1,1"
 SL="parallel.tp_backend=scalapack"
 CK="train.checkpoint_every=10"
 
-# run NAME NP [key=value ...]: one training run under mpirun; not ok on failure
-run() {
-    name=$1
-    np=$2
-    shift 2
-    timeout 300 $MPIRUN "$np" "$MOTSCALE" train "$SCRATCH/base.ini" run.name="$name" "$@" \
-        </dev/null >"$SCRATCH/$name.out" 2>&1
-    rc=$?
-    if [ "$rc" -ne 0 ]; then
-        not_ok "run $name (np $np $*) exit $rc"
-        sed 's/^/# /' "$SCRATCH/$name.out" | tail -5
-    fi
-    return $rc
-}
 
 # resume FROM STEP NAME NP [key=value ...]: a fresh run directory holding only FROM's
 # checkpoint at STEP, continued with train.resume=auto

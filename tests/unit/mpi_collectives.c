@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "mpitest.h"
 
 #include "motscale/config.h"
 #include "motscale/data.h"
@@ -27,7 +28,6 @@
  * most 4 ranks) or dyadic doubles, so every partial sum is exact in fp32 (integers
  * below 2^24) in any summation order: expected sums are compared with ==. */
 
-static int world_rank, world_size;
 static int layouts[][2] = {{1, 4}, {2, 2}, {4, 1}}; /* (tp, dp) at world size 4 */
 #define N_LAYOUTS ((int)(sizeof layouts / sizeof layouts[0]))
 
@@ -352,20 +352,6 @@ static void test_dp_buckets(void **state)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    motscale_rank = world_rank;
-    if (world_size != 4) {
-        if (world_rank == 0)
-            fprintf(stderr, "mpi_collectives: run with mpirun -np 4 (got %d ranks)\n", world_size);
-        MPI_Finalize();
-        return 1;
-    }
-    /* one copy of the TAP output */
-    if (world_rank != 0 && !freopen("/dev/null", "w", stdout))
-        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mesh_coords),
         cmocka_unit_test(test_mesh_communicators),
@@ -374,7 +360,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tp_sum_double),
         cmocka_unit_test(test_dp_buckets),
     };
-    int failed = cmocka_run_group_tests_name("mpi_collectives", tests, NULL, NULL);
-    MPI_Finalize();
-    return failed ? 1 : 0;
+    return mpitest_main("mpi_collectives", tests, sizeof tests / sizeof tests[0], argc, argv);
 }

@@ -17,11 +17,11 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "mpitest.h"
 
 #include "motscale/scalapack.h"
 #include "motscale/tp.h"
 
-static int world_rank, world_size;
 
 static long world_bad(long bad, const char *first)
 {
@@ -179,25 +179,10 @@ static void test_row_parallel(void **state)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    motscale_rank = world_rank;
-    if (world_size != 4) {
-        if (world_rank == 0)
-            fprintf(stderr, "mpi_scalapack: run with mpirun -np 4 (got %d ranks)\n", world_size);
-        MPI_Finalize();
-        return 1;
-    }
-    if (world_rank != 0 && !freopen("/dev/null", "w", stdout))
-        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grid_and_blocks),
         cmocka_unit_test(test_column_parallel),
         cmocka_unit_test(test_row_parallel),
     };
-    int failed = cmocka_run_group_tests_name("mpi_scalapack", tests, NULL, NULL);
-    MPI_Finalize();
-    return failed ? 1 : 0;
+    return mpitest_main("mpi_scalapack", tests, sizeof tests / sizeof tests[0], argc, argv);
 }
