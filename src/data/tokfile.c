@@ -92,7 +92,9 @@ static bool attr_string(hid_t f, const char *path, const char *name, char *out, 
     htri_t var = H5Tis_variable_str(t);
     if (var > 0) {
         char *p = NULL;
-        if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &p) < 0 || !p) {
+        /* same character set as the file's (h5py writes UTF-8): HDF5 converts none */
+        if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ||
+            H5Tset_cset(mt, H5Tget_cset(t)) < 0 || H5Aread(a, mt, &p) < 0 || !p) {
             errorf(err, errlen, "%s: attribute /%s: read failed", path, name);
             goto done;
         }
