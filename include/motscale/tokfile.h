@@ -34,6 +34,10 @@ typedef struct tokfile_stats {
  * "Validation"). With want_ids, st->id_count is allocated (free it). */
 bool tokfile_check(const char *path, tokfile_stats_t *st, bool want_ids, char *err, size_t errlen);
 
+/* The whole /tokens stream as int32 (malloc'd; *n tokens), for statistics that
+ * need token order (`motscale data inspect`). Call after tokfile_check. */
+int32_t *tokfile_read_tokens(const char *path, int64_t *n, char *err, size_t errlen);
+
 typedef struct tokfile_writer tokfile_writer_t;
 
 /* Create FILE (truncating) for tokens of vocabulary v. */

@@ -1,10 +1,16 @@
 /* `motscale data`: gen (the synthetic stream into a token file that data.source =
- * file reads back window for window), inspect (counts, spans, entropies) and
- * import-text (UTF-8 text as byte tokens). No MPI. Format: docs/data.md. */
+ * file reads back window for window), build (the real corpus, prepared by
+ * scripts/corpus on Debian's python3), inspect (counts, spans, entropies, the image
+ * reconstruction grid) and import-text (UTF-8 text as byte tokens). No MPI.
+ * Format: docs/data.md. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "motscale/cli.h"
 #include "motscale/common.h"
@@ -17,7 +23,8 @@ static const char usage_data[] =
     "usage: motscale data VERB ...   (motscale data VERB --help for each)\n"
     "\n"
     "  gen          write the synthetic stream of a config into a token file\n"
-    "  inspect      check a token file; tokens, spans and unigram entropy per modality\n"
+    "  build        build the real corpus (images, fortunes, speech) of a corpus INI\n"
+    "  inspect      check a token file; tokens, spans and entropies per modality\n"
     "  import-text  UTF-8 text files as byte-level text tokens in a token file\n"
     "\n"
     "The token file format is documented in docs/data.md.\n";
@@ -36,12 +43,35 @@ static const char usage_gen[] =
     "  --heldout-windows M    held-out windows; default ceil(log.eval_tokens / model.seq_len),\n"
     "                         what one evaluation reads\n";
 
+static const char usage_build[] =
+    "usage: motscale data build CORPUS.ini [corpus.key=value ...] -o FILE.h5\n"
+    "       motscale data build --keys\n"
+    "\n"
+    "Builds the real corpus: Fashion-MNIST images as k-means patch codes, fortunes as\n"
+    "byte-level BPE text, sentences spoken by espeak-ng as 25 Hz k-means units, in\n"
+    "documents mixed to corpus.mix, split by source item; the tokenizers (merges,\n"
+    "codebook, unit centroids) and the source item of every document are stored\n"
+    "beside the tokens. The file is then checked as data.source = file checks it.\n"
+    "Needs dataset-fashion-mnist, fortunes, espeak-ng, python3-sklearn (scripts/bootstrap).\n"
+    "\n"
+    "  -o, --output FILE.h5   the token file to write (replaced if it exists)\n"
+    "  --keys                 every [corpus] key with its default and meaning\n"
+    "\n"
+    "Runs scripts/corpus/motscale_corpus.py of this source tree ($MOTSCALE_CORPUS\n"
+    "overrides) with /usr/bin/python3 ($MOTSCALE_PYTHON overrides). docs/data.md has\n"
+    "the keys and the file's extra datasets.\n";
+
 static const char usage_inspect[] =
-    "usage: motscale data inspect FILE.h5\n"
+    "usage: motscale data inspect FILE.h5 [--png GRID.png [--png-images N]]\n"
     "\n"
     "Checks every span and id of a token file (as data.source = file does before\n"
-    "training) and prints tokens per modality, span statistics and the unigram\n"
-    "entropy of each modality in bits. Exit status 2 names the first problem.\n";
+    "training) and prints tokens per modality, span statistics, the unigram entropy\n"
+    "of each modality and the entropy of a token given the previous one, in bits.\n"
+    "Exit status 2 names the first problem.\n"
+    "\n"
+    "  --png GRID.png     (files of data build) held-out images beside their\n"
+    "                     reconstruction from the codes and the stored codebook\n"
+    "  --png-images N     images in the grid (default 32)\n";
 
 static const char usage_import[] =
     "usage: motscale data import-text IN.txt [IN2.txt ...] -o FILE.h5 [--heldout-frac F]\n"
@@ -67,6 +97,161 @@ static bool parse_count(const char *flag, const char *s, int64_t *out)
     }
     *out = v;
     return true;
+}
+
+/* scripts/corpus/motscale_corpus.py of the tree this binary was built in
+ * (BUILD/motscale -> ../scripts/corpus), unless $MOTSCALE_CORPUS names it. */
+static bool corpus_script(char *out, size_t cap)
+{
+    const char *env = getenv("MOTSCALE_CORPUS");
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+    } else {
+        char exe[PATH_MAX];
+        ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (len <= 0) {
+            fprintf(stderr, "motscale data: cannot find this binary (/proc/self/exe): %s; set MOTSCALE_CORPUS\n",
+                    strerror(errno));
+            return false;
+        }
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        *slash = '\0';
+        snprintf(out, cap, "%s/../scripts/corpus/motscale_corpus.py", exe);
+    }
+    if (access(out, R_OK) != 0) {
+        fprintf(stderr, "motscale data: corpus builder %s: %s; set MOTSCALE_CORPUS\n", out, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Run the corpus builder with args (NULL-terminated, after the script) and return
+ * its exit status: 0, 2 (bad input, already reported in one line) or 1. */
+static int run_corpus(const char *const *args)
+{
+    char script[PATH_MAX + 64];
+    if (!corpus_script(script, sizeof script))
+        return EXIT_FAULT;
+    const char *py = getenv("MOTSCALE_PYTHON");
+    py = py && *py ? py : "/usr/bin/python3";
+    const char *argv[16] = {py, script};
+    int n = 2;
+    for (; args[n - 2] && n < 15; n++)
+        argv[n] = args[n - 2];
+    argv[n] = NULL;
+    fflush(stdout); /* our lines first, then the builder's */
+    extern char **environ;
+    pid_t pid;
+    int rc = posix_spawn(&pid, py, NULL, NULL, (char *const *)argv, environ);
+    if (rc) {
+        fprintf(stderr, "motscale data: cannot run %s: %s (scripts/bootstrap installs it)\n", py, strerror(rc));
+        return EXIT_FAULT;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            fprintf(stderr, "motscale data: waiting for %s: %s\n", py, strerror(errno));
+            return EXIT_FAULT;
+        }
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status) == EXIT_BADINPUT ? EXIT_BADINPUT : WEXITSTATUS(status) ? EXIT_FAULT : EXIT_OK;
+    fprintf(stderr, "motscale data: %s %s ended by signal %d\n", py, script, WTERMSIG(status));
+    return EXIT_FAULT;
+}
+
+static int data_build(int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        fputs(usage_build, stdout);
+        return EXIT_OK;
+    }
+    if (argc == 1 && !strcmp(argv[0], "--keys")) {
+        const char *args[] = {"keys", NULL};
+        return run_corpus(args);
+    }
+    const char *ini = NULL, *out = NULL;
+    const char *args[15] = {"build"};
+    int n = 1;
+    for (int i = 0; i < argc; i++) {
+        if (is_output_flag(argv[i]) && i + 1 < argc) {
+            out = argv[++i];
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "motscale data build: unknown or incomplete option '%s' (see --help)\n", argv[i]);
+            return EXIT_BADINPUT;
+        } else if (!ini) {
+            ini = args[n++] = argv[i];
+        } else if (strchr(argv[i], '=') && n < 10) {
+            args[n++] = argv[i];
+        } else {
+            fprintf(stderr, "motscale data build: unexpected argument '%s' (see --help)\n", argv[i]);
+            return EXIT_BADINPUT;
+        }
+    }
+    if (!ini || !out) {
+        fprintf(stderr, "motscale data build: needs CORPUS.ini and -o FILE.h5 (see --help)\n");
+        return EXIT_BADINPUT;
+    }
+    args[n++] = "-o";
+    args[n++] = out;
+    args[n++] = "--source";
+    args[n++] = "motscale data build " MOTSCALE_VERSION " (" MOTSCALE_GIT_COMMIT ")";
+    args[n] = NULL;
+    int rc = run_corpus(args);
+    if (rc != EXIT_OK)
+        return rc;
+    /* what the builder wrote must pass the reader's own validation */
+    tokfile_stats_t st;
+    char err[2048];
+    if (!tokfile_check(out, &st, false, err, sizeof err)) {
+        fprintf(stderr, "motscale data build: the built file fails validation: %s\n", err);
+        return EXIT_FAULT;
+    }
+    printf("%s: %lld tokens, %lld spans, vocabulary of %d ids; held-out from token %lld\n", out,
+           (long long)st.n_tokens, (long long)st.n_spans, st.v.size, (long long)st.heldout_start);
+    return EXIT_OK;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Entropy of a token given the previous one, per modality, over adjacent pairs of
+ * tokens of that modality: the plug-in H(prev, next) - H(prev) (biased low when
+ * pairs are sparse). h[m] is NaN for a modality with no such pair. */
+static void next_token_entropy(const vocab_t *v, const int32_t *tok, int64_t n, double *h)
+{
+    uint64_t *key = xmalloc((size_t)(n > 1 ? n : 1) * sizeof *key);
+    int64_t k = 0;
+    for (int64_t i = 1; i < n; i++) {
+        int m = vocab_modality(v, tok[i]);
+        if (m == vocab_modality(v, tok[i - 1]))
+            key[k++] = (uint64_t)tok[i - 1] * (uint64_t)v->size + (uint64_t)tok[i];
+    }
+    qsort(key, (size_t)k, sizeof *key, cmp_u64);
+    /* sum c log2 c over pairs and over prev (runs of one prev are contiguous) */
+    double joint[CFG_MAX_MODALITIES] = {0}, prev[CFG_MAX_MODALITIES] = {0}, total[CFG_MAX_MODALITIES] = {0};
+    for (int64_t i = 0, j; i < k; i = j) {
+        uint64_t p = key[i] / (uint64_t)v->size;
+        int m = vocab_modality(v, (int32_t)p);
+        int64_t pc = 0;
+        for (j = i; j < k && key[j] / (uint64_t)v->size == p;) {
+            int64_t r = j;
+            while (r < k && key[r] == key[j])
+                r++;
+            joint[m] += (double)(r - j) * log2((double)(r - j));
+            pc += r - j;
+            j = r;
+        }
+        prev[m] += (double)pc * log2((double)pc);
+        total[m] += (double)pc;
+    }
+    /* H(A) = log2 N - (1/N) sum c log2 c, so H(prev, next) - H(prev) = (prev - joint) / N */
+    for (int m = 0; m < v->n_modalities; m++)
+        h[m] = total[m] > 0 ? (prev[m] - joint[m]) / total[m] : NAN;
+    free(key);
 }
 
 static int data_gen(int argc, char **argv)
@@ -170,17 +355,38 @@ static int data_inspect(int argc, char **argv)
         fputs(usage_inspect, stdout);
         return EXIT_OK;
     }
-    if (argc != 1 || argv[0][0] == '-') {
+    const char *path = NULL, *png = NULL, *png_n = "32";
+    for (int i = 0; i < argc; i++) {
+        int64_t count;
+        if (!strcmp(argv[i], "--png") && i + 1 < argc) {
+            png = argv[++i];
+        } else if (!strcmp(argv[i], "--png-images") && i + 1 < argc) {
+            png_n = argv[++i];
+            if (!parse_count("--png-images", png_n, &count))
+                return EXIT_BADINPUT;
+        } else if (argv[i][0] == '-' || path) {
+            fprintf(stderr, "motscale data inspect: unexpected argument '%s' (see --help)\n", argv[i]);
+            return EXIT_BADINPUT;
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path) {
         fprintf(stderr, "motscale data inspect: needs exactly one FILE.h5 (see --help)\n");
         return EXIT_BADINPUT;
     }
-    const char *path = argv[0];
     tokfile_stats_t st;
     char err[2048];
-    if (!tokfile_check(path, &st, true, err, sizeof err)) {
+    int64_t n_tok = 0;
+    int32_t *tok = NULL;
+    if (!tokfile_check(path, &st, true, err, sizeof err) || !(tok = tokfile_read_tokens(path, &n_tok, err, sizeof err))) {
         fprintf(stderr, "motscale data inspect: %s\n", err);
+        free(st.id_count);
         return EXIT_BADINPUT;
     }
+    double h_next[CFG_MAX_MODALITIES];
+    next_token_entropy(&st.v, tok, n_tok, h_next);
+    free(tok);
     const vocab_t *v = &st.v;
     printf("%s: %lld tokens (uint%d), %lld spans, vocabulary of %d ids", path, (long long)st.n_tokens,
            8 * st.token_bytes, (long long)st.n_spans, v->size);
@@ -189,8 +395,8 @@ static int data_inspect(int argc, char **argv)
     printf("\nsplit: train /tokens[0, %lld) = %lld tokens, held-out /tokens[%lld, %lld) = %lld tokens\n\n",
            (long long)st.heldout_start, (long long)st.heldout_start, (long long)st.heldout_start,
            (long long)st.n_tokens, (long long)(st.n_tokens - st.heldout_start));
-    printf("%-8s %-13s %12s %7s %9s %9s %6s %7s %12s %12s\n", "modality", "ids", "tokens", "share", "spans",
-           "mean_span", "min", "max", "H_bits", "log2_ids");
+    printf("%-8s %-13s %12s %7s %9s %9s %6s %7s %12s %12s %12s\n", "modality", "ids", "tokens", "share", "spans",
+           "mean_span", "min", "max", "H_bits", "H_next_bits", "log2_ids");
     for (int m = 0; m < v->n_modalities; m++) {
         /* unigram entropy of the ids seen in this modality's range */
         double h = 0;
@@ -201,14 +407,20 @@ static int data_inspect(int argc, char **argv)
             }
         char range[32];
         snprintf(range, sizeof range, "[%d, %d)", v->lo[m], v->hi[m]);
-        printf("%-8s %-13s %12lld %7.4f %9lld %9.2f %6lld %7lld %12.4f %12.4f\n", v->names[m], range,
+        printf("%-8s %-13s %12lld %7.4f %9lld %9.2f %6lld %7lld %12.4f %12.4f %12.4f\n", v->names[m], range,
                (long long)st.tokens[m], (double)st.tokens[m] / (double)st.n_tokens, (long long)st.spans[m],
                st.spans[m] ? (double)st.tokens[m] / (double)st.spans[m] : 0.0, (long long)st.span_min[m],
-               (long long)st.span_max[m], h, log2((double)(v->hi[m] - v->lo[m])));
+               (long long)st.span_max[m], h, h_next[m], log2((double)(v->hi[m] - v->lo[m])));
     }
     printf("\nspans are maximal runs of one modality inside a window (gen) or document\n"
-           "(import-text); boundary tokens are text.\n");
+           "(import-text, build); boundary tokens are text. H_next_bits: entropy of a token\n"
+           "given the previous one when both are of the modality (plug-in estimate over the\n"
+           "whole file, biased low when pairs are sparse).\n");
     free(st.id_count);
+    if (png) {
+        const char *args[] = {"png", path, png, png_n, NULL};
+        return run_corpus(args);
+    }
     return EXIT_OK;
 }
 
@@ -357,10 +569,12 @@ int cmd_data(int argc, char **argv)
     }
     if (!strcmp(argv[0], "gen"))
         return data_gen(argc - 1, argv + 1);
+    if (!strcmp(argv[0], "build"))
+        return data_build(argc - 1, argv + 1);
     if (!strcmp(argv[0], "inspect"))
         return data_inspect(argc - 1, argv + 1);
     if (!strcmp(argv[0], "import-text"))
         return data_import_text(argc - 1, argv + 1);
-    fprintf(stderr, "motscale data: unknown verb '%s' (gen, inspect, import-text)\n", argv[0]);
+    fprintf(stderr, "motscale data: unknown verb '%s' (gen, build, inspect, import-text)\n", argv[0]);
     return EXIT_BADINPUT;
 }

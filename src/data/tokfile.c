@@ -439,6 +439,28 @@ bool tokfile_check(const char *path, tokfile_stats_t *st, bool want_ids, char *e
     return ok;
 }
 
+int32_t *tokfile_read_tokens(const char *path, int64_t *n, char *err, size_t errlen)
+{
+    h5quiet_t q = h5quiet_begin();
+    hid_t f = open_file(path, err, errlen), d = f >= 0 ? open_dataset(f, path, "tokens", err, errlen) : -1;
+    int bytes = 0;
+    int32_t *tok = NULL;
+    *n = d >= 0 ? check_tokens_dataset(d, path, &bytes, err, errlen) : -1;
+    if (*n > 0) {
+        tok = xmalloc((size_t)*n * sizeof *tok);
+        if (read_slab(d, H5T_NATIVE_INT32, 1, 0, *n, 1, tok) < 0) {
+            errorf(err, errlen, "%s: /tokens: read of %lld tokens failed (truncated or corrupt file?)", path,
+                   (long long)*n);
+            free(tok);
+            tok = NULL;
+        }
+    }
+    h5close(&d, H5Dclose);
+    h5close(&f, H5Fclose);
+    h5quiet_end(q);
+    return tok;
+}
+
 /* ---- windowed reading ---- */
 
 struct tokreader {
