@@ -99,6 +99,8 @@ static bool parse_count(const char *flag, const char *s, int64_t *out)
     return true;
 }
 
+#define BUILD_MAX_OVERRIDES 32
+
 /* scripts/corpus/motscale_corpus.py of the tree this binary was built in
  * (BUILD/motscale -> ../scripts/corpus), unless $MOTSCALE_CORPUS names it. */
 static bool corpus_script(char *out, size_t cap)
@@ -135,9 +137,9 @@ static int run_corpus(const char *const *args)
         return EXIT_FAULT;
     const char *py = getenv("MOTSCALE_PYTHON");
     py = py && *py ? py : "/usr/bin/python3";
-    const char *argv[16] = {py, script};
+    const char *argv[BUILD_MAX_OVERRIDES + 9] = {py, script};
     int n = 2;
-    for (; args[n - 2] && n < 15; n++)
+    for (; args[n - 2] && n < BUILD_MAX_OVERRIDES + 8; n++)
         argv[n] = args[n - 2];
     argv[n] = NULL;
     fflush(stdout); /* our lines first, then the builder's */
@@ -171,7 +173,8 @@ static int data_build(int argc, char **argv)
         return run_corpus(args);
     }
     const char *ini = NULL, *out = NULL;
-    const char *args[15] = {"build"};
+    /* "build", CORPUS.ini, overrides, -o FILE, --source TEXT, NULL */
+    const char *args[BUILD_MAX_OVERRIDES + 7] = {"build"};
     int n = 1;
     for (int i = 0; i < argc; i++) {
         if (is_output_flag(argv[i]) && i + 1 < argc) {
@@ -181,7 +184,11 @@ static int data_build(int argc, char **argv)
             return EXIT_BADINPUT;
         } else if (!ini) {
             ini = args[n++] = argv[i];
-        } else if (strchr(argv[i], '=') && n < 10) {
+        } else if (strchr(argv[i], '=')) {
+            if (n == BUILD_MAX_OVERRIDES + 2) {
+                fprintf(stderr, "motscale data build: at most %d corpus.key=value overrides\n", BUILD_MAX_OVERRIDES);
+                return EXIT_BADINPUT;
+            }
             args[n++] = argv[i];
         } else {
             fprintf(stderr, "motscale data build: unexpected argument '%s' (see --help)\n", argv[i]);
