@@ -382,7 +382,7 @@ static int data_inspect(int argc, char **argv)
         fprintf(stderr, "motscale data inspect: needs exactly one FILE.h5 (see --help)\n");
         return EXIT_BADINPUT;
     }
-    tokfile_stats_t st;
+    tokfile_stats_t st = {0}; /* a failed check may leave it untouched: id_count stays NULL */
     char err[2048];
     int64_t n_tok = 0;
     int32_t *tok = NULL;
