@@ -45,6 +45,9 @@ def main(argv):
         corpus_config.die("needs CORPUS.ini and -o FILE.h5 (see --help)")
     cfg, text = corpus_config.load(ini, over)
     corpus_config.check_voices(cfg["espeak"], cfg["voices"])
+    where = os.path.dirname(os.path.abspath(out))
+    if not os.access(where, os.W_OK):
+        corpus_config.die("-o %s: cannot write in %s" % (out, where))
     import compose
     compose.build(cfg, text, out, source)
     return 0

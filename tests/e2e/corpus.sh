@@ -262,6 +262,7 @@ expect_status 2 "a voice espeak-ng does not have" "$MOTSCALE" data build "$SCRAT
 check "... naming corpus.voices in one line" sh -c \
     "grep -q 'corpus.voices' '$SCRATCH/last.out' && [ \$(wc -l <'$SCRATCH/last.out') -eq 1 ]"
 expect_status 2 "no output" "$MOTSCALE" data build "$SCRATCH/c.ini"
+expect_status 2 "an output directory that does not exist" "$MOTSCALE" data build "$SCRATCH/c.ini" -o "$SCRATCH/no/x.h5"
 check "nothing written by the refused builds" test ! -e "$SCRATCH/x.h5"
 expect_status 2 "inspect --png on a file without a codebook" \
     sh -c "'$MOTSCALE' data gen tests/e2e/train.ini -o '$SCRATCH/g.h5' >/dev/null && '$MOTSCALE' data inspect '$SCRATCH/g.h5' --png '$SCRATCH/g.png'"
