@@ -12,6 +12,7 @@ import sys
 # one thread for every library: the build is deterministic and shares the machine
 for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[v] = "1"
+sys.dont_write_bytecode = True  # nothing written into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import corpus_config  # noqa: E402
