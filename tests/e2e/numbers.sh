@@ -1,0 +1,61 @@
+#!/bin/sh
+# Numbers that a restructuring must not move: the loss, per-modality loss, gradient
+# norm, learning rate, token and FLOP columns (training and held-out) of four runs,
+# compared bit for bit with tests/ref/*.txt. The references were written by the
+# binary of commit ce2b603 (before the layer library of docs/architecture.md):
+#   - the demo config (experiments/demo.ini), dense and mot, on its 2 ranks (dp = 2),
+#     cut to 60 steps;
+#   - a 3-modality mot model at tp = 2 and at dp = 2, 20 steps.
+# MOTSCALE_WRITE_REF=1 rewrites the references from the binary under test (only when
+# a change is meant to move the numbers; say so in the commit).
+. tests/lib.sh
+REF=tests/ref
+cat >"$SCRATCH/base.ini" <<EOF2
+[run]
+out_dir = $SCRATCH/runs
+seed = 7
+[model]
+kind = mot
+d_model = 32
+n_layers = 2
+n_heads = 4
+d_ff = 64
+seq_len = 16
+qk_norm = true
+[data]
+modalities = text,image,speech
+mix = 2,1,1
+[train]
+steps = 20
+global_batch = 8
+warmup = 5
+[log]
+every = 1
+eval_every = 10
+eval_tokens = 128
+quiet = true
+peak_flops = 1e9
+EOF2
+
+compare_ref() { # name run.h5
+    $PY tests/ref/columns.py "$2" >"$SCRATCH/$1.txt" || { not_ok "$1: read $2"; return; }
+    if [ "${MOTSCALE_WRITE_REF:-0}" = 1 ]; then
+        cp "$SCRATCH/$1.txt" "$REF/$1.txt"
+        ok "$1: reference rewritten"
+    elif cmp -s "$SCRATCH/$1.txt" "$REF/$1.txt"; then
+        ok "$1: every column equals the reference bit for bit"
+    else
+        not_ok "$1: columns differ from $REF/$1.txt"
+        diff "$REF/$1.txt" "$SCRATCH/$1.txt" | cut -c1-160 | head -6 | sed 's/^/# /'
+    fi
+}
+
+for kind in dense mot; do
+    timeout 300 $MPIRUN 2 "$MOTSCALE" train experiments/demo.ini model.kind=$kind train.steps=60 \
+        log.quiet=true log.peak_flops=1e9 run.out_dir="$SCRATCH/runs" run.name=demo-$kind \
+        </dev/null >"$SCRATCH/demo-$kind.out" 2>&1 &&
+        compare_ref demo-$kind "$SCRATCH/runs/demo-$kind/run.h5" ||
+        not_ok "demo-$kind: run failed"
+done
+run mot3-tp2 2 parallel.tp=2 && compare_ref mot3-tp2 "$SCRATCH/runs/mot3-tp2/run.h5"
+run mot3-dp2 2 parallel.tp=1 && compare_ref mot3-dp2 "$SCRATCH/runs/mot3-dp2/run.h5"
