@@ -9,9 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CFG_MAX_MODALITIES 3
-#define CFG_NAME_LEN 64
-#define CFG_PATH_LEN 1024
+#include "motscale/common.h"
+
 
 enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS };
 enum norm_place { NORM_SWIN, NORM_PRE };
@@ -64,10 +63,10 @@ typedef struct config {
 
     /* Resolved from the keys above by config_resolve(). */
     int n_modalities;
-    char modality_names[CFG_MAX_MODALITIES][CFG_NAME_LEN];
-    double mix_share[CFG_MAX_MODALITIES];
+    char modality_names[MAX_MODALITIES][CFG_NAME_LEN];
+    double mix_share[MAX_MODALITIES];
     int n_towers;
-    int tower_of[CFG_MAX_MODALITIES];
+    int tower_of[MAX_MODALITIES];
 
     /* Where it came from, for messages and the run record. */
     char file[CFG_PATH_LEN];
@@ -94,6 +93,10 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen);
 
 /* Layout checks that need the world size (dp = auto, divisibilities). */
 bool config_check_layout(config_t *cfg, int world_size, char *err, size_t errlen);
+
+/* The name of value of enum key section.key ("model", "kind", MODEL_MOT -> "mot"),
+ * from the key table: the one place the names are spelled. */
+const char *config_enum_name(const char *section, const char *key, int value);
 
 /* The fully resolved configuration as INI text (malloc'd). */
 char *config_to_ini(const config_t *cfg);

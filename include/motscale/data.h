@@ -20,8 +20,8 @@ enum data_split { SPLIT_TRAIN = 0, SPLIT_HELDOUT = 1 };
  * non-text span) lie in the text range. */
 typedef struct vocab {
     int n_modalities;
-    char names[CFG_MAX_MODALITIES][CFG_NAME_LEN];
-    int32_t lo[CFG_MAX_MODALITIES], hi[CFG_MAX_MODALITIES];
+    char names[MAX_MODALITIES][CFG_NAME_LEN];
+    int32_t lo[MAX_MODALITIES], hi[MAX_MODALITIES];
     int32_t size;
 } vocab_t;
 

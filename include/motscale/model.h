@@ -43,7 +43,7 @@ typedef struct model {
     int norm;                      /* enum norm_place */
     bool qk_norm;
     real eps;
-    int tower_of[CFG_MAX_MODALITIES];
+    int tower_of[MAX_MODALITIES];
     vocab_t vocab_layout;
     tp_ctx_t tp;
     int tp_backend;                /* enum tp_backend; scalapack: projection matrices hold
@@ -63,7 +63,7 @@ typedef struct model {
     int64_t N;
     int32_t *tok_in, *tok_tgt;     /* (N) in sequence order */
     int *perm, *inv;               /* perm[g] = n, inv[n] = g */
-    int64_t tower_off[CFG_MAX_MODALITIES + 1];
+    int64_t tower_off[MAX_MODALITIES + 1];
     real *rope_cos, *rope_sin;     /* (seq_len, hd/2) */
     real *act;                     /* every activation and scratch buffer, one allocation */
     struct model_acts *a;          /* named views into act */

@@ -45,9 +45,9 @@ struct synth {
     vocab_t v;
     int n_mod;
     int32_t window;
-    int kind[CFG_MAX_MODALITIES];
-    double pick_cdf[CFG_MAX_MODALITIES];  /* modality of the next span */
-    int64_t mean_len[CFG_MAX_MODALITIES], cap[CFG_MAX_MODALITIES];
+    int kind[MAX_MODALITIES];
+    double pick_cdf[MAX_MODALITIES];  /* modality of the next span */
+    int64_t mean_len[MAX_MODALITIES], cap[MAX_MODALITIES];
     int64_t unit_max;                     /* longest possible unit, for the first-unit draw */
     uint32_t base;                        /* per-window seeds start here */
     gsl_rng *r;
@@ -312,7 +312,7 @@ void synth_window(synth_t *s, int split, int64_t k, int32_t *out)
  * length is 1, and text needs q_t (l_t + 1/D) = s_t - (2 + 1/D) sum_nt q_m. */
 static void mix_probabilities(synth_t *s, const config_t *cfg)
 {
-    double q[CFG_MAX_MODALITIES], nt = 0, tot = 0;
+    double q[MAX_MODALITIES], nt = 0, tot = 0;
     int text = -1;
     for (int m = 0; m < s->n_mod; m++) {
         double l = s->kind[m] == KIND_IMAGE ? (double)(s->H * s->W)

@@ -12,8 +12,8 @@ bool vocab_from_sizes(vocab_t *v, int n_modalities, char names[][CFG_NAME_LEN],
                       const int64_t *sizes, char *err, size_t errlen)
 {
     memset(v, 0, sizeof *v);
-    if (n_modalities < 1 || n_modalities > CFG_MAX_MODALITIES)
-        return errorf(err, errlen, "%d modalities; 1 to %d are supported", n_modalities, CFG_MAX_MODALITIES);
+    if (n_modalities < 1 || n_modalities > MAX_MODALITIES)
+        return errorf(err, errlen, "%d modalities; 1 to %d are supported", n_modalities, MAX_MODALITIES);
     int64_t at = 0;
     for (int m = 0; m < n_modalities; m++) {
         if (sizes[m] <= 0)
@@ -56,8 +56,8 @@ bool vocab_from_config(vocab_t *v, const config_t *cfg, char *err, size_t errlen
             return false;
         return file_matches_config(v, cfg, err, errlen);
     }
-    int64_t sizes[CFG_MAX_MODALITIES];
-    char names[CFG_MAX_MODALITIES][CFG_NAME_LEN];
+    int64_t sizes[MAX_MODALITIES];
+    char names[MAX_MODALITIES][CFG_NAME_LEN];
     int n = cfg->n_modalities;
     int64_t n_boundary = 1 + 2 * (int64_t)(n - 1);
     for (int m = 0; m < n; m++) {

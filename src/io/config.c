@@ -397,11 +397,11 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         return errorf(err, errlen, "data.path: required when data.source = file");
 
     /* modalities and mix */
-    char items[CFG_MAX_MODALITIES + 1][CFG_NAME_LEN];
-    int n = split_list(cfg->modalities, items, CFG_MAX_MODALITIES);
+    char items[MAX_MODALITIES + 1][CFG_NAME_LEN];
+    int n = split_list(cfg->modalities, items, MAX_MODALITIES);
     if (n <= 0)
         return errorf(err, errlen, "data.modalities: expected 1 to %d of text, image, speech, got '%s'",
-                    CFG_MAX_MODALITIES, cfg->modalities);
+                    MAX_MODALITIES, cfg->modalities);
     for (int m = 0; m < n; m++) {
         bool ok = false;
         for (int j = 0; j < 3; j++)
@@ -416,10 +416,10 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
     if (strcmp(items[0], "text"))
         return errorf(err, errlen, "data.modalities: must start with text (boundary tokens live in the text range)");
     cfg->n_modalities = n;
-    char mixs[CFG_MAX_MODALITIES + 1][CFG_NAME_LEN];
-    int nm = split_list(cfg->mix, mixs, CFG_MAX_MODALITIES);
+    char mixs[MAX_MODALITIES + 1][CFG_NAME_LEN];
+    int nm = split_list(cfg->mix, mixs, MAX_MODALITIES);
     if (nm != n)
-        return errorf(err, errlen, "data.mix: %d values for %d modalities", nm < 0 ? CFG_MAX_MODALITIES + 1 : nm, n);
+        return errorf(err, errlen, "data.mix: %d values for %d modalities", nm < 0 ? MAX_MODALITIES + 1 : nm, n);
     double tot = 0;
     for (int m = 0; m < n; m++) {
         char *end;
@@ -453,8 +453,8 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         int t = 0;
         char *save = NULL;
         for (char *grp = strtok_r(buf, "|", &save); grp; grp = strtok_r(NULL, "|", &save), t++) {
-            char names[CFG_MAX_MODALITIES + 1][CFG_NAME_LEN];
-            int k = split_list(grp, names, CFG_MAX_MODALITIES);
+            char names[MAX_MODALITIES + 1][CFG_NAME_LEN];
+            int k = split_list(grp, names, MAX_MODALITIES);
             if (k <= 0 || t >= n)
                 return errorf(err, errlen, "model.towers: malformed group '%s'", trim(grp));
             for (int j = 0; j < k; j++) {
@@ -515,6 +515,30 @@ static void append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     }
 }
 
+/* The idx-th name of a "a|b|c" list into out (empty when out of range). */
+static void enum_item(const char *enums, int idx, char *out, size_t n)
+{
+    const char *p = enums;
+    for (int j = 0; j < idx && p; j++) {
+        p = strchr(p, '|');
+        p = p ? p + 1 : NULL;
+    }
+    const char *bar = p ? strchr(p, '|') : NULL;
+    snprintf(out, n, "%.*s", p ? (int)(bar ? (size_t)(bar - p) : strlen(p)) : 0, p ? p : "");
+}
+
+const char *config_enum_name(const char *section, const char *key, int value)
+{
+    /* one slot per enum key, filled on first use: the names live as long as the program */
+    static char names[NKEYS][8][CFG_NAME_LEN];
+    int i = key_index(section, key);
+    if (i < 0 || keys[i].type != K_ENUM || value < 0 || value >= 8)
+        DIE(EXIT_FAULT, "config_enum_name: %s.%s is not an enum key with value %d", section, key, value);
+    if (!names[i][value][0])
+        enum_item(keys[i].enums, value, names[i][value], CFG_NAME_LEN);
+    return names[i][value];
+}
+
 static void format_value(const config_t *cfg, int i, char *out, size_t n)
 {
     const key_t_ *k = &keys[i];
@@ -526,17 +550,7 @@ static void format_value(const config_t *cfg, int i, char *out, size_t n)
     case K_DBL: snprintf(out, n, "%.17g", *(const double *)field); break;
     case K_STR: snprintf(out, n, "%s", field); break;
     case K_BOOL: snprintf(out, n, "%s", *(const bool *)field ? "true" : "false"); break;
-    case K_ENUM: {
-        int idx = *(const int *)field;
-        const char *p = k->enums;
-        for (int j = 0; j < idx && p; j++) {
-            p = strchr(p, '|');
-            p = p ? p + 1 : NULL;
-        }
-        const char *bar = p ? strchr(p, '|') : NULL;
-        snprintf(out, n, "%.*s", p ? (int)(bar ? (size_t)(bar - p) : strlen(p)) : 0, p ? p : "");
-        break;
-    }
+    case K_ENUM: enum_item(k->enums, *(const int *)field, out, n); break;
     }
 }
 

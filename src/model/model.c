@@ -505,13 +505,13 @@ static void attention_backward(model_t *m, struct layer_acts *A)
 /* Group positions by tower (stable counting sort), fill perm/inv and tower_off. */
 static void group_by_tower(model_t *m)
 {
-    int64_t count[CFG_MAX_MODALITIES + 1] = {0};
+    int64_t count[MAX_MODALITIES + 1] = {0};
     for (int64_t n = 0; n < m->N; n++)
         count[m->tower_of[vocab_modality(&m->vocab_layout, m->tok_in[n])]]++;
     m->tower_off[0] = 0;
     for (int t = 0; t < m->n_towers; t++)
         m->tower_off[t + 1] = m->tower_off[t] + count[t];
-    int64_t next[CFG_MAX_MODALITIES];
+    int64_t next[MAX_MODALITIES];
     for (int t = 0; t < m->n_towers; t++)
         next[t] = m->tower_off[t];
     for (int64_t n = 0; n < m->N; n++) {

@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "motscale/analysis.h"
 #include "motscale/checkpoint.h"
 #include "motscale/data.h"
 #include "motscale/dp.h"
@@ -20,6 +19,8 @@
 #include "motscale/optim.h"
 #include "motscale/provenance.h"
 #include "motscale/runlog.h"
+#include "motscale/runread.h"
+#include "motscale/smooth.h"
 #include "motscale/train.h"
 
 /* room for out_dir/name/ plus a file name */
@@ -159,13 +160,13 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         bad = 1;
     if (!bad && cfg->eval_every > 0 && !(held = data_open(cfg, &vocab, SPLIT_HELDOUT, err, sizeof err)))
         bad = 1;
-    double base_final[CFG_MAX_MODALITIES];
+    double base_final[MAX_MODALITIES];
     bool stop_at = cfg->stop_at_loss_of[0] != 0;
     if (!bad && stop_at) {
         int bn = 0;
-        char bnames[ANALYSIS_MAX_MOD][ANALYSIS_NAME_LEN];
-        double by[ANALYSIS_MAX_MOD], overall;
-        if (!analysis_final_losses(cfg->stop_at_loss_of, &bn, bnames, by, &overall, err, sizeof err)) {
+        char bnames[RUNREC_MAX_MOD][RUNREC_NAME_LEN];
+        double by[RUNREC_MAX_MOD], overall;
+        if (!runrec_final_losses(cfg->stop_at_loss_of, &bn, bnames, by, &overall, err, sizeof err)) {
             bad = 1;
         } else if (bn != M) {
             snprintf(err, sizeof err, "train.stop_at_loss_of: %s has %d modalities, this run %d",
@@ -256,14 +257,22 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         }
         provenance_mpi_library_version(mpiv, sizeof mpiv);
         provenance_blas(blas, sizeof blas);
-        static const char *kinds[] = {"dense", "mot", "towers"};
         runlog_meta_t meta = {
-            .cfg = cfg, .config_text = ini, .world_size = mesh->world_size, .dp = mesh->dp,
-            .tp = mesh->tp, .hostnames = hosts ? hosts : "", .mpi_library_version = mpiv,
+            .config_text = ini, .experiment = cfg->experiment, .run_name = cfg->name,
+            .world_size = mesh->world_size, .dp = mesh->dp, .tp = mesh->tp,
+            .tp_backend = config_enum_name("parallel", "tp_backend", cfg->tp_backend),
+            .hostnames = hosts ? hosts : "", .mpi_library_version = mpiv,
             .blas = blas, .peak_flops_per_rank = peak, .peak_flops_source = peak_src,
-            .kind = kinds[cfg->kind], .params_total = fr.params_total,
+            .kind = config_enum_name("model", "kind", cfg->kind), .d_model = cfg->d_model,
+            .n_layers = cfg->n_layers, .n_heads = cfg->n_heads, .d_ff = cfg->d_ff,
+            .seq_len = cfg->seq_len, .n_towers = cfg->n_towers, .n_modalities = M,
+            .params_total = fr.params_total,
             .params_active_per_token = fr.params_active_per_token,
             .flops_per_token = fr.train_per_token, .vocab_size = vocab.size};
+        for (int k = 0; k < M; k++) {
+            meta.modality_names[k] = cfg->modality_names[k];
+            meta.tower_of[k] = cfg->tower_of[k];
+        }
         if (!fail) {
             if (exists)
                 log = runlog_reopen(runfile, prog.step, mesh->world_size, mesh->dp, mesh->tp, err, sizeof err);
@@ -287,16 +296,16 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         rank_step = xcalloc((size_t)mesh->world_size, sizeof(double));
         rank_comm = xcalloc((size_t)mesh->world_size, sizeof(double));
     }
-    analysis_ema_t ema[CFG_MAX_MODALITIES];
+    smooth_ema_t ema[MAX_MODALITIES];
     for (int k = 0; k < M; k++)
-        analysis_ema_init(&ema[k], ANALYSIS_SMOOTH_DEFAULT);
+        smooth_ema_init(&ema[k], SMOOTH_DEFAULT);
     int n_micro = cfg->global_batch / (mesh->dp * cfg->micro_batch);
     int per_dp = cfg->global_batch / mesh->dp;
     real scale = (real)(1.0 / ((double)cfg->global_batch * (double)T));
     double interval_t0 = now_seconds(), interval_tokens = 0, interval_flops = 0;
     int64_t interval_steps = 0;
-    double interval_loss[CFG_MAX_MODALITIES + 1] = {0};
-    int64_t interval_cnt[CFG_MAX_MODALITIES + 1] = {0};
+    double interval_loss[MAX_MODALITIES + 1] = {0};
+    int64_t interval_cnt[MAX_MODALITIES + 1] = {0};
     double last_ckpt_bytes = 0, last_ckpt_s = 0, pending_issued = 0;
     double log_total_s = 0, step_total_s = 0; /* this process's: for the closing line */
     const char *final_status = "completed";
@@ -312,8 +321,8 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         int64_t step = prog.step;
         double t0 = now_seconds(), io_s = 0;
         double tp0 = model.tp.comm_s, dp0 = dps.comm_s, gf0 = gemm_flops(GEMM_PROJ) + gemm_flops(GEMM_ATTN) + gemm_flops(GEMM_HEAD);
-        double ls[CFG_MAX_MODALITIES] = {0};
-        int64_t cnt[CFG_MAX_MODALITIES] = {0};
+        double ls[MAX_MODALITIES] = {0};
+        int64_t cnt[MAX_MODALITIES] = {0};
         /* gradients are zero here: allocated so, and zeroed by each AdamW step */
         for (int mi = 0; mi < n_micro; mi++) {
             int64_t first = step * cfg->global_batch + (int64_t)mesh->dp_rank * per_dp + (int64_t)mi * cfg->micro_batch;
@@ -397,13 +406,13 @@ int train_run(config_t *cfg, const mesh_t *mesh)
             double mine[2] = {step_s, comm_s};
             double *all = root ? xmalloc(2 * (size_t)mesh->world_size * sizeof(double)) : NULL;
             MPI_CHECK(MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, mesh->world));
-            double lbm[CFG_MAX_MODALITIES];
+            double lbm[MAX_MODALITIES];
             for (int k = 0; k < M; k++)
                 lbm[k] = cnt[k] ? ls[k] / (double)cnt[k] : NAN;
             if (stop_at) {
                 stop_reached = true;
                 for (int k = 0; k < M; k++) {
-                    double sm = analysis_ema_update(&ema[k], prog.step, lbm[k]);
+                    double sm = smooth_ema_update(&ema[k], prog.step, lbm[k]);
                     if (isfinite(base_final[k]) && !(sm <= base_final[k]))
                         stop_reached = false;
                 }
@@ -472,19 +481,20 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         }
         if (eval_now) {
             double e0 = now_seconds();
-            double els[CFG_MAX_MODALITIES];
-            int64_t ecnt[CFG_MAX_MODALITIES];
+            double els[MAX_MODALITIES];
+            int64_t ecnt[MAX_MODALITIES];
             evaluate(&model, held, cfg, mesh, windows, els, ecnt);
             if (root) {
-                double tot = 0, lbm[CFG_MAX_MODALITIES];
+                double tot = 0, lbm[MAX_MODALITIES];
                 int64_t n = 0;
                 for (int k = 0; k < M; k++) {
                     tot += els[k];
                     n += ecnt[k];
                     lbm[k] = ecnt[k] ? els[k] / (double)ecnt[k] : NAN;
                 }
-                runlog_eval_t ev = {.step = prog.step, .flops = prog.flops, .wall_time = prog.wall_time,
-                                    .loss = tot / (double)n, .loss_by_modality = lbm};
+                runlog_eval_t ev = {.eval_step = prog.step, .eval_flops = prog.flops,
+                                    .eval_wall_time = prog.wall_time, .eval_loss = tot / (double)n,
+                                    .eval_loss_by_modality = lbm};
                 if (!runlog_append_eval(log, &ev))
                     fail = EXIT_FAULT;
                 if (!cfg->quiet) {

@@ -169,8 +169,8 @@ static void tiny_vocab(vocab_t *v, int nmod)
 
 static double total_loss(model_t *m, const int32_t *win, int nmod)
 {
-    double ls[CFG_MAX_MODALITIES] = {0};
-    int64_t cnt[CFG_MAX_MODALITIES] = {0};
+    double ls[MAX_MODALITIES] = {0};
+    int64_t cnt[MAX_MODALITIES] = {0};
     model_forward(m, win, B, 0, ls, cnt);
     double s = 0;
     for (int k = 0; k < nmod; k++) s += ls[k];
@@ -196,8 +196,8 @@ static void check_model(const char *kind, int nmod, int norm, bool qk, int skip_
         do mod = rand_r(&seed) % nmod; while (mod == skip_mod);
         win[i] = v.lo[mod] + rand_r(&seed) % 7;
     }
-    double ls[CFG_MAX_MODALITIES] = {0};
-    int64_t cnt[CFG_MAX_MODALITIES] = {0};
+    double ls[MAX_MODALITIES] = {0};
+    int64_t cnt[MAX_MODALITIES] = {0};
     model_zero_grads(&m);
     model_forward(&m, win, B, 1.0 / (B * T), ls, cnt);
     model_backward(&m);

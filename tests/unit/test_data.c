@@ -194,7 +194,7 @@ static void test_vocab_and_shares(void **state)
         size_t w = (size_t)cfg.seq_len + 1;
         for (int split = 0; split < 2; split++) {
             int32_t *t = read_many(&cfg, &v, split, N_SHARE);
-            double n[CFG_MAX_MODALITIES] = {0};
+            double n[MAX_MODALITIES] = {0};
             for (size_t i = 0; i < (size_t)N_SHARE * w; i++) {
                 int m = vocab_modality(&v, t[i]);
                 if (m < 0)
@@ -264,7 +264,7 @@ static void test_statistics_differ_as_designed(void **state)
     int W = cfg.image_w;
     int32_t *t = read_many(&cfg, &v, SPLIT_TRAIN, N_ENT);
     int M = v.n_modalities;
-    pairs_t prev[CFG_MAX_MODALITIES], row[CFG_MAX_MODALITIES];
+    pairs_t prev[MAX_MODALITIES], row[MAX_MODALITIES];
     for (int m = 0; m < M; m++) {
         pairs_init(&prev[m], v.hi[m] - v.lo[m]);
         pairs_init(&row[m], v.hi[m] - v.lo[m]);

@@ -200,7 +200,7 @@ static void test_malformed_files_are_refused(void **state)
     expect_refused("signed.h5", tok, (fileopts_t){.signed_tokens = true}, "/tokens", "signed integer");
     expect_refused("no_tokens.h5", tok, (fileopts_t){.no_tokens = true}, "dataset /tokens is missing", NULL);
     expect_refused("no_spans.h5", tok, (fileopts_t){.no_spans = true}, "dataset /spans is missing", NULL);
-    expect_refused("no_vocab_lo.h5", tok, (fileopts_t){.no_vocab_lo = true}, "attribute /vocab_lo", NULL);
+    expect_refused("no_vocab_lo.h5", tok, (fileopts_t){.no_vocab_lo = true}, "/@vocab_lo: missing", NULL);
 
     /* the first half of a good file */
     char good[600], cut[600], err[2048] = "";

@@ -41,8 +41,8 @@ static void run_counted(int n_over, char **over)
     gemm_flops_reset();
     int64_t tokens = 0;
     for (int s = 0; s < STEPS; s++) {
-        double ls[CFG_MAX_MODALITIES] = {0};
-        int64_t cnt[CFG_MAX_MODALITIES] = {0};
+        double ls[MAX_MODALITIES] = {0};
+        int64_t cnt[MAX_MODALITIES] = {0};
         data_read(data, (int64_t)s * B, B, win);
         model_zero_grads(&m);
         model_forward(&m, win, B, (real)(1.0 / (B * T)), ls, cnt);

@@ -56,8 +56,8 @@ static void build(model_t *m, const config_t *cfg, const vocab_t *v)
 /* One step: zero, forward (mean CE over the batch), backward. */
 static void step(model_t *m, const int32_t *win, double *ls, int64_t *cnt)
 {
-    memset(ls, 0, sizeof(double) * CFG_MAX_MODALITIES);
-    memset(cnt, 0, sizeof(int64_t) * CFG_MAX_MODALITIES);
+    memset(ls, 0, sizeof(double) * MAX_MODALITIES);
+    memset(cnt, 0, sizeof(int64_t) * MAX_MODALITIES);
     model_zero_grads(m);
     model_forward(m, win, B, (real)(1.0 / (B * T)), ls, cnt);
     model_backward(m);
@@ -95,8 +95,8 @@ static void check_bit_identical(int n_dense, char **dense_over, int n_cand, char
     assert_memory_equal(md.params, mc.params, md.n_local * sizeof(real));
 
     for (int s = 0; s < STEPS; s++) {
-        double ld[CFG_MAX_MODALITIES], lc[CFG_MAX_MODALITIES];
-        int64_t nd[CFG_MAX_MODALITIES], nc[CFG_MAX_MODALITIES];
+        double ld[MAX_MODALITIES], lc[MAX_MODALITIES];
+        int64_t nd[MAX_MODALITIES], nc[MAX_MODALITIES];
         const int32_t *win = wd + (size_t)s * B * (T + 1);
         step(&md, win, ld, nd);
         step(&mc, win, lc, nc);
@@ -186,7 +186,7 @@ static void check_same_towers(int nmod, bool qk, int norm)
     build(&mm, &cm, &vm);
 
     /* The first batch must exercise every tower, or the comparison says nothing. */
-    int64_t seen[CFG_MAX_MODALITIES] = {0};
+    int64_t seen[MAX_MODALITIES] = {0};
     for (int b = 0; b < B; b++)
         for (int i = 0; i < T; i++)
             seen[vocab_modality(&vd, win[b * (T + 1) + i])]++;
@@ -203,8 +203,8 @@ static void check_same_towers(int nmod, bool qk, int norm)
         assert_memory_equal(mm.params + t->offset, md.params + u->offset, t->numel * sizeof(real));
     }
 
-    double ld[CFG_MAX_MODALITIES], lm[CFG_MAX_MODALITIES];
-    int64_t nd[CFG_MAX_MODALITIES], nm[CFG_MAX_MODALITIES];
+    double ld[MAX_MODALITIES], lm[MAX_MODALITIES];
+    int64_t nd[MAX_MODALITIES], nm[MAX_MODALITIES];
     step(&md, win, ld, nd);
     step(&mm, win, lm, nm);
     double worst_loss = 0, worst_grad = 0;
