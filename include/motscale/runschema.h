@@ -33,6 +33,8 @@
     X("/metrics/io_time", io_time, F64, ONE, REQ)                           \
     X("/metrics/loss_by_modality", loss_by_modality, F64, MOD, REQ)         \
     X("/metrics/tokens_by_modality", tokens_by_modality, I64, MOD, OPT)     \
+    X("/metrics/load_avg", load_avg, F64, ONE, OPT)                         \
+    X("/metrics/cpu_steal", cpu_steal, F64, ONE, OPT)                       \
     X("/ranks/step_time", rank_step_time, F64, WORLD, OPT)                  \
     X("/ranks/comm_time", rank_comm_time, F64, WORLD, OPT)
 

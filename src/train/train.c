@@ -303,6 +303,8 @@ int train_run(config_t *cfg, const mesh_t *mesh)
     int per_dp = cfg->global_batch / mesh->dp;
     real scale = (real)(1.0 / ((double)cfg->global_batch * (double)T));
     double interval_t0 = now_seconds(), interval_tokens = 0, interval_flops = 0;
+    provenance_cpu_t cpu_mark;
+    provenance_cpu_sample(&cpu_mark);
     int64_t interval_steps = 0;
     double interval_loss[MAX_MODALITIES + 1] = {0};
     int64_t interval_cnt[MAX_MODALITIES + 1] = {0};
@@ -426,13 +428,18 @@ int train_run(config_t *cfg, const mesh_t *mesh)
                 double smax_all = step_s;
                 for (int r = 0; r < mesh->world_size; r++)
                     smax_all = rank_step[r] > smax_all ? rank_step[r] : smax_all;
+                provenance_cpu_t cpu_now;
+                provenance_cpu_sample(&cpu_now);
                 runlog_row_t row = {
+                    .load_avg = provenance_load_average(),
+                    .cpu_steal = provenance_cpu_steal(&cpu_mark, &cpu_now),
                     .step = prog.step, .tokens = prog.tokens, .flops = prog.flops,
                     .wall_time = prog.wall_time, .loss = loss, .lr = lr, .grad_norm = gnorm,
                     .step_time = smax_all, .compute_time = step_s - comm_s - io_s,
                     .comm_time = comm_s, .io_time = io_s, .gemm_flops = prog.gemm_flops,
                     .loss_by_modality = lbm, .tokens_by_modality = cnt,
                     .rank_step_time = rank_step, .rank_comm_time = rank_comm};
+                cpu_mark = cpu_now;
                 if (!runlog_append(log, &row))
                     fail = EXIT_FAULT;
                 if (prog.step % cfg->flush_every < cfg->log_every || last)
