@@ -21,11 +21,12 @@ void rmsnorm_backward(real *dx, real *dw, const real *dy, const real *x, const r
 void rope_rotate(real *out, const real *in, const real *cosv, const real *sinv, int64_t hd,
                  int inverse);
 
-/* Causal softmax over each row of s (t x t) in place: row i over columns 0..i,
- * columns > i set to 0. */
-void softmax_causal(real *s, int64_t t);
-/* ds = p * (dp - rowsum(dp * p)), the softmax backward, causal rows. In place on dp. */
-void softmax_causal_backward(real *dp, const real *p, int64_t t);
+/* Softmax over a visible prefix of each row of s (rows x cols) in place: row i
+ * over columns [0, hi[i]), the rest set to 0 (hi[i] = 0: an all-zero row). The
+ * causal mask is hi[i] = i + 1; attention's other mask kinds are other prefixes. */
+void softmax_prefix(real *s, int64_t rows, int64_t cols, const int64_t *hi);
+/* ds = p * (dp - rowsum(dp * p)) over each visible prefix, 0 elsewhere; in place on dp. */
+void softmax_prefix_backward(real *dp, const real *p, int64_t rows, int64_t cols, const int64_t *hi);
 
 /* s = silu(u) * w (SwiGLU gate).  u, w, s: (n) */
 void swiglu_forward(real *s, const real *u, const real *w, int64_t n);

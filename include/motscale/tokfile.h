@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "motscale/data.h"
+#include "motscale/vocab.h"
 
 #define TOKFILE_FORMAT "motscale-tokens"
 #define TOKFILE_VERSION 1

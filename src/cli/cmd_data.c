@@ -112,25 +112,25 @@ static int data_gen(int argc, char **argv)
         fprintf(stderr, "motscale data gen: %s\n", err);
         goto done;
     }
-    if (cfg.source != DATA_SYNTHETIC) {
+    if (cfg.data.source != DATA_SYNTHETIC) {
         fprintf(stderr, "motscale data gen: %s: data.source must be synthetic to generate a stream\n", ini);
         goto done;
     }
     if (!n_train)
         n_train = cfg.steps * cfg.global_batch;
     if (!n_held)
-        n_held = (cfg.eval_tokens + cfg.seq_len - 1) / cfg.seq_len;
+        n_held = (cfg.eval_tokens + cfg.model.seq_len - 1) / cfg.model.seq_len;
     vocab_t v;
     data_t *split[2] = {NULL, NULL};
-    if (!vocab_from_config(&v, &cfg, err, sizeof err) ||
-        !(split[SPLIT_TRAIN] = data_open(&cfg, &v, SPLIT_TRAIN, err, sizeof err)) ||
-        !(split[SPLIT_HELDOUT] = data_open(&cfg, &v, SPLIT_HELDOUT, err, sizeof err))) {
+    if (!data_vocab(&v, &cfg.data, err, sizeof err) ||
+        !(split[SPLIT_TRAIN] = data_open(&cfg.data, &v, SPLIT_TRAIN, err, sizeof err)) ||
+        !(split[SPLIT_HELDOUT] = data_open(&cfg.data, &v, SPLIT_HELDOUT, err, sizeof err))) {
         fprintf(stderr, "motscale data gen: %s\n", err);
         data_close(split[SPLIT_TRAIN]);
         goto done;
     }
     rc = EXIT_FAULT;
-    int32_t window = cfg.seq_len + 1;
+    int32_t window = cfg.model.seq_len + 1;
     tokfile_writer_t *w = tokfile_create(out, &v, err, sizeof err);
     char *ini_text = config_to_ini(&cfg);
     int32_t *buf = xmalloc((size_t)window * sizeof *buf);

@@ -30,43 +30,43 @@ static const key_t_ keys[] = {
     {"run", "experiment", K_STR, F(experiment), "", NULL, "experiment the run belongs to (set by sweeps; groups runs in reports)"},
     {"run", "out_dir", K_STR, F(out_dir), "results", NULL, "directory that holds run directories"},
     {"run", "seed", K_U64, F(seed), "1", NULL, "seed of initialisation and data"},
-    {"model", "kind", K_ENUM, F(kind), "dense", "dense|mot|towers", "dense: one tower; mot: one tower per modality; towers: groups from model.towers"},
+    {"model", "kind", K_ENUM, F(model.kind), "dense", "dense|mot|towers", "dense: one tower; mot: one tower per modality; towers: groups from model.towers"},
     {"model", "towers", K_STR, F(towers), "", NULL, "with kind=towers: modality groups, e.g. 'text,image | speech'"},
     {"model", "size", K_STR, F(size), "", NULL, "preset xs|s|m|l|xl for d_model, n_layers, n_heads, d_ff (docs/config.md); empty: use the keys"},
-    {"model", "d_model", K_INT, F(d_model), "64", NULL, "model width"},
-    {"model", "n_layers", K_INT, F(n_layers), "2", NULL, "transformer blocks"},
-    {"model", "n_heads", K_INT, F(n_heads), "4", NULL, "attention heads (head dim = d_model / n_heads, must be even for RoPE)"},
-    {"model", "d_ff", K_INT, F(d_ff), "256", NULL, "SwiGLU hidden width"},
-    {"model", "seq_len", K_INT, F(seq_len), "64", NULL, "tokens per training sequence"},
-    {"model", "norm", K_ENUM, F(norm), "swin", "swin|pre", "norm placement: swin (norm after attention/FFN, Chameleon) or pre"},
-    {"model", "qk_norm", K_BOOL, F(qk_norm), "false", NULL, "per-tower RMSNorm of queries and keys, per head"},
-    {"model", "init_same_towers", K_BOOL, F(init_same_towers), "false", NULL, "start every tower from the same draw (MoT from dense weights)"},
-    {"model", "rope_theta", K_DBL, F(rope_theta), "10000", NULL, "RoPE base"},
-    {"model", "init_std", K_DBL, F(init_std), "0.02", NULL, "std of the normal init; output projections use init_std/sqrt(2 n_layers)"},
-    {"model", "norm_eps", K_DBL, F(norm_eps), "1e-5", NULL, "RMSNorm epsilon"},
-    {"data", "source", K_ENUM, F(source), "synthetic", "synthetic|file", "synthetic generators or an HDF5 token file"},
-    {"data", "path", K_STR, F(path), "", NULL, "token file for source=file"},
+    {"model", "d_model", K_INT, F(model.d_model), "64", NULL, "model width"},
+    {"model", "n_layers", K_INT, F(model.n_layers), "2", NULL, "transformer blocks"},
+    {"model", "n_heads", K_INT, F(model.n_heads), "4", NULL, "attention heads (head dim = d_model / n_heads, must be even for RoPE)"},
+    {"model", "d_ff", K_INT, F(model.d_ff), "256", NULL, "SwiGLU hidden width"},
+    {"model", "seq_len", K_INT, F(model.seq_len), "64", NULL, "tokens per training sequence"},
+    {"model", "norm", K_ENUM, F(model.norm), "swin", "swin|pre", "norm placement: swin (norm after attention/FFN, Chameleon) or pre"},
+    {"model", "qk_norm", K_BOOL, F(model.qk_norm), "false", NULL, "per-tower RMSNorm of queries and keys, per head"},
+    {"model", "init_same_towers", K_BOOL, F(init.same_towers), "false", NULL, "start every tower from the same draw (MoT from dense weights)"},
+    {"model", "rope_theta", K_DBL, F(model.rope_theta), "10000", NULL, "RoPE base"},
+    {"model", "init_std", K_DBL, F(init.std), "0.02", NULL, "std of the normal init; output projections use init_std/sqrt(2 n_layers)"},
+    {"model", "norm_eps", K_DBL, F(model.norm_eps), "1e-5", NULL, "RMSNorm epsilon"},
+    {"data", "source", K_ENUM, F(data.source), "synthetic", "synthetic|file", "synthetic generators or an HDF5 token file"},
+    {"data", "path", K_STR, F(data.path), "", NULL, "token file for source=file"},
     {"data", "modalities", K_STR, F(modalities), "text,image", NULL, "modalities in vocabulary order, from text, image, speech"},
     {"data", "mix", K_STR, F(mix), "1,1", NULL, "token share per modality, e.g. 6,6,1"},
-    {"data", "vocab_text", K_INT, F(vocab_text), "96", NULL, "text vocabulary size, boundary tokens included"},
-    {"data", "vocab_image", K_INT, F(vocab_image), "64", NULL, "image code-book size"},
-    {"data", "vocab_speech", K_INT, F(vocab_speech), "32", NULL, "speech unit count"},
-    {"data", "image_h", K_INT, F(image_h), "8", NULL, "image grid height (span length = image_h x image_w)"},
-    {"data", "image_w", K_INT, F(image_w), "8", NULL, "image grid width"},
-    {"data", "text_span", K_INT, F(text_span), "24", NULL, "mean text span length"},
-    {"data", "speech_span", K_INT, F(speech_span), "32", NULL, "mean speech span length"},
-    {"data", "ngram", K_INT, F(ngram), "3", NULL, "text n-gram order"},
-    {"data", "zipf", K_DBL, F(zipf), "1.1", NULL, "text Zipf exponent"},
+    {"data", "vocab_text", K_INT, F(data.synth.vocab_text), "96", NULL, "text vocabulary size, boundary tokens included"},
+    {"data", "vocab_image", K_INT, F(data.synth.vocab_image), "64", NULL, "image code-book size"},
+    {"data", "vocab_speech", K_INT, F(data.synth.vocab_speech), "32", NULL, "speech unit count"},
+    {"data", "image_h", K_INT, F(data.synth.image_h), "8", NULL, "image grid height (span length = image_h x image_w)"},
+    {"data", "image_w", K_INT, F(data.synth.image_w), "8", NULL, "image grid width"},
+    {"data", "text_span", K_INT, F(data.synth.text_span), "24", NULL, "mean text span length"},
+    {"data", "speech_span", K_INT, F(data.synth.speech_span), "32", NULL, "mean speech span length"},
+    {"data", "ngram", K_INT, F(data.synth.ngram), "3", NULL, "text n-gram order"},
+    {"data", "zipf", K_DBL, F(data.synth.zipf), "1.1", NULL, "text Zipf exponent"},
     {"train", "steps", K_I64, F(steps), "300", NULL, "optimizer steps"},
     {"train", "global_batch", K_INT, F(global_batch), "8", NULL, "sequences per step, over all data-parallel ranks"},
     {"train", "micro_batch", K_INT, F(micro_batch), "0", NULL, "sequences per forward/backward; 0 = global_batch / dp"},
-    {"train", "lr", K_DBL, F(lr), "3e-3", NULL, "peak learning rate"},
-    {"train", "lr_min", K_DBL, F(lr_min), "3e-4", NULL, "floor of the cosine decay"},
-    {"train", "warmup", K_I64, F(warmup), "20", NULL, "linear warm-up steps"},
-    {"train", "beta1", K_DBL, F(beta1), "0.9", NULL, "AdamW beta1"},
-    {"train", "beta2", K_DBL, F(beta2), "0.95", NULL, "AdamW beta2"},
-    {"train", "adam_eps", K_DBL, F(adam_eps), "1e-8", NULL, "AdamW epsilon"},
-    {"train", "weight_decay", K_DBL, F(weight_decay), "0.1", NULL, "decoupled weight decay, matrices only"},
+    {"train", "lr", K_DBL, F(sched.lr), "3e-3", NULL, "peak learning rate"},
+    {"train", "lr_min", K_DBL, F(sched.lr_min), "3e-4", NULL, "floor of the cosine decay"},
+    {"train", "warmup", K_I64, F(sched.warmup), "20", NULL, "linear warm-up steps"},
+    {"train", "beta1", K_DBL, F(adamw.beta1), "0.9", NULL, "AdamW beta1"},
+    {"train", "beta2", K_DBL, F(adamw.beta2), "0.95", NULL, "AdamW beta2"},
+    {"train", "adam_eps", K_DBL, F(adamw.eps), "1e-8", NULL, "AdamW epsilon"},
+    {"train", "weight_decay", K_DBL, F(adamw.weight_decay), "0.1", NULL, "decoupled weight decay, matrices only"},
     {"train", "grad_clip", K_DBL, F(grad_clip), "1.0", NULL, "global gradient-norm clip; 0 = off"},
     {"train", "checkpoint_every", K_I64, F(checkpoint_every), "0", NULL, "steps between checkpoints; 0 = only at the end and on signals"},
     {"train", "keep_checkpoints", K_INT, F(keep_checkpoints), "2", NULL, "checkpoints kept"},
@@ -74,7 +74,7 @@ static const key_t_ keys[] = {
     {"train", "stop_at_loss_of", K_STR, F(stop_at_loss_of), "", NULL, "baseline run.h5: stop once every modality reaches its final loss"},
     {"parallel", "tp", K_INT, F(tp), "1", NULL, "tensor-parallel degree"},
     {"parallel", "dp", K_INT, F(dp), "0", NULL, "data-parallel degree; 0 or auto = world size / tp"},
-    {"parallel", "tp_backend", K_ENUM, F(tp_backend), "megatron", "megatron|scalapack", "1D Megatron-style or 2D ScaLAPACK tensor parallelism"},
+    {"parallel", "tp_backend", K_ENUM, F(model.tp_backend), "megatron", "megatron|scalapack", "1D Megatron-style or 2D ScaLAPACK tensor parallelism"},
     {"parallel", "bucket_mb", K_DBL, F(bucket_mb), "4", NULL, "gradient all-reduce bucket size in MiB"},
     {"log", "every", K_I64, F(log_every), "10", NULL, "steps between logged rows and progress lines"},
     {"log", "eval_every", K_I64, F(eval_every), "50", NULL, "steps between held-out evaluations; 0 = off"},
@@ -85,7 +85,7 @@ static const key_t_ keys[] = {
 };
 #undef F
 enum { NKEYS = sizeof keys / sizeof keys[0] };
-_Static_assert(NKEYS <= 128, "set_mask holds 128 keys");
+_Static_assert(NKEYS <= 256, "set_mask and key_origin hold 256 keys");
 
 static int key_index(const char *section, const char *name)
 {
@@ -353,31 +353,31 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
             if (is_set(cfg, "model", clash[c]))
                 return errorf(err, errlen, "model.%s: given together with model.size = %s; set one or the other",
                             clash[c], cfg->size);
-        cfg->d_model = presets[i].d;
-        cfg->n_layers = presets[i].L;
-        cfg->n_heads = presets[i].H;
-        cfg->d_ff = presets[i].f;
+        cfg->model.d_model = presets[i].d;
+        cfg->model.n_layers = presets[i].L;
+        cfg->model.n_heads = presets[i].H;
+        cfg->model.d_ff = presets[i].f;
     }
-    if (cfg->d_model <= 0) return errorf(err, errlen, "model.d_model: must be positive, got %d", cfg->d_model);
-    if (cfg->n_layers <= 0) return errorf(err, errlen, "model.n_layers: must be positive, got %d", cfg->n_layers);
-    if (cfg->n_heads <= 0) return errorf(err, errlen, "model.n_heads: must be positive, got %d", cfg->n_heads);
-    if (cfg->d_ff <= 0) return errorf(err, errlen, "model.d_ff: must be positive, got %d", cfg->d_ff);
-    if (cfg->seq_len < 2) return errorf(err, errlen, "model.seq_len: must be at least 2, got %d", cfg->seq_len);
-    if (cfg->d_model % cfg->n_heads)
-        return errorf(err, errlen, "model.d_model: %d is not divisible by model.n_heads = %d", cfg->d_model, cfg->n_heads);
-    if ((cfg->d_model / cfg->n_heads) % 2)
+    if (cfg->model.d_model <= 0) return errorf(err, errlen, "model.d_model: must be positive, got %d", cfg->model.d_model);
+    if (cfg->model.n_layers <= 0) return errorf(err, errlen, "model.n_layers: must be positive, got %d", cfg->model.n_layers);
+    if (cfg->model.n_heads <= 0) return errorf(err, errlen, "model.n_heads: must be positive, got %d", cfg->model.n_heads);
+    if (cfg->model.d_ff <= 0) return errorf(err, errlen, "model.d_ff: must be positive, got %d", cfg->model.d_ff);
+    if (cfg->model.seq_len < 2) return errorf(err, errlen, "model.seq_len: must be at least 2, got %d", cfg->model.seq_len);
+    if (cfg->model.d_model % cfg->model.n_heads)
+        return errorf(err, errlen, "model.d_model: %d is not divisible by model.n_heads = %d", cfg->model.d_model, cfg->model.n_heads);
+    if ((cfg->model.d_model / cfg->model.n_heads) % 2)
         return errorf(err, errlen, "model.n_heads: head dim model.d_model / model.n_heads = %d/%d = %d is odd; RoPE needs it even",
-                    cfg->d_model, cfg->n_heads, cfg->d_model / cfg->n_heads);
+                    cfg->model.d_model, cfg->model.n_heads, cfg->model.d_model / cfg->model.n_heads);
     if (cfg->steps <= 0) return errorf(err, errlen, "train.steps: must be positive, got %lld", (long long)cfg->steps);
     if (cfg->global_batch <= 0) return errorf(err, errlen, "train.global_batch: must be positive, got %d", cfg->global_batch);
     if (cfg->micro_batch < 0) return errorf(err, errlen, "train.micro_batch: must be >= 0, got %d", cfg->micro_batch);
-    if (cfg->lr <= 0) return errorf(err, errlen, "train.lr: must be positive, got %g", cfg->lr);
-    if (cfg->lr_min < 0 || cfg->lr_min > cfg->lr)
-        return errorf(err, errlen, "train.lr_min: must be in [0, lr = %g], got %g", cfg->lr, cfg->lr_min);
-    if (cfg->warmup < 0) return errorf(err, errlen, "train.warmup: must be >= 0, got %lld", (long long)cfg->warmup);
-    if (cfg->beta1 < 0 || cfg->beta1 >= 1) return errorf(err, errlen, "train.beta1: must be in [0, 1), got %g", cfg->beta1);
-    if (cfg->beta2 < 0 || cfg->beta2 >= 1) return errorf(err, errlen, "train.beta2: must be in [0, 1), got %g", cfg->beta2);
-    if (cfg->weight_decay < 0) return errorf(err, errlen, "train.weight_decay: must be >= 0, got %g", cfg->weight_decay);
+    if (cfg->sched.lr <= 0) return errorf(err, errlen, "train.lr: must be positive, got %g", cfg->sched.lr);
+    if (cfg->sched.lr_min < 0 || cfg->sched.lr_min > cfg->sched.lr)
+        return errorf(err, errlen, "train.lr_min: must be in [0, lr = %g], got %g", cfg->sched.lr, cfg->sched.lr_min);
+    if (cfg->sched.warmup < 0) return errorf(err, errlen, "train.warmup: must be >= 0, got %lld", (long long)cfg->sched.warmup);
+    if (cfg->adamw.beta1 < 0 || cfg->adamw.beta1 >= 1) return errorf(err, errlen, "train.beta1: must be in [0, 1), got %g", cfg->adamw.beta1);
+    if (cfg->adamw.beta2 < 0 || cfg->adamw.beta2 >= 1) return errorf(err, errlen, "train.beta2: must be in [0, 1), got %g", cfg->adamw.beta2);
+    if (cfg->adamw.weight_decay < 0) return errorf(err, errlen, "train.weight_decay: must be >= 0, got %g", cfg->adamw.weight_decay);
     if (cfg->grad_clip < 0) return errorf(err, errlen, "train.grad_clip: must be >= 0, got %g", cfg->grad_clip);
     if (cfg->checkpoint_every < 0) return errorf(err, errlen, "train.checkpoint_every: must be >= 0");
     if (cfg->keep_checkpoints < 1) return errorf(err, errlen, "train.keep_checkpoints: must be at least 1, got %d", cfg->keep_checkpoints);
@@ -389,11 +389,11 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
     if (cfg->eval_tokens <= 0) return errorf(err, errlen, "log.eval_tokens: must be positive");
     if (cfg->flush_every <= 0) return errorf(err, errlen, "log.flush_every: must be positive");
     if (cfg->peak_flops < 0) return errorf(err, errlen, "log.peak_flops: must be >= 0");
-    if (cfg->n_heads % cfg->tp)
-        return errorf(err, errlen, "parallel.tp: model.n_heads = %d is not divisible by tp = %d", cfg->n_heads, cfg->tp);
-    if (cfg->d_ff % cfg->tp)
-        return errorf(err, errlen, "parallel.tp: model.d_ff = %d is not divisible by tp = %d", cfg->d_ff, cfg->tp);
-    if (cfg->source == DATA_FILE && !cfg->path[0])
+    if (cfg->model.n_heads % cfg->tp)
+        return errorf(err, errlen, "parallel.tp: model.n_heads = %d is not divisible by tp = %d", cfg->model.n_heads, cfg->tp);
+    if (cfg->model.d_ff % cfg->tp)
+        return errorf(err, errlen, "parallel.tp: model.d_ff = %d is not divisible by tp = %d", cfg->model.d_ff, cfg->tp);
+    if (cfg->data.source == DATA_FILE && !cfg->data.path[0])
         return errorf(err, errlen, "data.path: required when data.source = file");
 
     /* modalities and mix */
@@ -411,11 +411,12 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         for (int j = 0; j < m; j++)
             if (!strcmp(items[m], items[j]))
                 return errorf(err, errlen, "data.modalities: '%s' listed twice", items[m]);
-        memcpy(cfg->modality_names[m], items[m], CFG_NAME_LEN);
+        memcpy(cfg->data.names[m], items[m], CFG_NAME_LEN);
     }
     if (strcmp(items[0], "text"))
         return errorf(err, errlen, "data.modalities: must start with text (boundary tokens live in the text range)");
-    cfg->n_modalities = n;
+    cfg->data.n_modalities = n;
+    cfg->model.n_modalities = n;
     char mixs[MAX_MODALITIES + 1][CFG_NAME_LEN];
     int nm = split_list(cfg->mix, mixs, MAX_MODALITIES);
     if (nm != n)
@@ -426,28 +427,28 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         double v = strtod(mixs[m], &end);
         if (end == mixs[m] || *end || !(v >= 0) || !isfinite(v))
             return errorf(err, errlen, "data.mix: '%s' is not a non-negative number", mixs[m]);
-        cfg->mix_share[m] = v;
+        cfg->data.mix_share[m] = v;
         tot += v;
     }
     if (tot <= 0)
         return errorf(err, errlen, "data.mix: shares sum to zero");
     for (int m = 0; m < n; m++)
-        cfg->mix_share[m] /= tot;
+        cfg->data.mix_share[m] /= tot;
 
     /* towers */
-    if (cfg->kind == MODEL_DENSE) {
-        cfg->n_towers = 1;
+    if (cfg->model.kind == MODEL_DENSE) {
+        cfg->model.n_towers = 1;
         for (int m = 0; m < n; m++)
-            cfg->tower_of[m] = 0;
-    } else if (cfg->kind == MODEL_MOT) {
-        cfg->n_towers = n;
+            cfg->model.tower_of[m] = 0;
+    } else if (cfg->model.kind == MODEL_MOT) {
+        cfg->model.n_towers = n;
         for (int m = 0; m < n; m++)
-            cfg->tower_of[m] = m;
+            cfg->model.tower_of[m] = m;
     } else {
         if (!cfg->towers[0])
             return errorf(err, errlen, "model.towers: required when model.kind = towers");
         for (int m = 0; m < n; m++)
-            cfg->tower_of[m] = -1;
+            cfg->model.tower_of[m] = -1;
         char buf[CFG_PATH_LEN];
         snprintf(buf, sizeof buf, "%s", cfg->towers);
         int t = 0;
@@ -459,20 +460,24 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
                 return errorf(err, errlen, "model.towers: malformed group '%s'", trim(grp));
             for (int j = 0; j < k; j++) {
                 int m;
-                for (m = 0; m < n && strcmp(cfg->modality_names[m], names[j]); m++)
+                for (m = 0; m < n && strcmp(cfg->data.names[m], names[j]); m++)
                     ;
                 if (m == n)
                     return errorf(err, errlen, "model.towers: '%s' is not in data.modalities", names[j]);
-                if (cfg->tower_of[m] >= 0)
+                if (cfg->model.tower_of[m] >= 0)
                     return errorf(err, errlen, "model.towers: '%s' is in two groups", names[j]);
-                cfg->tower_of[m] = t;
+                cfg->model.tower_of[m] = t;
             }
         }
-        cfg->n_towers = t;
+        cfg->model.n_towers = t;
         for (int m = 0; m < n; m++)
-            if (cfg->tower_of[m] < 0)
-                return errorf(err, errlen, "model.towers: modality '%s' is in no group", cfg->modality_names[m]);
+            if (cfg->model.tower_of[m] < 0)
+                return errorf(err, errlen, "model.towers: modality '%s' is in no group", cfg->data.names[m]);
     }
+    /* what several modules share */
+    cfg->data.seq_len = cfg->model.seq_len;
+    cfg->data.seed = cfg->seed;
+    cfg->sched.steps = cfg->steps;
     return true;
 }
 

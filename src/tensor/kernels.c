@@ -1,4 +1,4 @@
-/* Row-wise and element-wise kernels: RMSNorm, RoPE, causal softmax, SwiGLU gate,
+/* Row-wise and element-wise kernels: RMSNorm, RoPE, masked softmax, SwiGLU gate,
  * cross-entropy. Accumulations that decide the loss are done in double. */
 #include <math.h>
 
@@ -52,38 +52,42 @@ void rope_rotate(real *out, const real *in, const real *cosv, const real *sinv, 
     }
 }
 
-void softmax_causal(real *s, int64_t t)
+void softmax_prefix(real *s, int64_t rows, int64_t cols, const int64_t *hi)
 {
-    for (int64_t i = 0; i < t; i++) {
-        real *row = s + i * t;
-        real mx = row[0];
-        for (int64_t j = 1; j <= i; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        double sum = 0;
-        for (int64_t j = 0; j <= i; j++) {
-            row[j] = REAL_EXP(row[j] - mx);
-            sum += row[j];
+    for (int64_t i = 0; i < rows; i++) {
+        real *row = s + i * cols;
+        int64_t n = hi[i];
+        if (n > 0) {
+            real mx = row[0];
+            for (int64_t j = 1; j < n; j++)
+                mx = row[j] > mx ? row[j] : mx;
+            double sum = 0;
+            for (int64_t j = 0; j < n; j++) {
+                row[j] = REAL_EXP(row[j] - mx);
+                sum += row[j];
+            }
+            real inv = (real)(1.0 / sum);
+            for (int64_t j = 0; j < n; j++)
+                row[j] *= inv;
         }
-        real inv = (real)(1.0 / sum);
-        for (int64_t j = 0; j <= i; j++)
-            row[j] *= inv;
-        for (int64_t j = i + 1; j < t; j++)
+        for (int64_t j = n > 0 ? n : 0; j < cols; j++)
             row[j] = 0;
     }
 }
 
-void softmax_causal_backward(real *dp, const real *p, int64_t t)
+void softmax_prefix_backward(real *dp, const real *p, int64_t rows, int64_t cols, const int64_t *hi)
 {
-    /* forward: p_j = exp(s_j) / sum_k exp(s_k);  ds_j = p_j (dp_j - sum_k dp_k p_k) */
-    for (int64_t i = 0; i < t; i++) {
-        real *drow = dp + i * t;
-        const real *prow = p + i * t;
+    /* forward: p_j = exp(s_j) / sum_k exp(s_k) over j < hi;  ds_j = p_j (dp_j - sum_k dp_k p_k) */
+    for (int64_t i = 0; i < rows; i++) {
+        real *drow = dp + i * cols;
+        const real *prow = p + i * cols;
+        int64_t n = hi[i] > 0 ? hi[i] : 0;
         double dot = 0;
-        for (int64_t j = 0; j <= i; j++)
+        for (int64_t j = 0; j < n; j++)
             dot += (double)drow[j] * prow[j];
-        for (int64_t j = 0; j <= i; j++)
+        for (int64_t j = 0; j < n; j++)
             drow[j] = prow[j] * (drow[j] - (real)dot);
-        for (int64_t j = i + 1; j < t; j++)
+        for (int64_t j = n; j < cols; j++)
             drow[j] = 0;
     }
 }

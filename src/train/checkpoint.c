@@ -15,15 +15,16 @@
 #define CKPT_FORMAT 1
 static const char *groups[3] = {"params", "adam_m", "adam_v"};
 
-uint64_t checkpoint_fingerprint(const config_t *cfg, const vocab_t *v)
+uint64_t checkpoint_fingerprint(const model_t *m)
 {
+    const model_shape_t *s = &m->shape;
+    const vocab_t *v = &m->vocab;
     char text[1024];
-    int n = snprintf(text, sizeof text, "d%d L%d H%d f%d towers%d norm%d qk%d V%d", cfg->d_model,
-                     cfg->n_layers, cfg->n_heads, cfg->d_ff, cfg->n_towers, cfg->norm, cfg->qk_norm,
-                     v->size);
-    for (int m = 0; m < v->n_modalities && n < (int)sizeof text; m++)
-        n += snprintf(text + n, sizeof text - (size_t)n, " %s[%d,%d)->%d", v->names[m], v->lo[m],
-                      v->hi[m], cfg->tower_of[m]);
+    int n = snprintf(text, sizeof text, "d%d L%d H%d f%d towers%d norm%d qk%d V%d", s->d_model,
+                     s->n_layers, s->n_heads, s->d_ff, s->n_towers, s->norm, s->qk_norm, v->size);
+    for (int k = 0; k < v->n_modalities && n < (int)sizeof text; k++)
+        n += snprintf(text + n, sizeof text - (size_t)n, " %s[%d,%d)->%d", v->names[k], v->lo[k],
+                      v->hi[k], s->tower_of[k]);
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (const char *p = text; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ull;

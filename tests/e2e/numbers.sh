@@ -5,7 +5,8 @@
 # binary of commit ce2b603 (before the layer library of docs/architecture.md):
 #   - the demo config (experiments/demo.ini), dense and mot, on its 2 ranks (dp = 2),
 #     cut to 60 steps;
-#   - a 3-modality mot model at tp = 2 and at dp = 2, 20 steps.
+#   - a 3-modality mot model at tp = 2 and at dp = 2, 20 steps; the same with
+#     model.norm = pre, and on the ScaLAPACK backend.
 # MOTSCALE_WRITE_REF=1 rewrites the references from the binary under test (only when
 # a change is meant to move the numbers; say so in the commit).
 . tests/lib.sh
@@ -59,3 +60,6 @@ for kind in dense mot; do
 done
 run mot3-tp2 2 parallel.tp=2 && compare_ref mot3-tp2 "$SCRATCH/runs/mot3-tp2/run.h5"
 run mot3-dp2 2 parallel.tp=1 && compare_ref mot3-dp2 "$SCRATCH/runs/mot3-dp2/run.h5"
+run mot3-pre-dp2 2 parallel.tp=1 model.norm=pre && compare_ref mot3-pre-dp2 "$SCRATCH/runs/mot3-pre-dp2/run.h5"
+run mot3-sl-tp2 2 parallel.tp=2 parallel.tp_backend=scalapack &&
+    compare_ref mot3-sl-tp2 "$SCRATCH/runs/mot3-sl-tp2/run.h5"

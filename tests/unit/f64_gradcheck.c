@@ -61,31 +61,44 @@ static void test_rope(void **state)
     }
 }
 
+/* The masked softmax over visible prefixes: every mask kind of attention is one
+ * (causal i + 1, a bidirectional span's end, all keys, a cross-attention count,
+ * none at all); masked entries are 0 and get no gradient. */
 static void test_softmax(void **state)
 {
     (void)state;
     enum { t = 5 };
+    const int64_t hi[t] = {1, 0, 3, 5, 2};
     unsigned seed = 3;
     double s[t * t], c[t * t], p[t * t], ds[t * t];
     for (int i = 0; i < t * t; i++) s[i] = 2 * urand(&seed), c[i] = urand(&seed);
     memcpy(p, s, sizeof p);
-    softmax_causal(p, t);
+    softmax_prefix(p, t, t, hi);
     memcpy(ds, c, sizeof ds);
-    softmax_causal_backward(ds, p, t);
-    for (int i = 0; i < t; i++)
-        for (int j = 0; j <= i; j++) {
+    softmax_prefix_backward(ds, p, t, t, hi);
+    for (int i = 0; i < t; i++) {
+        double rowsum = 0;
+        for (int j = 0; j < t; j++) {
+            if (j >= hi[i]) {
+                assert_true(p[i * t + j] == 0 && ds[i * t + j] == 0);
+                continue;
+            }
+            rowsum += p[i * t + j];
             double keep = s[i * t + j], jp = 0, jm = 0, q[t * t];
             s[i * t + j] = keep + FD_STEP;
             memcpy(q, s, sizeof q);
-            softmax_causal(q, t);
+            softmax_prefix(q, t, t, hi);
             for (int k = 0; k < t * t; k++) jp += c[k] * q[k];
             s[i * t + j] = keep - FD_STEP;
             memcpy(q, s, sizeof q);
-            softmax_causal(q, t);
+            softmax_prefix(q, t, t, hi);
             for (int k = 0; k < t * t; k++) jm += c[k] * q[k];
             s[i * t + j] = keep;
             assert_close(ds[i * t + j], (jp - jm) / (2 * FD_STEP), TOL_FD_REL, TOL_FD_ABS);
         }
+        if (hi[i] > 0)
+            assert_close(rowsum, 1.0, 1e-12, 0);
+    }
 }
 
 static void test_swiglu(void **state)
@@ -187,8 +200,8 @@ static void check_model(const char *kind, int nmod, int norm, bool qk, int skip_
     tiny_vocab(&v, nmod);
     model_t m;
     tp_ctx_t tp = {.comm = 0, .rank = 0, .size = 1};
-    model_build(&m, &cfg, &v, tp, B);
-    model_init_params(&m, 7, false, 0.5); /* large init: gradients well above rounding */
+    model_build(&m, &cfg.model, &v, tp, B);
+    model_init_params(&m, 7, &(model_init_t){.std = 0.5}); /* large init: gradients well above rounding */
     int32_t win[B * (T + 1)];
     unsigned seed = 11;
     for (int i = 0; i < B * (T + 1); i++) {
@@ -221,7 +234,7 @@ static void check_model(const char *kind, int nmod, int norm, bool qk, int skip_
         }
     }
     if (skip_mod >= 0) {
-        int t = cfg.tower_of[skip_mod];
+        int t = cfg.model.tower_of[skip_mod];
         for (int k = 0; k < m.n_tensors; k++)
             if (m.tensors[k].tower == t)
                 for (size_t j = 0; j < m.tensors[k].numel; j++)

@@ -26,17 +26,17 @@ static void run_counted(int n_over, char **over)
     if (!config_load(&cfg, NULL, n_over, over, err, sizeof err))
         fail_msg("config_load: %s", err);
     vocab_t v;
-    if (!vocab_from_config(&v, &cfg, err, sizeof err))
+    if (!data_vocab(&v, &cfg.data, err, sizeof err))
         fail_msg("vocab_from_config: %s", err);
-    data_t *data = data_open(&cfg, &v, SPLIT_TRAIN, err, sizeof err);
+    data_t *data = data_open(&cfg.data, &v, SPLIT_TRAIN, err, sizeof err);
     if (!data)
         fail_msg("data_open: %s", err);
-    const int B = cfg.global_batch, T = cfg.seq_len;
+    const int B = cfg.global_batch, T = cfg.model.seq_len;
     int32_t *win = malloc(sizeof *win * (size_t)B * (T + 1));
     model_t m;
     tp_ctx_t tp = {.comm = MPI_COMM_NULL, .rank = 0, .size = 1};
-    model_build(&m, &cfg, &v, tp, B);
-    model_init_params(&m, cfg.seed, false, cfg.init_std);
+    model_build(&m, &cfg.model, &v, tp, B);
+    model_init_params(&m, cfg.seed, &(model_init_t){.std = cfg.init.std});
 
     gemm_flops_reset();
     int64_t tokens = 0;
@@ -47,13 +47,13 @@ static void run_counted(int n_over, char **over)
         model_zero_grads(&m);
         model_forward(&m, win, B, (real)(1.0 / (B * T)), ls, cnt);
         model_backward(&m);
-        for (int k = 0; k < cfg.n_modalities; k++)
+        for (int k = 0; k < cfg.data.n_modalities; k++)
             tokens += cnt[k];
     }
     assert_int_equal(tokens, (int64_t)STEPS * B * T);
 
     flops_report_t r;
-    flops_compute(&r, &cfg, v.size);
+    model_flops(&r, &cfg.model, v.size);
     double matrix = gemm_flops(GEMM_PROJ) + gemm_flops(GEMM_HEAD);
     double expect = r.train_matrix_per_token * (double)tokens;
     /* the requirement (DESIGN.md §3) */
@@ -67,14 +67,14 @@ static void run_counted(int n_over, char **over)
      * S = q k^T (T x T x hd) and O = P v (T x hd x T); backward dP = dO v^T, dv =
      * P^T dO, dq = dS k, dk = dS^T q, four more of T x T x hd. 6 products of
      * 2 T^2 hd FLOPs each, over all heads: 12 T^2 d. */
-    double d = cfg.d_model, L = cfg.n_layers;
+    double d = cfg.model.d_model, L = cfg.model.n_layers;
     double attn = STEPS * (double)B * L * 12.0 * T * T * d;
     assert_true(gemm_flops(GEMM_ATTN) == attn);
     /* the formula's causal attention is half of that square */
-    assert_close(gemm_flops(GEMM_ATTN), 2 * 3 * r.fwd_attn * (double)tokens, 1e-12, 0);
+    assert_close(gemm_flops(GEMM_ATTN), 2 * 3 * flops_term(&r, "attention") * (double)tokens, 1e-12, 0);
     print_message("# %s, %d tower(s), %lld tokens: issued proj+head %.6g, formula %.6g "
                   "(rel diff %.3g); attention issued %.6g, by hand %.6g\n",
-                  cfg.kind == MODEL_DENSE ? "dense" : "mot", cfg.n_towers, (long long)tokens,
+                  cfg.model.kind == MODEL_DENSE ? "dense" : "mot", cfg.model.n_towers, (long long)tokens,
                   matrix, expect, fabs(matrix - expect) / expect, gemm_flops(GEMM_ATTN), attn);
 
     model_free(&m);

@@ -1,0 +1,37 @@
+/* The run directory out_dir/name: its paths, the status file, and the verdict a
+ * start gets (refuse a completed run, refuse an existing one unless resuming,
+ * create it otherwise). Private to src/train. */
+#ifndef MOTSCALE_TRAIN_RUNDIR_H
+#define MOTSCALE_TRAIN_RUNDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "motscale/common.h"
+
+/* room for out_dir/name/ plus a file name */
+enum { RUNDIR_LEN = 2 * CFG_PATH_LEN + 2, RUNDIR_PATH_LEN = RUNDIR_LEN + 64 };
+
+typedef struct rundir {
+    char dir[RUNDIR_LEN];
+    char ckdir[RUNDIR_PATH_LEN];     /* dir/checkpoints */
+    char runfile[RUNDIR_PATH_LEN];   /* dir/run.h5 */
+    char status[64];                 /* the status file's line when the start looked */
+    bool exists;                     /* run.h5 was there */
+} rundir_t;
+
+/* Paths of out_dir/name and what is there now (status, run.h5). */
+void rundir_look(rundir_t *r, const char *out_dir, const char *name);
+
+/* The verdict for a start (world rank 0): EXIT_OK after creating dir/checkpoints,
+ * EXIT_BADINPUT for a completed run or an existing one without resume, EXIT_FAULT
+ * when the directory cannot be made; the message is printed. */
+int rundir_prepare(const rundir_t *r, bool resume);
+
+/* Replace the status file (temporary name, then rename); a failure is a warning. */
+void rundir_set_status(const rundir_t *r, const char *status);
+
+/* Write dir/NAME atomically with text; false with errno set on failure. */
+bool rundir_write_file(const rundir_t *r, const char *name, const char *text);
+
+#endif
