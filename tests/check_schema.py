@@ -1,18 +1,88 @@
 """Checks a run file against docs/run-record.md: every object of the documented table
-(rows whose first cell is a `/...` path: path, kind, dtype, shape) exists with its
-dtype and shape and reads back, and nothing undocumented is in the file.
+of section "Objects" (rows whose first cell is a `/...` path: path, kind, dtype,
+shape) exists with its dtype and shape and reads back, and nothing undocumented is in
+the file. With `checkpoint`, checks a checkpoint against the table of section
+"Checkpoints" instead, and its fingerprint against the documented formula computed
+from RUN.h5's model.
 
 usage: /usr/bin/python3 tests/check_schema.py DOC RUN.h5 required|optional
+       /usr/bin/python3 tests/check_schema.py DOC CKPT.h5 checkpoint RUN.h5
 (required: the optional attributes must be there too). Exit 0 when all holds."""
 import re, sys
 import h5py, numpy as np
 
+
+def table(doc, section):
+    rows, inside = [], False
+    for line in open(doc):
+        if line.startswith("## "):
+            inside = line.strip() == "## " + section
+        m = re.match(r"^\|\s*`(/[^`]*)`\s*\|([^|]*)\|([^|]*)\|([^|]*)\|", line)
+        if m and inside:
+            rows.append((m.group(1), m.group(2).strip(), m.group(3).strip(), m.group(4).strip()))
+    return rows
+
+
+def text(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def check_checkpoint(doc, path, run_path):
+    rows = table(doc, "Checkpoints")
+    assert len(rows) >= 10, "documented checkpoint objects not found in %s" % doc
+    bad = []
+    f, r = h5py.File(path, "r"), h5py.File(run_path, "r")
+    attrs = {p[2:]: d for p, k, d, _ in rows if p.startswith("/@")}
+    groups = [p.split("/")[1] for p, k, d, _ in rows if p.endswith("/NAME")]
+    if set(f.attrs) != set(attrs):
+        bad.append("root attributes %s, documented %s" % (sorted(f.attrs), sorted(attrs)))
+    for a, d in attrs.items():
+        if a in f.attrs and f.attrs.get_id(a).dtype != np.dtype(d).newbyteorder("<"):
+            bad.append("/@%s: dtype %s, documented %s" % (a, f.attrs.get_id(a).dtype, d))
+    if sorted(f.keys()) != sorted(groups):
+        bad.append("groups %s, documented %s" % (sorted(f.keys()), groups))
+    names = None
+    for g in groups:
+        if g not in f:
+            continue
+        have = sorted(f[g].keys())
+        names = names or have
+        if have != names:
+            bad.append("/%s holds other tensors than /%s" % (g, groups[0]))
+        for n in have:
+            d = f[g][n]
+            if d.dtype != np.dtype("<f4") or d.ndim != 2:
+                bad.append("/%s/%s: %s %s, documented float32 (rows, cols)" % (g, n, d.dtype, d.shape))
+    # the fingerprint from the model, as documented
+    m = r["/model"].attrs
+    cfg = dict(re.findall(r"^(\w+) = (.*)$", text(r.attrs["config"]), re.M))
+    sizes = {"text": int(cfg["vocab_text"]), "image": int(cfg["vocab_image"]), "speech": int(cfg["vocab_speech"])}
+    s = "d%d L%d H%d f%d towers%d norm%d qk%d V%d" % (
+        m["d_model"], m["n_layers"], m["n_heads"], m["d_ff"], m["n_towers"],
+        {"swin": 0, "pre": 1}[cfg["norm"]], cfg["qk_norm"] == "true", m["vocab_size"])
+    lo = 0
+    for name, tower in zip(m["modality_names"], m["tower_of"]):
+        name = text(name)
+        s += " %s[%d,%d)->%d" % (name, lo, lo + sizes[name], tower)
+        lo += sizes[name]
+    h = 1469598103934665603  # the documented offset basis
+    for b in s.encode():
+        h = ((h ^ b) * 1099511628211) % 2 ** 64
+    want = h - 2 ** 64 if h >= 2 ** 63 else h
+    if int(f.attrs["fingerprint"]) != want:
+        bad.append("/@fingerprint %d, the documented formula gives %d for %r" % (
+            int(f.attrs["fingerprint"]), want, s))
+    print("# %s: %d attributes, %d tensors in each of %s; fingerprint of %r" % (
+        path.split("/")[-1], len(f.attrs), len(names or []), ", ".join(groups), s))
+    for b in bad:
+        print("#", b)
+    return 1 if bad else 0
+
+
+if len(sys.argv) == 5 and sys.argv[3] == "checkpoint":
+    sys.exit(check_checkpoint(sys.argv[1], sys.argv[2], sys.argv[4]))
 doc, path, need_optional = sys.argv[1], sys.argv[2], sys.argv[3] == "required"
-rows = []
-for line in open(doc):
-    m = re.match(r"^\|\s*`(/[^`]*)`\s*\|([^|]*)\|([^|]*)\|([^|]*)\|", line)
-    if m:
-        rows.append((m.group(1), m.group(2).strip(), m.group(3).strip(), m.group(4).strip()))
+rows = table(doc, "Objects")
 assert len(rows) > 50, "documented objects not found in %s" % doc
 NUM = {"int32": np.int32, "int64": np.int64, "float64": np.float64}
 bad = []

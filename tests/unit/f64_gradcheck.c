@@ -224,7 +224,7 @@ static void check_model(const char *kind, int nmod, int norm, bool qk, int skip_
         double lm = total_loss(&m, win, nmod);
         m.params[i] = keep;
         double fd = (lp - lm) / (2 * FD_STEP);
-        if (!close_enough(g[i], fd, 1e-5, 1e-9)) {
+        if (!close_enough(g[i], fd, TOL_FD_MODEL_REL, TOL_FD_MODEL_ABS)) {
             const char *name = "?";
             for (int k = 0; k < m.n_tensors; k++)
                 if (i >= m.tensors[k].offset && i < m.tensors[k].offset + m.tensors[k].numel)

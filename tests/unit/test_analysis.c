@@ -14,17 +14,7 @@
 
 #include "motscale/analysis.h"
 
-/* Step matching interpolates linearly between logged points of a smooth convex
- * curve (relative error O((dt/t)^2 * alpha) ~ 1e-4 here) and the smoother commutes
- * with stretching up to its discretisation (O((dt / (window * t))^2), large only at
- * early steps, which the origin-slope fit weighs little): measured ~1e-3; the
- * issue's 1% holds with room. */
-#define TOL_SLOPE_REL 0.01
-/* Noisy power law (0.2% noise, one outlier): parameters within 2% (the issue's). */
-#define TOL_FIT_REL 0.02
-/* Quantities that are exact in real arithmetic, computed in a few dozen flops. */
-#define TOL_EXACT_REL 1e-12
-
+/* TOL_SLOPE_REL, TOL_FIT_REL and TOL_EXACT_REL: tests/tolerances.env */
 #define STRETCH 0.4
 #define STEP_TIME_BASE 1.0
 #define STEP_TIME_CAND 1.5
