@@ -76,6 +76,7 @@ static const key_t_ keys[] = {
     {"parallel", "dp", K_INT, F(dp), "0", NULL, "data-parallel degree; 0 or auto = world size / tp"},
     {"parallel", "tp_backend", K_ENUM, F(model.tp_backend), "megatron", "megatron|scalapack", "1D Megatron-style or 2D ScaLAPACK tensor parallelism"},
     {"parallel", "bucket_mb", K_DBL, F(bucket_mb), "4", NULL, "gradient all-reduce bucket size in MiB"},
+    {"parallel", "blas_threads", K_INT, F(blas_threads), "0", NULL, "BLAS threads per rank; 0 = OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set, else SLURM_CPUS_PER_TASK (--cpus-per-task), else 1"},
     {"log", "every", K_I64, F(log_every), "10", NULL, "steps between logged rows and progress lines"},
     {"log", "eval_every", K_I64, F(eval_every), "50", NULL, "steps between held-out evaluations; 0 = off"},
     {"log", "eval_tokens", K_I64, F(eval_tokens), "4096", NULL, "held-out tokens per evaluation"},
@@ -384,6 +385,8 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
     if (cfg->tp <= 0) return errorf(err, errlen, "parallel.tp: must be positive, got %d", cfg->tp);
     if (cfg->dp < 0) return errorf(err, errlen, "parallel.dp: must be positive or auto, got %d", cfg->dp);
     if (cfg->bucket_mb <= 0) return errorf(err, errlen, "parallel.bucket_mb: must be positive, got %g", cfg->bucket_mb);
+    if (cfg->blas_threads < 0 || cfg->blas_threads > 1024)
+        return errorf(err, errlen, "parallel.blas_threads: must be in [0, 1024], got %d", cfg->blas_threads);
     if (cfg->log_every <= 0) return errorf(err, errlen, "log.every: must be positive, got %lld", (long long)cfg->log_every);
     if (cfg->eval_every < 0) return errorf(err, errlen, "log.eval_every: must be >= 0");
     if (cfg->eval_tokens <= 0) return errorf(err, errlen, "log.eval_tokens: must be positive");

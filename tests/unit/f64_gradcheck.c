@@ -148,7 +148,10 @@ static void test_cross_entropy(void **state)
 
 /* ---- the whole model -------------------------------------------------------- */
 
-enum { B = 2, T = 6 };
+/* B sequences of T positions; one test raises T past one attention block (64 query
+ * rows) so the blocked path is checked too. */
+enum { B = 2, T_MAX = 70 };
+static int T = 6;
 
 static void tiny_config(config_t *cfg, const char *kind, int nmod, int norm, bool qk)
 {
@@ -156,13 +159,14 @@ static void tiny_config(config_t *cfg, const char *kind, int nmod, int norm, boo
     char mods[64], mix[32];
     snprintf(mods, sizeof mods, "%s", nmod == 1 ? "text" : nmod == 2 ? "text,image" : "text,image,speech");
     snprintf(mix, sizeof mix, "%s", nmod == 1 ? "1" : nmod == 2 ? "1,1" : "1,1,1");
-    char o1[80], o2[80], o3[80], o4[80];
+    char o1[80], o2[80], o3[80], o4[80], o5[80];
+    snprintf(o5, sizeof o5, "model.seq_len=%d", T);
     snprintf(o1, sizeof o1, "model.kind=%s", kind);
     snprintf(o2, sizeof o2, "data.modalities=%s", mods);
     snprintf(o3, sizeof o3, "data.mix=%s", mix);
     snprintf(o4, sizeof o4, "model.norm=%s", norm == NORM_PRE ? "pre" : "swin");
     char *over[] = {o1, o2, o3, o4, "model.d_model=8", "model.n_heads=2", "model.n_layers=2",
-                    "model.d_ff=12", "model.seq_len=6", qk ? "model.qk_norm=true" : "model.qk_norm=false"};
+                    "model.d_ff=12", o5, qk ? "model.qk_norm=true" : "model.qk_norm=false"};
     if (!config_load(cfg, NULL, 10, over, err, sizeof err))
         fail_msg("config: %s", err);
 }
@@ -202,7 +206,7 @@ static void check_model(const char *kind, int nmod, int norm, bool qk, int skip_
     tp_ctx_t tp = {.comm = 0, .rank = 0, .size = 1};
     model_build(&m, &cfg.model, &v, tp, B);
     model_init_params(&m, 7, &(model_init_t){.std = 0.5}); /* large init: gradients well above rounding */
-    int32_t win[B * (T + 1)];
+    int32_t win[B * (T_MAX + 1)];
     unsigned seed = 11;
     for (int i = 0; i < B * (T + 1); i++) {
         int mod;
@@ -252,6 +256,14 @@ static void test_mot2(void **s) { (void)s; check_model("mot", 2, NORM_SWIN, fals
 static void test_mot3_qk(void **s) { (void)s; check_model("mot", 3, NORM_SWIN, true, -1); }
 static void test_mot3_pre(void **s) { (void)s; check_model("mot", 3, NORM_PRE, true, -1); }
 static void test_mot3_absent(void **s) { (void)s; check_model("mot", 3, NORM_SWIN, false, 1); }
+/* T = 70: query blocks of 64 and 6 rows seeing 64 and 70 keys */
+static void test_mot2_blocks(void **s)
+{
+    (void)s;
+    T = 70;
+    check_model("mot", 2, NORM_SWIN, false, -1);
+    T = 6;
+}
 
 int main(void)
 {
@@ -261,7 +273,7 @@ int main(void)
         cmocka_unit_test(test_cross_entropy), cmocka_unit_test(test_dense_swin),
         cmocka_unit_test(test_dense_pre),   cmocka_unit_test(test_mot2),
         cmocka_unit_test(test_mot3_qk),     cmocka_unit_test(test_mot3_pre),
-        cmocka_unit_test(test_mot3_absent),
+        cmocka_unit_test(test_mot3_absent), cmocka_unit_test(test_mot2_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
