@@ -88,6 +88,9 @@ demo: bootstrap
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) sh jobs/demo
 
+docs-keys: all
+	@sh scripts/docs-keys $(BUILD)/motscale
+
 bench: bootstrap
 	@$(MAKE) --no-print-directory all $(BENCHBIN)
 	@BUILD=$(BUILD) sh bench/run

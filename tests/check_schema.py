@@ -91,6 +91,7 @@ M = len(f["/model"].attrs["modality_names"])
 W = int(f.attrs["world_size"])
 R = f["/metrics/step"].shape[0]
 E = f["/eval/step"].shape[0]
+S = f["/restarts/step"].shape[0]
 
 def dtype_ok(dt, want):
     base = want.split("[")[0]
@@ -132,12 +133,14 @@ for p, kind, dtype, shape in rows:
     if not dtype_ok(d.dtype, dtype):
         bad.append("%s: dtype %s, documented %s" % (p, d.dtype, dtype))
     want = {"(rows,)": (R,), "(eval_rows,)": (E,), "(rows, M)": (R, M), "(eval_rows, M)": (E, M),
-            "(rows, W)": (R, W)}.get(shape)
+            "(rows, W)": (R, W), "(restarts,)": (S,)}.get(shape)
     if d.shape != want or d.shape[0] == 0:
         bad.append("%s: shape %s, documented %s = %s" % (p, d.shape, shape, want))
     if d.maxshape[0] is not None or d.chunks is None:
         bad.append("%s: not an extendible chunked dataset" % p)
     v = d[...]  # read every row
+    if dtype == "string" and not all(isinstance(x, (str, bytes)) for x in v):
+        bad.append("%s: not strings" % p)
     if v.dtype.kind == "f" and "by_modality" not in p and not np.all(np.isfinite(v)):
         bad.append("%s: non-finite values %s" % (p, v))
     n_ds += 1

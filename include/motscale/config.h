@@ -16,7 +16,7 @@
 #include "motscale/optim.h"
 
 
-enum resume_mode { RESUME_NO, RESUME_AUTO };
+enum resume_mode { RESUME_NO, RESUME_AUTO, RESUME_CHECKPOINT };
 
 /* The keys as one struct. A module takes only its own part, filled by
  * config_resolve: model (model.h), init, data (data.h, with its synthetic
@@ -70,6 +70,14 @@ typedef struct config {
 bool config_load(config_t *cfg, const char *file, int n_over, char *const *over,
                  char *err, size_t errlen);
 
+/* Read an INI file that has passed the checks every configuration gets (a regular
+ * file, no NUL byte, lines inih can hold, well-formed lines) and hand each key to
+ * handler (inih's callback); false with "FILE:LINE: why" on the first problem, why
+ * being the handler's own message when it refused a line (the text at `why`). */
+typedef int (*config_ini_handler)(void *user, const char *section, const char *name, const char *value);
+bool config_read_ini(const char *path, config_ini_handler handler, void *user, const char *why,
+                     char *err, size_t errlen);
+
 /* Set one key from text, as an override would; false with a message on error. */
 bool config_set(config_t *cfg, const char *section, const char *key, const char *value,
                 char *err, size_t errlen);
@@ -86,6 +94,11 @@ bool config_check_layout(config_t *cfg, int world_size, char *err, size_t errlen
 /* The name of value of enum key section.key ("model", "kind", MODEL_MOT -> "mot"),
  * from the key table: the one place the names are spelled. */
 const char *config_enum_name(const char *section, const char *key, int value);
+
+/* The keys whose value in old_ini (a run's resolved config.ini) differs from cfg's
+ * and that change the trajectory (all but the documented resume-safe keys), as
+ * "section.key OLD -> NEW, ..." into out. Returns how many. */
+int config_diff_unsafe(const config_t *cfg, const char *old_ini, char *out, size_t len);
 
 /* The fully resolved configuration as INI text (malloc'd). */
 char *config_to_ini(const config_t *cfg);

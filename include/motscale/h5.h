@@ -108,6 +108,11 @@ bool h5_column_resize(const h5ctx_t *c, hid_t d, const char *path, int rank, hsi
 bool h5_column_append(const h5ctx_t *c, hid_t d, const char *path, int rank, hsize_t row,
                       hsize_t width, hid_t mtype, const void *buf);
 
+/* A column of variable-length UTF-8 strings: (0) rows, unlimited, chunked; and
+ * appending one string as row `row`. */
+bool h5_text_column_create(const h5ctx_t *c, hid_t loc, const char *path, hsize_t chunk_rows);
+bool h5_text_column_append(const h5ctx_t *c, hid_t d, const char *path, hsize_t row, const char *text);
+
 /* Hyperslab transfer of a rank-1 or rank-2 selection start/count (count[i] == 0
  * anywhere: an empty selection, still joining a collective transfer). dxpl
  * H5P_DEFAULT or a collective transfer list (h5_collective). */

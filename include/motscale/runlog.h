@@ -42,11 +42,11 @@ typedef struct runlog runlog_t;
 runlog_t *runlog_create(const char *path, const runlog_meta_t *meta, char *err, size_t errlen);
 /* Reopen an existing run file for appending after a resume: clears a crashed
  * writer's SWMR flags, drops rows with step > last_step (metrics, ranks, eval),
- * updates the Slurm attributes and the layout (world_size, dp, tp: the resumed
- * job's; /ranks widens to the largest world, NaN where a rank did not exist),
- * restarts SWMR. */
+ * updates the Slurm attributes, the layout (world_size, dp, tp: the resumed job's;
+ * /ranks widens to the largest world, NaN where a rank did not exist) and /@config,
+ * appends this start's /restarts row, restarts SWMR. */
 runlog_t *runlog_reopen(const char *path, int64_t last_step, int world_size, int dp, int tp,
-                        char *err, size_t errlen);
+                        const char *config_text, char *err, size_t errlen);
 /* One row per column of runschema.h; by-modality values have M entries, per-rank
  * values world_size entries. */
 bool runlog_append(runlog_t *r, const runlog_row_t *row);

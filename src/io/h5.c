@@ -611,3 +611,34 @@ hid_t h5_collective(const h5ctx_t *c)
     }
     return dxpl;
 }
+
+bool h5_text_column_create(const h5ctx_t *c, hid_t loc, const char *path, hsize_t chunk_rows)
+{
+    hsize_t dims = 0, maxdims = H5S_UNLIMITED;
+    hid_t t = string_type(c, path, 0);
+    if (t < 0)
+        return false;
+    hid_t space = H5Screate_simple(1, &dims, &maxdims), dcpl = H5Pcreate(H5P_DATASET_CREATE), d = -1;
+    bool ok = space >= 0 && dcpl >= 0 && H5Pset_chunk(dcpl, 1, &chunk_rows) >= 0 &&
+              (d = H5Dcreate2(loc, path, t, space, H5P_DEFAULT, dcpl, H5P_DEFAULT)) >= 0;
+    if (!ok)
+        h5_fail(c, path, "cannot create the string column");
+    h5_drop(&d);
+    h5_drop(&dcpl);
+    h5_drop(&space);
+    H5Tclose(t);
+    return ok;
+}
+
+bool h5_text_column_append(const h5ctx_t *c, hid_t d, const char *path, hsize_t row, const char *text)
+{
+    hid_t t = string_type(c, path, 0);
+    if (t < 0)
+        return false;
+    hsize_t rows = row + 1, start = row, count = 1;
+    const char *p = text ? text : "";
+    bool ok = H5Dset_extent(d, &rows) >= 0 ? h5_slab_write(c, d, path, 1, &start, &count, t, &p, H5P_DEFAULT)
+                                           : h5_fail(c, path, "cannot extend to %llu rows", (unsigned long long)rows);
+    H5Tclose(t);
+    return ok;
+}

@@ -89,6 +89,55 @@ static bool write_model_attrs(const h5ctx_t *c, hid_t g, const runlog_meta_t *m)
            h5_attr_put_f64(c, g, o, "flops_per_token", m->flops_per_token);
 }
 
+/* /restarts: one row per (re)start of the run, written before SWMR starts (SWMR
+ * appends no variable-length strings). */
+static const char *const RESTART_INT[] = {"/restarts/step", "/restarts/world_size", "/restarts/dp", "/restarts/tp"};
+static const char *const RESTART_TEXT[] = {"/restarts/created_utc", "/restarts/config"};
+
+static bool create_restarts(const h5ctx_t *c, hid_t file)
+{
+    hid_t g = H5Gcreate2(file, "/restarts", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return h5_fail(c, "/restarts", "cannot create the group");
+    H5Gclose(g);
+    for (size_t i = 0; i < 4; i++)
+        if (!h5_column_create(c, file, RESTART_INT[i], true, 1, 1, false, 16))
+            return false;
+    for (size_t i = 0; i < 2; i++)
+        if (!h5_text_column_create(c, file, RESTART_TEXT[i], 16))
+            return false;
+    return true;
+}
+
+/* The row of this start: at step `step`, layout world/dp/tp, with its configuration. */
+static bool append_restart(const h5ctx_t *c, hid_t file, int64_t step, int world, int dp, int tp,
+                           const char *config)
+{
+    hid_t d = h5_dset_open(c, file, RESTART_INT[0]);
+    int rank;
+    hsize_t dims[2];
+    bool ok = d >= 0 && h5_dset_shape(c, d, RESTART_INT[0], &rank, dims);
+    h5_drop(&d);
+    if (!ok)
+        return false;
+    hsize_t row = dims[0];
+    int64_t v[4] = {step, world, dp, tp};
+    char created[64];
+    provenance_utc_now(created, sizeof created);
+    const char *text[2] = {created, config};
+    for (size_t i = 0; i < 4 && ok; i++) {
+        d = h5_dset_open(c, file, RESTART_INT[i]);
+        ok = d >= 0 && h5_column_append(c, d, RESTART_INT[i], 1, row, 1, H5T_NATIVE_INT64, &v[i]);
+        h5_drop(&d);
+    }
+    for (size_t i = 0; i < 2 && ok; i++) {
+        d = h5_dset_open(c, file, RESTART_TEXT[i]);
+        ok = d >= 0 && h5_text_column_append(c, d, RESTART_TEXT[i], row, text[i]);
+        h5_drop(&d);
+    }
+    return ok;
+}
+
 static void close_datasets(runlog_t *r)
 {
     for (size_t i = 0; i < RUNREC_N_COLUMNS; i++)
@@ -182,7 +231,9 @@ runlog_t *runlog_create(const char *path, const runlog_meta_t *meta, char *err, 
     r->world_now = r->width[RUNREC_WORLD];
     h5_fopts_t o = {.comm = MPI_COMM_NULL, .latest = true};
     r->file = h5_file_open(&c, H5_CREATE, &o);
-    if (r->file < 0 || !create_objects(&c, r, meta) || !start_swmr(&c, r))
+    if (r->file < 0 || !create_objects(&c, r, meta) || !create_restarts(&c, r->file) ||
+        !append_restart(&c, r->file, 0, meta->world_size, meta->dp, meta->tp, meta->config_text) ||
+        !start_swmr(&c, r))
         return abandon(r, q);
     h5_quiet_end(q);
     return r;
@@ -266,7 +317,7 @@ static bool reopen_columns(const h5ctx_t *c, runlog_t *r, int64_t last_step, int
 }
 
 runlog_t *runlog_reopen(const char *path, int64_t last_step, int world_size, int dp, int tp,
-                        char *err, size_t errlen)
+                        const char *config_text, char *err, size_t errlen)
 {
     h5ctx_t c = {path, err, errlen};
     h5_quiet_t q = h5_quiet_begin();
@@ -277,7 +328,9 @@ runlog_t *runlog_reopen(const char *path, int64_t last_step, int world_size, int
     r->file = h5_file_open(&c, H5_APPEND, &o);
     if (r->file < 0 || !reopen_columns(&c, r, last_step, world_size) || !write_slurm(&c, r->file) ||
         !h5_attr_put_i32(&c, r->file, "/", "world_size", world_size) ||
-        !h5_attr_put_i32(&c, r->file, "/", "dp", dp) || !h5_attr_put_i32(&c, r->file, "/", "tp", tp))
+        !h5_attr_put_i32(&c, r->file, "/", "dp", dp) || !h5_attr_put_i32(&c, r->file, "/", "tp", tp) ||
+        !h5_attr_put_str(&c, r->file, "/", "config", config_text) ||
+        !append_restart(&c, r->file, last_step, world_size, dp, tp, config_text))
         return abandon(r, q);
     for (int k = 0; k < 2; k++)
         r->pad[k] = xmalloc(r->width[RUNREC_WORLD] * sizeof *r->pad[k]);

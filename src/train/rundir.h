@@ -1,6 +1,7 @@
-/* The run directory out_dir/name: its paths, the status file, and the verdict a
- * start gets (refuse a completed run, refuse an existing one unless resuming,
- * create it otherwise). Private to src/train. */
+/* The run directory out_dir/name: its paths, its one-writer lock, the status file,
+ * and the verdict a start gets (refuse a completed run, an existing one unless
+ * resuming, a directory another process writes; create it otherwise). Private to
+ * src/train. */
 #ifndef MOTSCALE_TRAIN_RUNDIR_H
 #define MOTSCALE_TRAIN_RUNDIR_H
 
@@ -18,15 +19,23 @@ typedef struct rundir {
     char runfile[RUNDIR_PATH_LEN];   /* dir/run.h5 */
     char status[64];                 /* the status file's line when the start looked */
     bool exists;                     /* run.h5 was there */
+    int lock_fd;                     /* dir/lock, held while this process writes; -1 */
+    bool lock_is_file;               /* no flock here: the lock is the file itself */
 } rundir_t;
 
 /* Paths of out_dir/name and what is there now (status, run.h5). */
 void rundir_look(rundir_t *r, const char *out_dir, const char *name);
 
-/* The verdict for a start (world rank 0): EXIT_OK after creating dir/checkpoints,
- * EXIT_BADINPUT for a completed run or an existing one without resume, EXIT_FAULT
- * when the directory cannot be made; the message is printed. */
-int rundir_prepare(const rundir_t *r, bool resume);
+/* The verdict for a start (world rank 0), after taking the lock: EXIT_OK after
+ * creating dir/checkpoints; EXIT_BADINPUT for a directory another process holds, a
+ * completed run, an existing one without resume, a checkpoints path that is not a
+ * directory, or checkpoints without their run.h5 unless record_optional
+ * (train.resume = checkpoint); EXIT_FAULT when the directory cannot be made. The
+ * message is printed. */
+int rundir_prepare(rundir_t *r, bool resume, bool record_optional);
+
+/* Release the lock (at exit; the kernel releases a flock lock of a killed process). */
+void rundir_unlock(rundir_t *r);
 
 /* Replace the status file (temporary name, then rename); a failure is a warning. */
 void rundir_set_status(const rundir_t *r, const char *status);

@@ -134,15 +134,45 @@ static void build_model(trainer_t *t)
     t->fingerprint = checkpoint_fingerprint(&t->model);
 }
 
+/* A resume must continue the same trajectory: the keys that change it must equal
+ * those of the run's latest start (its config.ini). Rank 0; prints the refusal. */
+static int same_trajectory(const trainer_t *t)
+{
+    char path[RUNDIR_PATH_LEN];
+    snprintf(path, sizeof path, "%s/config.ini", t->rd.dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "motscale: %s: cannot read (%s): a resume compares its settings with the run's\n", path,
+                strerror(errno));
+        return EXIT_BADINPUT;
+    }
+    char *old = xcalloc(1 << 20, 1);
+    size_t n = fread(old, 1, (1 << 20) - 1, f);
+    old[n] = 0;
+    fclose(f);
+    char diff[2048];
+    int k = config_diff_unsafe(t->cfg, old, diff, sizeof diff);
+    free(old);
+    if (k == 0)
+        return EXIT_OK;
+    fprintf(stderr, "motscale: %s: resuming with %d changed setting%s that change the training trajectory: %s; "
+            "restore them, or start a new run.name (safe to change: docs/config.md)\n", t->rd.dir, k,
+            k > 1 ? "s" : "", diff);
+    return EXIT_BADINPUT;
+}
+
 /* The run directory's verdict, then the newest usable checkpoint on resume. */
 static int prepare_run(trainer_t *t)
 {
     const mesh_t *mesh = t->mesh;
+    bool resume = t->cfg->resume != RESUME_NO;
     rundir_look(&t->rd, t->cfg->out_dir, t->cfg->name);
-    int code = t->root ? rundir_prepare(&t->rd, t->cfg->resume == RESUME_AUTO) : EXIT_OK;
+    int code = t->root ? rundir_prepare(&t->rd, resume, t->cfg->resume == RESUME_CHECKPOINT) : EXIT_OK;
+    if (!code && t->root && resume && t->rd.exists)
+        code = same_trajectory(t);
     if ((code = agree_max(mesh, code)))
         return code;
-    if (t->cfg->resume != RESUME_AUTO)
+    if (!resume)
         return EXIT_OK;
     char err[4400];
     int got = checkpoint_load_latest(t->rd.ckdir, &t->model, &t->opt, &t->prog, t->fingerprint, mesh,
@@ -202,7 +232,7 @@ static int open_record(trainer_t *t)
         runlog_meta_t meta = record_meta(t, hosts, mpiv, blas, peak_src);
         if (!fail)
             t->log = t->rd.exists ? runlog_reopen(t->rd.runfile, t->prog.step, mesh->world_size, mesh->dp,
-                                                  mesh->tp, err, sizeof err)
+                                                  mesh->tp, t->ini, err, sizeof err)
                                   : runlog_create(t->rd.runfile, &meta, err, sizeof err);
         if (!fail && !t->log) {
             fprintf(stderr, "motscale: %s\n", err);
@@ -321,7 +351,7 @@ static void report_nonfinite(const trainer_t *t, const step_result_t *r, int64_t
             snprintf(which + strlen(which), sizeof which - strlen(which), " %s", t->cfg->data.names[k]);
     if (t->root)
         fprintf(stderr, "motscale[rank %d]: non-finite %s at step %lld (modality:%s); the last good "
-                "checkpoint is kept in %s; lower train.lr or raise train.warmup\n", t->mesh->world_rank,
+                "checkpoint is kept in %s; lower train.lr (or train.weight_decay) or raise train.warmup\n", t->mesh->world_rank,
                 isfinite(r->loss) ? "gradient norm" : "loss", (long long)step + 1, which[0] ? which : " all",
                 t->rd.ckdir);
 }
@@ -436,7 +466,7 @@ static int loop(trainer_t *t)
 int train_run(config_t *cfg, const mesh_t *mesh)
 {
     trainer_t t = {.cfg = cfg, .mesh = mesh, .root = mesh->world_rank == 0,
-                   .M = cfg->data.n_modalities, .final_status = "completed"};
+                   .M = cfg->data.n_modalities, .final_status = "completed", .rd = {.lock_fd = -1}};
     int code = open_inputs(&t);
     bool built = false;
     if (code == EXIT_OK) {
@@ -461,6 +491,8 @@ int train_run(config_t *cfg, const mesh_t *mesh)
     } else if (t.root && t.log) {
         runlog_close(t.log);
     }
+    if (t.root)
+        rundir_unlock(&t.rd);
     free(t.rank_step);
     free(t.rank_comm);
     free(t.ini);

@@ -4,7 +4,7 @@
 # half-written checkpoint left behind, a readable run file and status "failed"
 # (needs root to mount a small tmpfs; skipped otherwise).
 . tests/lib.sh
-"$MOTSCALE" train /dev/null model.size=xs train.lr=1e9 train.lr_min=0 train.warmup=0 train.grad_clip=0 \
+"$MOTSCALE" train tests/fixtures/defaults.ini model.size=xs train.lr=10 train.weight_decay=100 train.lr_min=0 train.warmup=0 train.grad_clip=0 \
     train.steps=30 train.checkpoint_every=1 log.every=1 log.eval_every=0 log.quiet=true log.peak_flops=1e9 \
     run.out_dir="$SCRATCH" run.name=nan >"$SCRATCH/nan.out" 2>&1
 rc=$?
@@ -23,7 +23,7 @@ if ! mount -t tmpfs -o size=400k tmpfs "$mnt" 2>/dev/null; then
     exit 0
 fi
 trap 'umount "$mnt" 2>/dev/null; rm -rf "$SCRATCH"' EXIT
-"$MOTSCALE" train /dev/null model.size=xs train.steps=10 log.every=1 log.eval_every=0 log.quiet=true \
+"$MOTSCALE" train tests/fixtures/defaults.ini model.size=xs train.steps=10 log.every=1 log.eval_every=0 log.quiet=true \
     log.peak_flops=1e9 run.out_dir="$mnt" run.name=r >"$SCRATCH/out" 2>&1
 rc=$?
 check "disk full during a checkpoint: exit 1 (fault)" [ "$rc" -eq 1 ]

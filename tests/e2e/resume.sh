@@ -260,7 +260,7 @@ EOF
 # a checkpoint of a d_model = 32 run in the run directory of a d_model = 64 run
 mkdir -p "$SCRATCH/runs/wrong-model/checkpoints"
 cp "$SCRATCH/runs/mot-straight/checkpoints/ckpt-000000040.h5" "$SCRATCH/runs/wrong-model/checkpoints/"
-train wrong-model 2 $MOT model.d_model=64 train.resume=auto
+train wrong-model 2 $MOT model.d_model=64 train.resume=checkpoint
 if [ "$rc" -eq 2 ] && grep -q "different model" "$SCRATCH/wrong-model.out" &&
     [ ! -e "$SCRATCH/runs/wrong-model/run.h5" ]; then
     ok "checkpoint of a d_model 32 model resumed at d_model 64: exit 2, 'different model', nothing trained"

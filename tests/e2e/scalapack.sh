@@ -58,7 +58,7 @@ resume() {
     mkdir -p "$SCRATCH/runs/$name/checkpoints"
     cp "$SCRATCH/runs/$from/checkpoints/$(printf 'ckpt-%09d.h5' "$step")" \
         "$SCRATCH/runs/$name/checkpoints/" || { not_ok "checkpoint of $from at step $step"; return 1; }
-    run "$name" "$@" train.resume=auto
+    run "$name" "$@" train.resume=checkpoint
 }
 
 # compare REF CAND STEP0 [bitwise]: CAND's steps after STEP0 against REF's, within

@@ -429,7 +429,7 @@ static void test_create_refuses_existing(void **state)
 
     /* reopen of something that is not a run record names the file */
     err[0] = '\0';
-    r = runlog_reopen(path, 10, WORLD, WORLD, 1, err, sizeof err);
+    r = runlog_reopen(path, 10, WORLD, WORLD, 1, "[run]\nname = unit-run\n", err, sizeof err);
     assert_null(r);
     assert_non_null(strstr(err, path));
     assert_null(strchr(err, '\n'));
@@ -452,7 +452,7 @@ static void test_reopen_drops_rows(void **state)
 
     setenv("SLURM_JOB_ID", "5151", 1);
     setenv("SLURM_RESTART_COUNT", "1", 1);
-    r = runlog_reopen(path, 60, WORLD, WORLD, 1, err, sizeof err);
+    r = runlog_reopen(path, 60, WORLD, WORLD, 1, "[run]\nname = unit-run\n", err, sizeof err);
     unsetenv("SLURM_JOB_ID");
     unsetenv("SLURM_RESTART_COUNT");
     if (!r)
@@ -517,7 +517,7 @@ static void test_reopen_after_dead_writer(void **state)
     H5Eclear2(H5E_DEFAULT);
     assert_true(refused);
 
-    r = runlog_reopen(copy, 5, WORLD, WORLD, 1, err, sizeof err);
+    r = runlog_reopen(copy, 5, WORLD, WORLD, 1, "[run]\nname = unit-run\n", err, sizeof err);
     if (!r)
         fail_msg("runlog_reopen after a dead writer: %s", err);
     write_rows(r, 6, 1, 5, 0.5);
@@ -539,7 +539,7 @@ static void test_reopen_missing(void **state)
     (void)state;
     char path[512], err[512] = "";
     path_in_dir(path, sizeof path, "missing.h5");
-    runlog_t *r = runlog_reopen(path, 1, WORLD, WORLD, 1, err, sizeof err);
+    runlog_t *r = runlog_reopen(path, 1, WORLD, WORLD, 1, "[run]\nname = unit-run\n", err, sizeof err);
     assert_null(r);
     assert_non_null(strstr(err, "missing.h5"));
     assert_nothing_open();
@@ -577,7 +577,7 @@ static int mode_write(const char *path, int nflush)
 static int mode_reopen(const char *path, int64_t last, int nmore)
 {
     char err[512];
-    runlog_t *r = runlog_reopen(path, last, WORLD, WORLD, 1, err, sizeof err);
+    runlog_t *r = runlog_reopen(path, last, WORLD, WORLD, 1, "[run]\nname = unit-run\n", err, sizeof err);
     if (!r) {
         fprintf(stderr, "%s\n", err);
         return 1;
