@@ -119,4 +119,20 @@ typedef struct model_memory {
 void model_memory(model_memory_t *r, const model_shape_t *s, int32_t vocab_size, int tp_size,
                   int max_seqs);
 
+/* Bytes one rank needs (the analytic minimum plus backward scratch), without an
+ * integer product that could overflow: a configuration too large to lay out at all
+ * gives +inf. *activations_dominate tells whether the micro-batch (and sequence)
+ * or the model's size is what makes it large. */
+double model_bytes_per_rank(const model_shape_t *s, int32_t vocab_size, int tp_size, int max_seqs,
+                            bool *activations_dominate);
+
+/* The share of a machine's physical memory a run may plan to use: above it,
+ * `motscale train` and `motscale flops` refuse (exit 2) before allocating. */
+#define MODEL_MEMORY_SHARE 0.9
+
+/* Does a run of `ranks_here` ranks on this machine fit in MODEL_MEMORY_SHARE of its
+ * physical memory? false with one line naming the keys that make it too large. */
+bool model_fits_machine(const model_shape_t *s, int32_t vocab_size, int tp_size, int micro_batch,
+                        int ranks_here, char *err, size_t errlen);
+
 #endif

@@ -11,7 +11,7 @@
 #include "motscale/common.h"
 #include "motscale/runschema.h"
 
-#define RUNLOG_SCHEMA_VERSION 1
+#define RUNLOG_SCHEMA_VERSION RUNREC_SCHEMA_VERSION
 
 /* What goes into the root and /model attributes (filled by the trainer). */
 typedef struct runlog_meta {
@@ -55,6 +55,10 @@ bool runlog_append_eval(runlog_t *r, const runlog_eval_t *ev);
 bool runlog_set_attr_double(runlog_t *r, const char *name, double v);
 bool runlog_set_attr_string(runlog_t *r, const char *name, const char *v);
 bool runlog_flush(runlog_t *r);
+/* The first failure of an append, flush or attribute since the file was opened (one
+ * line, "PATH: OBJECT: what (HDF5: why)"), or NULL; after one, appends and flushes
+ * refuse at once, so a full disk gives one message. */
+const char *runlog_error(const runlog_t *r);
 void runlog_close(runlog_t *r);
 
 #endif

@@ -18,6 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The layout version this code writes and reads (/@schema_version). */
+#define RUNREC_SCHEMA_VERSION 1
+
 #define RUNREC_METRICS(X)                                                   \
     X("/metrics/step", step, I64, ONE, REQ)                                 \
     X("/metrics/tokens", tokens, I64, ONE, REQ)                             \

@@ -212,7 +212,9 @@ static int data_inspect(int argc, char **argv)
     return EXIT_OK;
 }
 
-/* Offset of the first byte that breaks UTF-8, or -1 when all of it is valid. */
+/* Offset of the first byte that breaks UTF-8, or -1 when all of it is valid: RFC
+ * 3629's well-formed sequences, so no overlong forms, no surrogates (U+D800..DFFF)
+ * and nothing above U+10FFFF. */
 static int64_t utf8_invalid_at(const unsigned char *s, int64_t n)
 {
     int64_t i = 0;
@@ -224,6 +226,11 @@ static int64_t utf8_invalid_at(const unsigned char *s, int64_t n)
         for (int j = 1; j < len; j++)
             if ((s[i + j] & 0xC0) != 0x80)
                 return i;
+        /* the second byte's allowed range for the lead bytes that limit it */
+        unsigned c1 = len > 1 ? s[i + 1] : 0x80;
+        if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) ||
+            (c == 0xF4 && c1 > 0x8F))
+            return i;
         i += len;
     }
     return -1;

@@ -75,6 +75,14 @@ int cmd_flops(int argc, char **argv)
     printf("\nper step (%d sequences x %d tokens)\n", cfg.global_batch, s->seq_len);
     printf("  %-28s %16.6g\n", "train FLOPs", tokens * r.train_per_token);
     printf("  %-28s %16.6g\n", "train FLOPs, whole run", tokens * r.train_per_token * (double)cfg.steps);
+    int dp = cfg.dp > 0 ? cfg.dp : 1;
+    int micro = cfg.micro_batch > 0 ? cfg.micro_batch : cfg.global_batch / dp;
+    micro = micro > 0 ? micro : 1;
+    if (!model_fits_machine(&cfg.model, v.size, cfg.tp, micro, 1, err, sizeof err)) {
+        /* too large to lay out, or for this machine: the plan is not printed */
+        fprintf(stderr, "motscale flops: %s\n", err);
+        return EXIT_BADINPUT;
+    }
     print_memory(&cfg, v.size);
     return EXIT_OK;
 }

@@ -225,7 +225,8 @@ static uint64_t *read_spans(hid_t f, const char *path, const vocab_t *v, int64_t
     uint64_t at = 0;
     for (hsize_t i = 0; i < dims[0]; i++) {
         uint64_t s0 = rows[3 * i], len = rows[3 * i + 1], m = rows[3 * i + 2];
-        if (s0 != at || len == 0 || m >= (uint64_t)v->n_modalities) {
+        /* len > n - at: a span past the end (checked before the sum, which could wrap) */
+        if (s0 != at || len == 0 || m >= (uint64_t)v->n_modalities || len > (uint64_t)n_tokens - at) {
             errorf(err, errlen, "%s: /spans[%llu]: (start %llu, length %llu, modality %llu); spans must tile /tokens from offset %llu with modality < %d",
                  path, (unsigned long long)i, (unsigned long long)s0, (unsigned long long)len,
                  (unsigned long long)m, (unsigned long long)at, v->n_modalities);

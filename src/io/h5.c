@@ -34,6 +34,15 @@ bool h5_fail(const h5ctx_t *c, const char *obj, const char *fmt, ...)
     va_end(ap);
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, detail);
     H5Eclear2(H5E_DEFAULT);
+    /* the sec2 and MPI-IO drivers pack the system's reason into a long message:
+     * keep that reason ("No space left on device"), else the first line */
+    const char *why = strstr(detail, "error message = '");
+    if (why) {
+        char reason[128];
+        if (sscanf(why, "error message = '%127[^']'", reason) == 1)
+            snprintf(detail, sizeof detail, "%s", reason);
+    }
+    detail[strcspn(detail, "\n")] = 0;
     char msg[1024];
     if (detail[0])
         snprintf(msg, sizeof msg, "%s: %s: %s (HDF5: %s)", c->path, obj, what, detail);
@@ -157,8 +166,13 @@ bool h5_file_close(const h5ctx_t *c, hid_t f)
 {
     if (f < 0)
         return true;
-    if (H5Fclose(f) < 0)
-        return h5_fail(c, "/", "cannot close the file (disk full? data since the last flush may be lost)");
+    if (H5Fclose(f) < 0) {
+        h5_fail(c, "/", "cannot close the file (disk full? data since the last flush may be lost)");
+        /* a failed close leaves the file open, and HDF5 would try again, and crash,
+         * when the library shuts down: let go of it now, whatever it costs */
+        H5E_BEGIN_TRY { H5Idec_ref(f); } H5E_END_TRY;
+        return false;
+    }
     return true;
 }
 

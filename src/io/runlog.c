@@ -28,7 +28,16 @@ struct runlog {
     int64_t last_step[2];           /* last step written, by group */
     hsize_t world_now;              /* ranks of this writer's job (<= width[WORLD]) */
     double *pad[2];                 /* width[WORLD] values: /ranks rows, NaN-padded */
+    char error[1024];               /* the first failure since the file was opened */
+    bool failed;
 };
+
+/* Where an operation on an open record reports: its first failure is kept (one line
+ * for the trainer to print), later ones are not printed again. */
+static h5ctx_t ctx_of(runlog_t *r)
+{
+    return (h5ctx_t){r->path, r->error, r->failed ? 0 : sizeof r->error};
+}
 
 static int rank_of(const runrec_column_t *col) { return col->width == RUNREC_ONE ? 1 : 2; }
 
@@ -229,12 +238,26 @@ runlog_t *runlog_create(const char *path, const runlog_meta_t *meta, char *err, 
     r->width[RUNREC_MOD] = (hsize_t)meta->n_modalities;
     r->width[RUNREC_WORLD] = (hsize_t)meta->world_size;
     r->world_now = r->width[RUNREC_WORLD];
-    h5_fopts_t o = {.comm = MPI_COMM_NULL, .latest = true};
-    r->file = h5_file_open(&c, H5_CREATE, &o);
-    if (r->file < 0 || !create_objects(&c, r, meta) || !create_restarts(&c, r->file) ||
-        !append_restart(&c, r->file, 0, meta->world_size, meta->dp, meta->tp, meta->config_text) ||
-        !start_swmr(&c, r))
+    /* Made under a temporary name and renamed once SWMR has started, so a reader never
+     * sees a half-made file. No HDF5 file lock: the run directory's lock already
+     * guarantees one writer, and HDF5's would make every SWMR reader block a resume. */
+    char tmp[CFG_PATH_LEN + 16];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    h5ctx_t ct = {tmp, err, errlen};
+    unlink(tmp);
+    h5_fopts_t o = {.comm = MPI_COMM_NULL, .latest = true, .no_lock = true};
+    r->file = h5_file_open(&ct, H5_CREATE, &o);
+    if (r->file < 0 || !create_objects(&ct, r, meta) || !create_restarts(&ct, r->file) ||
+        !append_restart(&ct, r->file, 0, meta->world_size, meta->dp, meta->tp, meta->config_text) ||
+        !start_swmr(&ct, r) || !(H5Fflush(r->file, H5F_SCOPE_LOCAL) >= 0 || h5_fail(&ct, "/", "cannot flush"))) {
+        unlink(tmp);
         return abandon(r, q);
+    }
+    if (rename(tmp, path) != 0) {
+        h5_fail(&c, "/", "cannot rename %s to it: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return abandon(r, q);
+    }
     h5_quiet_end(q);
     return r;
 }
@@ -324,7 +347,7 @@ runlog_t *runlog_reopen(const char *path, int64_t last_step, int world_size, int
     runlog_t *r = runlog_new(path);
     /* The previous writer is gone (the job was requeued or restarted), so the
      * status flags it may have left are stale: clear them as h5clear -s would. */
-    h5_fopts_t o = {.comm = MPI_COMM_NULL, .latest = true, .clear_status_flags = true};
+    h5_fopts_t o = {.comm = MPI_COMM_NULL, .latest = true, .clear_status_flags = true, .no_lock = true};
     r->file = h5_file_open(&c, H5_APPEND, &o);
     if (r->file < 0 || !reopen_columns(&c, r, last_step, world_size) || !write_slurm(&c, r->file) ||
         !h5_attr_put_i32(&c, r->file, "/", "world_size", world_size) ||
@@ -352,11 +375,15 @@ static const void *value_of(const runrec_column_t *col, const void *row)
 /* Append one row of `group` from the row struct; /ranks rows padded to the file's width. */
 static bool append_group(runlog_t *r, int group, int64_t step, const void *row)
 {
-    h5ctx_t c = {r->path, NULL, 0};
-    if (r->rows[group] > 0 && step <= r->last_step[group])
+    if (r->failed)
+        return false;
+    h5ctx_t c = ctx_of(r);
+    if (r->rows[group] > 0 && step <= r->last_step[group]) {
+        r->failed = true;
         return h5_fail(&c, group == RUNREC_IN_METRICS ? "/metrics/step" : "/eval/step",
                        "step %lld is not after the last logged step %lld", (long long)step,
                        (long long)r->last_step[group]);
+    }
     h5_quiet_t q = h5_quiet_begin();
     bool ok = true;
     int n_pad = 0;
@@ -375,12 +402,16 @@ static bool append_group(runlog_t *r, int group, int64_t step, const void *row)
                               r->width[col->width], col->i64 ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, v);
     }
     h5_quiet_end(q);
-    if (!ok)
+    if (!ok) {
+        r->failed = true;
         return false;
+    }
     r->rows[group]++;
     r->last_step[group] = step;
     return true;
 }
+
+const char *runlog_error(const runlog_t *r) { return r->failed ? r->error : NULL; }
 
 bool runlog_append(runlog_t *r, const runlog_row_t *row)
 {
@@ -394,27 +425,32 @@ bool runlog_append_eval(runlog_t *r, const runlog_eval_t *ev)
 
 bool runlog_set_attr_double(runlog_t *r, const char *name, double v)
 {
-    h5ctx_t c = {r->path, NULL, 0};
+    h5ctx_t c = ctx_of(r);
     h5_quiet_t q = h5_quiet_begin();
     bool ok = h5_attr_put_f64(&c, r->file, "/", name, v);
+    r->failed |= !ok;
     h5_quiet_end(q);
     return ok;
 }
 
 bool runlog_set_attr_string(runlog_t *r, const char *name, const char *v)
 {
-    h5ctx_t c = {r->path, NULL, 0};
+    h5ctx_t c = ctx_of(r);
     h5_quiet_t q = h5_quiet_begin();
     bool ok = h5_attr_put_str(&c, r->file, "/", name, v);
+    r->failed |= !ok;
     h5_quiet_end(q);
     return ok;
 }
 
 bool runlog_flush(runlog_t *r)
 {
-    h5ctx_t c = {r->path, NULL, 0};
+    if (r->failed)
+        return false;
+    h5ctx_t c = ctx_of(r);
     h5_quiet_t q = h5_quiet_begin();
-    bool ok = H5Fflush(r->file, H5F_SCOPE_LOCAL) >= 0 || h5_fail(&c, "/", "cannot flush");
+    bool ok = H5Fflush(r->file, H5F_SCOPE_LOCAL) >= 0 || h5_fail(&c, "/", "cannot flush (disk full?)");
+    r->failed |= !ok;
     h5_quiet_end(q);
     return ok;
 }
@@ -423,7 +459,7 @@ void runlog_close(runlog_t *r)
 {
     if (!r)
         return;
-    h5ctx_t c = {r->path, NULL, 0};
+    h5ctx_t c = ctx_of(r);
     h5_quiet_t q = h5_quiet_begin();
     close_datasets(r);
     h5_file_close(&c, r->file);

@@ -169,6 +169,31 @@ static void load_columns(reader_t *r, runrec_t *run)
     read_group(r, run, RUNREC_IN_EVAL, present, run->n_eval);
 }
 
+/* What an analysis relies on: this layout version, steps strictly increasing, and a
+ * training loss that is a number somewhere. */
+static void check_columns(reader_t *r, const runrec_t *run)
+{
+    if (run->schema_version != RUNREC_SCHEMA_VERSION) {
+        r->failed = !h5_fail(&r->c, "/@schema_version", "is %d; this motscale reads version %d",
+                             run->schema_version, RUNREC_SCHEMA_VERSION);
+        return;
+    }
+    struct { const char *obj; const int64_t *step; size_t n; } groups[] = {
+        {"/metrics/step", run->step, run->n}, {"/eval/step", run->eval_step, run->n_eval}};
+    for (size_t g = 0; g < 2; g++)
+        for (size_t i = 1; i < groups[g].n; i++)
+            if (groups[g].step[i] <= groups[g].step[i - 1]) {
+                r->failed = !h5_fail(&r->c, groups[g].obj, "row %zu: step %lld after %lld; steps must increase", i,
+                                     (long long)groups[g].step[i], (long long)groups[g].step[i - 1]);
+                return;
+            }
+    bool any = false;
+    for (size_t i = 0; i < run->n && !any; i++)
+        any = isfinite(run->loss[i]);
+    if (!any)
+        r->failed = !h5_fail(&r->c, "/metrics/loss", "no finite value in %zu rows", run->n);
+}
+
 bool runrec_load(const char *path, runrec_t *run, char *err, size_t errlen)
 {
     memset(run, 0, sizeof *run);
@@ -186,6 +211,8 @@ bool runrec_load(const char *path, runrec_t *run, char *err, size_t errlen)
             load_columns(&r, run);
         if (!r.failed && run->n == 0)
             r.failed = !h5_fail(&r.c, "/metrics", "no rows logged yet");
+        if (!r.failed)
+            check_columns(&r, run);
         h5_drop(&r.file);
     }
     h5_quiet_end(q);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kinds.h"
 
@@ -119,6 +120,45 @@ const tensor_info_t *model_find(const model_t *m, const char *name)
 void model_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab_size)
 {
     model_kind_of(s->kind)->flops(r, s, vocab_size);
+}
+
+double model_bytes_per_rank(const model_shape_t *s, int32_t vocab_size, int tp_size, int max_seqs,
+                            bool *activations_dominate)
+{
+    /* an upper bound in double first: every plan and table product is below it */
+    double d = s->d_model, f = s->d_ff, V = vocab_size, L = s->n_layers, N = (double)max_seqs * s->seq_len;
+    double params = s->n_towers * L * (4 * d * d + 3 * d * f + 4 * d) + 2 * V * d;
+    double acts = N * (L * (12 * d + 4 * f + s->n_heads * (double)s->seq_len) + V + 4 * d);
+    *activations_dominate = acts > 4 * params;
+    if (16 * params + 8 * acts > 0x1p62)
+        return INFINITY;
+    model_memory_t m;
+    model_memory(&m, s, vocab_size, tp_size, max_seqs);
+    *activations_dominate = m.activations + m.scratch > m.params + m.grads + m.moments;
+    return m.analytic_min + m.scratch;
+}
+
+bool model_fits_machine(const model_shape_t *s, int32_t vocab_size, int tp_size, int micro_batch,
+                        int ranks_here, char *err, size_t errlen)
+{
+    bool acts;
+    double need = model_bytes_per_rank(s, vocab_size, tp_size, micro_batch, &acts);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0)
+        return true; /* cannot tell */
+    double have = MODEL_MEMORY_SHARE * (double)pages * (double)page;
+    if (need * ranks_here <= have)
+        return true;
+    char what[256];
+    if (acts)
+        snprintf(what, sizeof what, "train.micro_batch = %d sequences of model.seq_len = %d", micro_batch,
+                 s->seq_len);
+    else
+        snprintf(what, sizeof what, "model.d_model = %d, model.n_layers = %d, model.d_ff = %d and a vocabulary of %d",
+                 s->d_model, s->n_layers, s->d_ff, vocab_size);
+    return errorf(err, errlen, "%s: %d rank(s) here would need %.3g GB, more than %.0f%% of this machine's %.3g GB",
+                  what, ranks_here, need * ranks_here / 1e9, 100 * MODEL_MEMORY_SHARE,
+                  (double)pages * (double)page / 1e9);
 }
 
 void model_memory(model_memory_t *r, const model_shape_t *s, int32_t vocab_size, int tp_size,

@@ -3,10 +3,12 @@
  * world rank 0), everyone else joins the collective with an empty selection. */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "motscale/checkpoint.h"
@@ -50,36 +52,85 @@ static void slice_of(const tensor_info_t *t, bool mine, hsize_t start[2], hsize_
     count[1] = mine ? (hsize_t)t->lcols : 0;
 }
 
-/* Write the three buffers of every tensor; collective. */
+/* Did every rank of the world succeed? The verdict of each collective step, so no
+ * rank goes on to the next collective call while another has left (a full disk
+ * fails the write on some ranks only). */
+static bool all_ok(const mesh_t *mesh, bool ok)
+{
+    int bad = !ok;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, mesh->world));
+    return !bad;
+}
+
+/* The checksum of a tensor (docs/run-record.md, "Checkpoints"): over every element
+ * x_i of the logical tensor, i its row-major index, the sum mod 2^64 of
+ * mix(i * 0x9e3779b97f4a7c15 xor bits(x_i)), bits the fp32 pattern and mix
+ * splitmix64's finaliser. A sum, so each rank adds its own slice and an all-reduce
+ * completes it, whatever the layout. Here: this rank's part over the slice in buf. */
+static uint64_t mix64(uint64_t x)
+{
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t slice_checksum(const tensor_info_t *t, const real *buf)
+{
+    uint64_t sum = 0;
+    for (int64_t r = 0; r < t->lrows; r++)
+        for (int64_t k = 0; k < t->lcols; k++) {
+            float v = (float)buf[r * t->lcols + k]; /* the file holds fp32 */
+            uint32_t bits;
+            memcpy(&bits, &v, sizeof bits);
+            uint64_t i = (uint64_t)((t->row0 + r) * t->cols + t->col0 + k);
+            sum += mix64((i * 0x9e3779b97f4a7c15ull) ^ bits);
+        }
+    return sum;
+}
+
+/* The whole tensor's checksum from every rank's slice: the slices of a sharded tensor
+ * (or a 2D block) partition it over the TP group; a replicated one is whole here. */
+static uint64_t tensor_checksum(const tensor_info_t *t, const real *buf, const mesh_t *mesh, bool writer_only)
+{
+    bool split = t->shard != SHARD_NONE || t->grid2d;
+    uint64_t sum = (!writer_only || rank_writes(t, mesh)) ? slice_checksum(t, buf) : 0;
+    MPI_Comm comm = writer_only ? mesh->world : split ? mesh->tp_comm : MPI_COMM_SELF;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_UINT64_T, MPI_SUM, comm));
+    return sum;
+}
+
+/* Write the three buffers of every tensor; collective, agreed tensor by tensor. */
 static bool write_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const adamw_t *opt,
                           const mesh_t *mesh)
 {
     const real *buf[3] = {m->params, opt->m, opt->v};
     hid_t dxpl = h5_collective(c);
-    bool ok = dxpl >= 0;
+    bool ok = all_ok(mesh, dxpl >= 0);
     for (int g = 0; g < 3 && ok; g++) {
         hid_t grp = H5Gcreate2(file, groups[g], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        if (grp < 0) {
-            ok = h5_fail(c, groups[g], "cannot create the group");
+        if (!(ok = all_ok(mesh, grp >= 0 || h5_fail(c, groups[g], "cannot create the group"))))
             break;
-        }
         for (int i = 0; i < m->n_tensors && ok; i++) {
             const tensor_info_t *t = &m->tensors[i];
             char name[160];
             snprintf(name, sizeof name, "/%s/%s", groups[g], t->name);
             hsize_t dims[2] = {(hsize_t)t->rows, (hsize_t)t->cols}, start[2], count[2];
-            hid_t space = H5Screate_simple(2, dims, NULL);
-            hid_t ds = space >= 0 ? H5Dcreate2(grp, t->name, H5T_IEEE_F32LE, space, H5P_DEFAULT,
-                                               H5P_DEFAULT, H5P_DEFAULT)
-                                  : -1;
-            if (ds < 0) {
-                ok = h5_fail(c, name, "cannot create the dataset (disk full?)");
-            } else {
+            /* every rank computes the sum (collective) and writes the same attribute */
+            uint64_t sum = tensor_checksum(t, buf[g] + t->offset, mesh, true);
+            hid_t space = H5Screate_simple(2, dims, NULL), ds = -1;
+            if (space >= 0)
+                ds = H5Dcreate2(grp, t->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            bool here = ds >= 0 || h5_fail(c, name, "cannot create the dataset (disk full?)");
+            if (all_ok(mesh, here)) {
                 bool mine = rank_writes(t, mesh);
                 slice_of(t, mine, start, count);
-                ok = h5_slab_write(c, ds, name, 2, start, count, H5T_REAL_T,
-                                   buf[g] + (mine ? t->offset : 0), dxpl);
+                here = h5_slab_write(c, ds, name, 2, start, count, H5T_REAL_T, buf[g] + (mine ? t->offset : 0),
+                                     dxpl) &&
+                       h5_attr_put(c, ds, name, "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, &sum);
+            } else {
+                here = false;
             }
+            ok = all_ok(mesh, here);
             h5_drop(&ds);
             h5_drop(&space);
         }
@@ -129,6 +180,24 @@ static void prune(const char *dir, int keep)
     }
 }
 
+/* Rank 0: does dir have room for the checkpoint (three fp32 copies of every logical
+ * tensor plus metadata)? Decided before anything is written, so a full disk is one
+ * line and the previous checkpoint stays. */
+static bool room_for(const char *dir, const model_t *m, char *err, size_t errlen)
+{
+    double need = 256.0 * 1024;
+    for (int i = 0; i < m->n_tensors; i++)
+        need += 3 * 4.0 * (double)m->tensors[i].rows * (double)m->tensors[i].cols + 4096;
+    struct statvfs fs;
+    if (statvfs(dir, &fs) != 0)
+        return true; /* cannot tell: let the write find out */
+    double avail = (double)fs.f_bavail * (double)fs.f_frsize;
+    if (avail >= need)
+        return true;
+    return errorf(err, errlen, "%s: the checkpoint needs about %.1f MB and %.1f MB are free (disk full?)", dir,
+                  need / 1e6, avail / 1e6);
+}
+
 bool checkpoint_write(const char *dir, const model_t *m, const adamw_t *opt,
                       const train_progress_t *p, uint64_t fingerprint, const mesh_t *mesh,
                       int keep, double *seconds, double *bytes, char *err, size_t errlen)
@@ -137,16 +206,21 @@ bool checkpoint_write(const char *dir, const model_t *m, const adamw_t *opt,
     char final[4200], tmp[4200];
     snprintf(final, sizeof final, "%s/ckpt-%09lld.h5", dir, (long long)p->step);
     snprintf(tmp, sizeof tmp, "%s/.ckpt-%09lld.h5.tmp", dir, (long long)p->step);
+    int room = mesh->world_rank == 0 ? room_for(dir, m, err, errlen) : 1;
+    MPI_CHECK(MPI_Bcast(&room, 1, MPI_INT, 0, mesh->world));
+    if (!room)
+        return mesh->world_rank == 0 ? false : errorf(err, errlen, "%s: not enough room for the checkpoint", dir);
     h5ctx_t c = {tmp, err, errlen};
     h5_quiet_t q = h5_quiet_begin();
     h5_fopts_t o = {.comm = mesh->world};
     hid_t file = h5_file_open(&c, H5_TRUNCATE, &o);
-    bool ok = file >= 0 && write_attrs(&c, file, p, fingerprint) && write_tensors(&c, file, m, opt, mesh);
-    if (file >= 0 && !h5_file_close(&c, file) && ok)
+    bool ok = all_ok(mesh, file >= 0);
+    ok = ok && all_ok(mesh, write_attrs(&c, file, p, fingerprint)) && write_tensors(&c, file, m, opt, mesh);
+    /* every rank that opened the file closes it (collective), whatever happened */
+    if (file >= 0 && !h5_file_close(&c, file))
         ok = false;
     h5_quiet_end(q);
-    int bad = !ok;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, mesh->world));
+    int bad = !all_ok(mesh, ok);
     if (bad) {
         if (mesh->world_rank == 0)
             unlink(tmp);
@@ -168,27 +242,40 @@ bool checkpoint_write(const char *dir, const model_t *m, const adamw_t *opt,
     return true;
 }
 
-/* The model tensors of one group into buf; collective. */
-static bool read_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const char *group, real *buf,
-                         hid_t dxpl)
+/* The model tensors of one group into buf; collective, agreed tensor by tensor. A
+ * tensor fails on a missing dataset, another shape, a checksum that does not match
+ * the values read, or a value that is not finite. */
+static bool read_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const mesh_t *mesh,
+                         const char *group, real *buf, hid_t dxpl)
 {
     for (int i = 0; i < m->n_tensors; i++) {
         const tensor_info_t *t = &m->tensors[i];
         char name[160];
         snprintf(name, sizeof name, "/%s/%s", group, t->name);
         hid_t ds = h5_dset_open(c, file, name);
-        if (ds < 0)
-            return false;
         int rank;
         hsize_t dims[2], start[2], count[2];
-        bool ok = h5_dset_shape(c, ds, name, &rank, dims);
+        bool ok = ds >= 0 && h5_dset_shape(c, ds, name, &rank, dims);
         if (ok && (rank != 2 || dims[0] != (hsize_t)t->rows || dims[1] != (hsize_t)t->cols))
             ok = h5_fail(c, name, "has shape %llux%llu, the model wants %lldx%lld", (unsigned long long)dims[0],
                          (unsigned long long)dims[1], (long long)t->rows, (long long)t->cols);
-        slice_of(t, true, start, count);
-        ok = ok && h5_slab_read(c, ds, name, 2, start, count, H5T_REAL_T, buf + t->offset, dxpl);
+        uint64_t want = 0;
+        ok = ok && h5_attr_get(c, ds, name, "checksum", H5T_NATIVE_UINT64, &want, 1);
+        if (all_ok(mesh, ok)) {
+            slice_of(t, true, start, count);
+            ok = h5_slab_read(c, ds, name, 2, start, count, H5T_REAL_T, buf + t->offset, dxpl);
+            for (size_t j = 0; ok && j < t->numel; j++)
+                if (!isfinite(buf[t->offset + j]))
+                    ok = h5_fail(c, name, "element %zu of this rank's slice is %g: corrupted", j,
+                                 (double)buf[t->offset + j]);
+            /* collective over the TP group: every rank of it reached this point */
+            uint64_t got = all_ok(mesh, ok) ? tensor_checksum(t, buf + t->offset, mesh, false) : want;
+            if (ok && got != want)
+                ok = h5_fail(c, name, "checksum %016llx, the file says %016llx: corrupted", (unsigned long long)got,
+                             (unsigned long long)want);
+        }
         h5_drop(&ds);
-        if (!ok)
+        if (!all_ok(mesh, ok))
             return false;
     }
     return true;
@@ -201,8 +288,10 @@ static bool load_one(const char *path, model_t *m, adamw_t *opt, train_progress_
     h5ctx_t c = {path, err, errlen};
     h5_fopts_t o = {.comm = mesh->world};
     hid_t file = h5_file_open(&c, H5_READ, &o);
-    if (file < 0)
+    if (!all_ok(mesh, file >= 0)) {
+        h5_drop(&file);
         return false;
+    }
     int64_t fp = 0, fmt = 0;
     bool ok = h5_attr_get(&c, file, "/", "format", H5T_NATIVE_INT64, &fmt, 1);
     if (ok && fmt != CKPT_FORMAT)
@@ -216,9 +305,10 @@ static bool load_one(const char *path, model_t *m, adamw_t *opt, train_progress_
          h5_attr_get(&c, file, "/", "gemm_flops", H5T_NATIVE_DOUBLE, &p->gemm_flops, 1) &&
          h5_attr_get(&c, file, "/", "wall_time", H5T_NATIVE_DOUBLE, &p->wall_time, 1);
     real *buf[3] = {m->params, opt->m, opt->v};
-    hid_t dxpl = ok ? h5_collective(&c) : -1;
-    for (int g = 0; g < 3 && ok && dxpl >= 0; g++)
-        ok = read_tensors(&c, file, m, groups[g], buf[g], dxpl);
+    hid_t dxpl = -1;
+    ok = all_ok(mesh, ok) && all_ok(mesh, (dxpl = h5_collective(&c)) >= 0);
+    for (int g = 0; g < 3 && ok; g++)
+        ok = read_tensors(&c, file, m, mesh, groups[g], buf[g], dxpl);
     h5_drop(&dxpl);
     h5_drop(&file);
     return ok;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -132,6 +133,16 @@ static int take_lock(rundir_t *r)
     return EXIT_BADINPUT;
 }
 
+bool rundir_has_room(const rundir_t *r, double bytes, double *free_bytes)
+{
+    struct statvfs fs;
+    *free_bytes = -1;
+    if (statvfs(r->dir, &fs) != 0)
+        return true;
+    *free_bytes = (double)fs.f_bavail * (double)fs.f_frsize;
+    return *free_bytes >= bytes;
+}
+
 void rundir_unlock(rundir_t *r)
 {
     if (r->lock_fd < 0)
@@ -214,8 +225,18 @@ bool rundir_write_file(const rundir_t *r, const char *name, const char *text)
 
 void rundir_set_status(const rundir_t *r, const char *status)
 {
-    char line[80];
+    char line[80], path[RUNDIR_PATH_LEN];
     snprintf(line, sizeof line, "%s\n", status);
-    if (!rundir_write_file(r, "status", line))
-        warnf("cannot write %s/status: %s", r->dir, strerror(errno));
+    if (rundir_write_file(r, "status", line))
+        return;
+    /* a full disk has no room for a new file: rewrite the old one in place (the
+     * statuses are a few bytes, within the block it already has) */
+    snprintf(path, sizeof path, "%s/status", r->dir);
+    int fd = open(path, O_WRONLY);
+    bool ok = fd >= 0 && pwrite(fd, line, strlen(line), 0) == (ssize_t)strlen(line) &&
+              ftruncate(fd, (off_t)strlen(line)) == 0;
+    if (fd >= 0)
+        ok = close(fd) == 0 && ok;
+    if (!ok)
+        warnf("cannot write %s: %s", path, strerror(errno));
 }

@@ -34,6 +34,11 @@ void rundir_look(rundir_t *r, const char *out_dir, const char *name);
  * message is printed. */
 int rundir_prepare(rundir_t *r, bool resume, bool record_optional);
 
+/* Has the directory's file system at least `bytes` free? (true when it cannot tell)
+ * The trainer stops while the run record still has room to grow and close: HDF5
+ * that meets a full disk mid-write cannot close the file again. */
+bool rundir_has_room(const rundir_t *r, double bytes, double *free_bytes);
+
 /* Release the lock (at exit; the kernel releases a flock lock of a killed process). */
 void rundir_unlock(rundir_t *r);
 

@@ -99,6 +99,17 @@ static int open_inputs(trainer_t *t)
         for (int k = 0; !bad && k < t->M; k++)
             t->base_final[k] = by[k];
     }
+    if (!bad) {
+        /* before anything is allocated: the ranks on this host share its memory */
+        MPI_Comm here;
+        int n_here = 1;
+        MPI_CHECK(MPI_Comm_split_type(t->mesh->world, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &here));
+        MPI_CHECK(MPI_Comm_size(here, &n_here));
+        MPI_CHECK(MPI_Comm_free(&here));
+        /* every rank reaches the same verdict: rank 0 says it */
+        bad = !model_fits_machine(&cfg->model, t->vocab.size, t->mesh->tp, cfg->micro_batch, n_here, err,
+                                  sizeof err) && t->root;
+    }
     if (agree_max(t->mesh, bad)) {
         if (bad)
             fprintf(stderr, "motscale[rank %d]: %s\n", t->mesh->world_rank, err);
@@ -249,6 +260,10 @@ static int open_record(trainer_t *t)
 
 /* ---- the loop ------------------------------------------------------------------- */
 
+/* Free disk the run record keeps in hand: every 256 logged rows each column takes a
+ * new chunk (tens of KiB together), and closing writes its metadata. */
+#define RECORD_ROOM (512.0 * 1024)
+
 /* The logged row of this step and the progress line; the equal-loss verdict (every
  * rank computes it from the same losses). Collective (gathers per-rank times). */
 static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double comm_s, bool *stop_reached,
@@ -290,7 +305,14 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
             .load_avg = provenance_load_average(), .cpu_steal = provenance_cpu_steal(&t->cpu_mark, &cpu_now),
             .rank_step_time = t->rank_step, .rank_comm_time = t->rank_comm};
         t->cpu_mark = cpu_now;
-        ok = runlog_append(t->log, &row);
+        double avail;
+        if (!rundir_has_room(&t->rd, RECORD_ROOM, &avail)) {
+            fprintf(stderr, "motscale: %s: %.0f KiB free; stopping at step %lld while the run record can still "
+                    "grow and close (it needs %.0f KiB of headroom); free some space and resume\n", t->rd.dir,
+                    avail / 1024, (long long)t->prog.step, RECORD_ROOM / 1024);
+            ok = false;
+        }
+        ok = ok && runlog_append(t->log, &row);
         if (ok && (t->prog.step % t->cfg->flush_every < t->cfg->log_every || last))
             ok = runlog_flush(t->log);
         reporter_step_line(&t->rep, t->prog.step, all);
@@ -391,8 +413,13 @@ static int after_step(trainer_t *t, const step_result_t *r, double step_s)
     /* one agreement for both: a rank-0 logging failure, the equal-loss stop */
     int agreed[2] = {fail, stop_reached};
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, agreed, 2, MPI_INT, MPI_MAX, mesh->world));
-    if (agreed[0])
+    if (agreed[0]) {
+        if (t->root && runlog_error(t->log))
+            fprintf(stderr, "motscale: the run record cannot be written at step %lld: %s; stopping (rows up to "
+                    "the last flush and the last checkpoint are kept)\n", (long long)t->prog.step,
+                    runlog_error(t->log) ? runlog_error(t->log) : "unknown error");
         return EXIT_FAULT;
+    }
     stop_reached = agreed[1];
     if ((ck_due || sig || stop_reached) && !checkpoint_now(t))
         return EXIT_FAULT;
@@ -467,6 +494,9 @@ int train_run(config_t *cfg, const mesh_t *mesh)
 {
     trainer_t t = {.cfg = cfg, .mesh = mesh, .root = mesh->world_rank == 0,
                    .M = cfg->data.n_modalities, .final_status = "completed", .rd = {.lock_fd = -1}};
+    /* from the start: a signal during set-up (the peak probe, a long data check) is
+     * honoured after the first step, which checkpoints */
+    install_signals();
     int code = open_inputs(&t);
     bool built = false;
     if (code == EXIT_OK) {
@@ -475,7 +505,6 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         code = prepare_run(&t);
     }
     if (code == EXIT_OK && (code = open_record(&t)) == EXIT_OK) {
-        install_signals();
         code = loop(&t);
         if (code == EXIT_FAULT)
             t.final_status = "failed";
