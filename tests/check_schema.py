@@ -27,6 +27,17 @@ def text(v):
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def checksum(x):
+    """docs/run-record.md: sum_i mix(i * 0x9e3779b97f4a7c15 xor bits(x_i)) mod 2^64."""
+    with np.errstate(over="ignore"):
+        i = np.arange(x.size, dtype=np.uint64)
+        z = (i * np.uint64(0x9e3779b97f4a7c15)) ^ x.astype("<f4").reshape(-1).view(np.uint32).astype(np.uint64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xbf58476d1ce4e5b9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94d049bb133111eb)
+        z = z ^ (z >> np.uint64(31))
+        return int(np.sum(z, dtype=np.uint64))
+
+
 def check_checkpoint(doc, path, run_path):
     rows = table(doc, "Checkpoints")
     assert len(rows) >= 10, "documented checkpoint objects not found in %s" % doc
@@ -53,6 +64,9 @@ def check_checkpoint(doc, path, run_path):
             d = f[g][n]
             if d.dtype != np.dtype("<f4") or d.ndim != 2:
                 bad.append("/%s/%s: %s %s, documented float32 (rows, cols)" % (g, n, d.dtype, d.shape))
+            elif "checksum" not in d.attrs or int(d.attrs["checksum"]) != checksum(d[...]):
+                bad.append("/%s/%s: checksum %s, the documented formula gives %d" % (
+                    g, n, d.attrs.get("checksum"), checksum(d[...])))
     # the fingerprint from the model, as documented
     m = r["/model"].attrs
     cfg = dict(re.findall(r"^(\w+) = (.*)$", text(r.attrs["config"]), re.M))

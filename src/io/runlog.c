@@ -378,12 +378,10 @@ static bool append_group(runlog_t *r, int group, int64_t step, const void *row)
     if (r->failed)
         return false;
     h5ctx_t c = ctx_of(r);
-    if (r->rows[group] > 0 && step <= r->last_step[group]) {
-        r->failed = true;
+    if (r->rows[group] > 0 && step <= r->last_step[group]) /* the caller's mistake: nothing written */
         return h5_fail(&c, group == RUNREC_IN_METRICS ? "/metrics/step" : "/eval/step",
                        "step %lld is not after the last logged step %lld", (long long)step,
                        (long long)r->last_step[group]);
-    }
     h5_quiet_t q = h5_quiet_begin();
     bool ok = true;
     int n_pad = 0;
