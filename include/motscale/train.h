@@ -10,4 +10,8 @@
  * (EXIT_OK, EXIT_PREEMPTED after a signal, EXIT_BADINPUT, EXIT_FAULT). */
 int train_run(config_t *cfg, const mesh_t *mesh);
 
+/* SIGUSR1, SIGTERM (and SIGINT on a terminal) only request a checkpoint and exit 75
+ * at the next step boundary; install as early as possible. */
+void train_install_signals(void);
+
 #endif

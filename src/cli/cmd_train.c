@@ -62,6 +62,7 @@ int cmd_train(int argc, char **argv)
         usage(stderr);
         return EXIT_BADINPUT;
     }
+    train_install_signals(); /* before MPI_Init: a signal during start-up still checkpoints */
     MPI_Init(NULL, NULL);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     int rank, size;

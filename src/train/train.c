@@ -26,7 +26,7 @@ static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig) { stop_signal = sig; }
 
-static void install_signals(void)
+void train_install_signals(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -494,9 +494,10 @@ int train_run(config_t *cfg, const mesh_t *mesh)
 {
     trainer_t t = {.cfg = cfg, .mesh = mesh, .root = mesh->world_rank == 0,
                    .M = cfg->data.n_modalities, .final_status = "completed", .rd = {.lock_fd = -1}};
-    /* from the start: a signal during set-up (the peak probe, a long data check) is
+    /* again, after MPI_Init (it may install its own); cmd_train installs them before
+     * it, so a signal during set-up (MPI_Init, the peak probe, a long data check) is
      * honoured after the first step, which checkpoints */
-    install_signals();
+    train_install_signals();
     int code = open_inputs(&t);
     bool built = false;
     if (code == EXIT_OK) {
