@@ -15,6 +15,8 @@ BUILD   := build$(if $(SANITIZE),-san,)
 # epilogue (AdamW, the norms) vectorise at -O2; neither changes a result (no -ffast-math)
 CFLAGS  ?= -std=c11 -Wall -Wextra -Werror -O2 -g -march=native -fno-math-errno -fvect-cost-model=cheap
 CFLAGS  += -D_GNU_SOURCE -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(SAN)
+# dependency files: touching any header (public or private) rebuilds exactly its users
+DEPFLAGS := -MMD -MP
 GITREV  := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 CFLAGS  += -DMOTSCALE_GIT_COMMIT='"$(GITREV)"'
 # GSL's own CBLAS is replaced by OpenBLAS: one BLAS in the process.
@@ -41,12 +43,17 @@ all: $(BUILD)/motscale
 bootstrap:
 	@sh scripts/bootstrap
 
-$(BUILD)/f32/%.o: %.c $(wildcard include/motscale/*.h) Makefile
+$(BUILD)/f32/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/f64/%.o: %.c $(wildcard include/motscale/*.h) Makefile
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+$(BUILD)/f64/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DMOTSCALE_DOUBLE -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -DMOTSCALE_DOUBLE -c $< -o $@
+
+# the tolerance table of tests/tolerances.env as C defines
+$(BUILD)/tests/tolerances.h: tests/tolerances.env Makefile
+	@mkdir -p $(dir $@)
+	sed -n 's/^\([A-Z_0-9]*\)=\([^ ]*\).*/#define \1 \2/p' $< >$@
 
 $(BUILD)/libmotscale.a: $(OBJ32)
 	ar rcs $@ $^
@@ -57,18 +64,19 @@ $(BUILD)/motscale: $(BUILD)/f32/src/cli/main.o $(BUILD)/libmotscale.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 	@ln -sf $(notdir $@) $(BUILD)/motscale-bin 2>/dev/null || true
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.h $(BUILD)/libmotscale.a
+TESTINC := -Itests/unit -I$(BUILD)/tests
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(BUILD)/tests/tolerances.h $(BUILD)/libmotscale.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmotscale.a $(LDFLAGS) $(LDLIBS) -lcmocka
-$(BUILD)/tests/mpi_%: tests/unit/mpi_%.c tests/unit/testutil.h tests/unit/mpitest.h $(BUILD)/libmotscale.a
+	$(CC) $(CFLAGS) $(DEPFLAGS) -MT $@ -MF $@.d $(TESTINC) -o $@ $< $(BUILD)/libmotscale.a $(LDFLAGS) $(LDLIBS) -lcmocka
+$(BUILD)/tests/mpi_%: tests/unit/mpi_%.c $(BUILD)/tests/tolerances.h $(BUILD)/libmotscale.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmotscale.a $(LDFLAGS) $(LDLIBS) -lcmocka
-$(BUILD)/tests/f64_%: tests/unit/f64_%.c tests/unit/testutil.h $(BUILD)/libmotscale64.a
+	$(CC) $(CFLAGS) $(DEPFLAGS) -MT $@ -MF $@.d $(TESTINC) -o $@ $< $(BUILD)/libmotscale.a $(LDFLAGS) $(LDLIBS) -lcmocka
+$(BUILD)/tests/f64_%: tests/unit/f64_%.c $(BUILD)/tests/tolerances.h $(BUILD)/libmotscale64.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DMOTSCALE_DOUBLE -Itests/unit -o $@ $< $(BUILD)/libmotscale64.a $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(DEPFLAGS) -MT $@ -MF $@.d -DMOTSCALE_DOUBLE $(TESTINC) -o $@ $< $(BUILD)/libmotscale64.a $(LDFLAGS) $(LDLIBS) -lcmocka
 $(BUILD)/bench/bench_%: bench/bench_%.c $(BUILD)/libmotscale.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libmotscale.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -MT $@ -MF $@.d -o $@ $< $(BUILD)/libmotscale.a $(LDFLAGS) $(LDLIBS)
 
 tests: $(BUILD)/motscale $(TESTBIN)
 
@@ -80,9 +88,14 @@ demo: bootstrap
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) sh jobs/demo
 
+docs-keys: all
+	@sh scripts/docs-keys $(BUILD)/motscale
+
 bench: bootstrap
 	@$(MAKE) --no-print-directory all $(BENCHBIN)
 	@BUILD=$(BUILD) sh bench/run
 
 clean:
 	rm -rf build build-san
+
+-include $(OBJ32:.o=.d) $(OBJ64:.o=.d) $(BUILD)/f32/src/cli/main.d $(TESTBIN:=.d) $(BENCHBIN:=.d)

@@ -6,11 +6,10 @@
 #include <string.h>
 
 #include "motscale/analysis.h"
-#include "motscale/cli.h"
 #include "motscale/common.h"
 #include "pair.h"
 
-void pair_compute(pair_t *p, const analysis_run_t *base, const analysis_run_t *cand,
+void pair_compute(pair_t *p, const runrec_t *base, const runrec_t *cand,
                   analysis_metric_t metric, double window)
 {
     memset(p, 0, sizeof *p);
@@ -73,7 +72,7 @@ static void fmt_slope(char *out, size_t len, double s, double r2)
         snprintf(out, len, "-");
 }
 
-static void run_line(FILE *out, const char *role, const analysis_run_t *r)
+static void run_line(FILE *out, const char *role, const runrec_t *r)
 {
     fprintf(out, "%-10s %s\n           %s '%s', d_model %d x %d layers, %lld params, %lld steps, "
                  "%.3g FLOPs, %.1f s\n",
@@ -180,7 +179,7 @@ static void json_array(FILE *out, const double *v, size_t n)
     fputc(']', out);
 }
 
-static void json_run(FILE *out, const analysis_run_t *r)
+static void json_run(FILE *out, const runrec_t *r)
 {
     fprintf(out, "{\"path\": ");
     json_string(out, r->path);
@@ -263,98 +262,16 @@ void pair_print_json(FILE *out, const pair_t *p)
     fprintf(out, "\n  ]\n}\n");
 }
 
-/* ---- the verb ---------------------------------------------------------------------- */
-
-static void usage(FILE *out)
+void analysis_compare_print(FILE *out, const runrec_t *base, const runrec_t *cand,
+                            analysis_metric_t metric, double window, bool json)
 {
-    fprintf(out,
-            "usage: motscale compare BASELINE.h5 CANDIDATE.h5 [--metric train|eval]\n"
-            "                        [--smooth WINDOW] [--json]\n\n"
-            "Step matching and equal-loss points of CANDIDATE against BASELINE (run.h5\n"
-            "files), overall and per modality (docs/analysis.md).\n\n"
-            "  --metric train|eval  training loss (default) or held-out loss (never smoothed)\n"
-            "  --smooth WINDOW      training-loss smoother: debiased EMA with time constant\n"
-            "                       WINDOW x step (default %g; 0 turns it off)\n"
-            "  --json               every number as JSON on stdout instead of the table\n\n"
-            "Exit status: 0 done, 2 bad arguments or a missing or malformed run file.\n",
-            ANALYSIS_SMOOTH_DEFAULT);
-}
-
-int cmd_compare(int argc, char **argv)
-{
-    if (cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return EXIT_OK;
-    }
-    const char *paths[2] = {NULL, NULL};
-    int npaths = 0;
-    analysis_metric_t metric = ANALYSIS_TRAIN;
-    double window = ANALYSIS_SMOOTH_DEFAULT;
-    bool json = false;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) {
-            json = true;
-        } else if (!strcmp(argv[i], "--metric") && i + 1 < argc) {
-            const char *v = argv[++i];
-            if (!strcmp(v, "train"))
-                metric = ANALYSIS_TRAIN;
-            else if (!strcmp(v, "eval"))
-                metric = ANALYSIS_EVAL;
-            else {
-                fprintf(stderr, "motscale compare: --metric is train or eval, not '%s'\n", v);
-                return EXIT_BADINPUT;
-            }
-        } else if (!strcmp(argv[i], "--smooth") && i + 1 < argc) {
-            char *end;
-            window = strtod(argv[++i], &end);
-            if (*end || !(window >= 0) || !isfinite(window)) {
-                fprintf(stderr, "motscale compare: --smooth takes a number >= 0, not '%s'\n",
-                        argv[i]);
-                return EXIT_BADINPUT;
-            }
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-            fprintf(stderr, "motscale compare: unknown or incomplete option '%s'\n", argv[i]);
-            usage(stderr);
-            return EXIT_BADINPUT;
-        } else if (npaths < 2) {
-            paths[npaths++] = argv[i];
-        } else {
-            fprintf(stderr, "motscale compare: one baseline and one candidate, not more\n");
-            return EXIT_BADINPUT;
-        }
-    }
-    if (npaths != 2) {
-        usage(stderr);
-        return EXIT_BADINPUT;
-    }
-    analysis_run_t runs[2];
-    char err[1024];
-    for (int k = 0; k < 2; k++) {
-        if (!analysis_run_load(paths[k], &runs[k], err, sizeof err)) {
-            fprintf(stderr, "motscale compare: %s\n", err);
-            if (k)
-                analysis_run_free(&runs[0]);
-            return EXIT_BADINPUT;
-        }
-    }
-    int status = EXIT_OK;
-    if (metric == ANALYSIS_EVAL && (runs[0].n_eval == 0 || runs[1].n_eval == 0)) {
-        fprintf(stderr, "motscale compare: --metric eval needs held-out evaluations, and %s "
-                        "has none (log.eval_every)\n",
-                runs[0].n_eval == 0 ? paths[0] : paths[1]);
-        status = EXIT_BADINPUT;
-    } else {
-        pair_t p;
-        pair_compute(&p, &runs[0], &runs[1], metric, window);
-        for (int i = 0; i < p.n_warn; i++)
-            warnf("runs may not be comparable: %s", p.warn[i]);
-        if (json)
-            pair_print_json(stdout, &p);
-        else
-            pair_print_table(stdout, &p);
-        pair_free(&p);
-    }
-    analysis_run_free(&runs[0]);
-    analysis_run_free(&runs[1]);
-    return status;
+    pair_t p;
+    pair_compute(&p, base, cand, metric, window);
+    for (int i = 0; i < p.n_warn; i++)
+        warnf("runs may not be comparable: %s", p.warn[i]);
+    if (json)
+        pair_print_json(out, &p);
+    else
+        pair_print_table(out, &p);
+    pair_free(&p);
 }

@@ -10,7 +10,7 @@
 #include "motscale/analysis.h"
 #include "motscale/common.h"
 
-void analysis_series_build(analysis_series_t *s, const analysis_run_t *run,
+void analysis_series_build(analysis_series_t *s, const runrec_t *run,
                            analysis_metric_t metric, int col, double window)
 {
     bool train = metric == ANALYSIS_TRAIN;
@@ -19,10 +19,10 @@ void analysis_series_build(analysis_series_t *s, const analysis_run_t *run,
     const double *flops = train ? run->flops : run->eval_flops;
     const double *wall = train ? run->wall_time : run->eval_wall_time;
     const double *src = col < 0 ? (train ? run->loss : run->eval_loss)
-                                : (train ? run->loss_by_mod : run->eval_loss_by_mod) + col;
+                                : (train ? run->loss_by_modality : run->eval_loss_by_modality) + col;
     size_t stride = col < 0 ? 1 : (size_t)run->n_mod;
     double *sm = xmalloc((n + 1) * sizeof *sm);
-    analysis_smooth(sm, step, src, stride, n, train ? window : 0);
+    smooth_series(sm, step, src, stride, n, train ? window : 0);
     s->step = xmalloc((n + 1) * sizeof *s->step);
     s->flops = xmalloc((n + 1) * sizeof *s->flops);
     s->wall = xmalloc((n + 1) * sizeof *s->wall);
@@ -165,7 +165,7 @@ void analysis_match_free(analysis_match_t *m)
 
 /* Tokens per step from the metrics: the last row's cumulative tokens over its step
  * (the first row may be step 0 with no tokens). */
-static double tokens_per_step(const analysis_run_t *r)
+static double tokens_per_step(const runrec_t *r)
 {
     for (size_t i = r->n; i-- > 0;)
         if (r->step[i] > 0)
@@ -203,7 +203,7 @@ static const char *kv_find(const kv_list_t *l, const char *key)
     return NULL;
 }
 
-int analysis_comparability(const analysis_run_t *a, const analysis_run_t *b,
+int analysis_comparability(const runrec_t *a, const runrec_t *b,
                            char lines[][256], int max)
 {
     int n = 0;
@@ -231,8 +231,8 @@ int analysis_comparability(const analysis_run_t *a, const analysis_run_t *b,
     double ta = tokens_per_step(a), tb = tokens_per_step(b);
     if (!(ta == tb))
         ADD("tokens per step differ: %.0f vs %.0f", ta, tb);
-    analysis_config_get(a, "train", "steps", sa, sizeof sa);
-    analysis_config_get(b, "train", "steps", sb, sizeof sb);
+    runrec_config_get(a, "train", "steps", sa, sizeof sa);
+    runrec_config_get(b, "train", "steps", sb, sizeof sb);
     if (strcmp(sa, sb))
         ADD("schedule length train.steps differs: '%s' vs '%s'", sa, sb);
     bool same_mod = a->n_mod == b->n_mod;

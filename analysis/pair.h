@@ -17,7 +17,7 @@ typedef struct pair_series {
 } pair_series_t;
 
 typedef struct pair {
-    const analysis_run_t *base, *cand;
+    const runrec_t *base, *cand;
     analysis_metric_t metric;
     double window;
     int n_series;
@@ -28,7 +28,7 @@ typedef struct pair {
 
 /* Modalities are matched by name; one missing from the candidate is skipped with a
  * warning. */
-void pair_compute(pair_t *p, const analysis_run_t *base, const analysis_run_t *cand,
+void pair_compute(pair_t *p, const runrec_t *base, const runrec_t *cand,
                   analysis_metric_t metric, double window);
 void pair_free(pair_t *p);
 const char *pair_metric_name(analysis_metric_t m);

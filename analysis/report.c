@@ -1,4 +1,4 @@
-/* `motscale report RESULTS_DIR`: every run.h5 under a folder, grouped by experiment,
+/* The report of `motscale report RESULTS_DIR`: every run.h5 under a folder, grouped by experiment,
  * size and kind; each candidate paired with its dense baseline; report.md with
  * tables, and PNG + SVG figures rendered by gnuplot next to their data. */
 #include <errno.h>
@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "motscale/analysis.h"
-#include "motscale/cli.h"
 #include "motscale/common.h"
 #include "pair.h"
 #include "plot.h"
@@ -67,7 +66,7 @@ static int cmp_str(const void *a, const void *b)
 
 /* One run with what the report derives from it. */
 typedef struct rrun {
-    analysis_run_t r;
+    runrec_t r;
     char seed[64];
     char label[192];          /* "run_name (kind, d64x2)" */
     double med_step, med_compute, med_comm, med_io, mfu;
@@ -89,7 +88,7 @@ static double median_of(const double *x, size_t n)
  * of a step / its wall-clock / (peak per rank x ranks), median over rows. */
 static void derive_timing(rrun_t *rr)
 {
-    const analysis_run_t *r = &rr->r;
+    const runrec_t *r = &rr->r;
     size_t s = r->n > 1 ? 1 : 0, n = r->n - s;
     rr->med_step = median_of(r->step_time + s, n);
     rr->med_compute = median_of(r->compute_time + s, n);
@@ -107,7 +106,7 @@ static void derive_timing(rrun_t *rr)
     free(mfu);
 }
 
-static bool same_size(const analysis_run_t *a, const analysis_run_t *b)
+static bool same_size(const runrec_t *a, const runrec_t *b)
 {
     return a->d_model == b->d_model && a->n_layers == b->n_layers;
 }
@@ -173,7 +172,7 @@ static void md_num(FILE *md, const char *fmt, double v)
 static int exp_series(const report_t *rep, const char *exp, char names[][ANALYSIS_NAME_LEN])
 {
     for (size_t i = 0; i < rep->n_runs; i++) {
-        const analysis_run_t *r = &rep->runs[i].r;
+        const runrec_t *r = &rep->runs[i].r;
         if (strcmp(r->experiment, exp))
             continue;
         snprintf(names[0], ANALYSIS_NAME_LEN, "overall");
@@ -185,7 +184,7 @@ static int exp_series(const report_t *rep, const char *exp, char names[][ANALYSI
 }
 
 /* Column of series name in run r: -1 overall, m, or -2 when r lacks it. */
-static int series_col(const analysis_run_t *r, const char *name)
+static int series_col(const runrec_t *r, const char *name)
 {
     if (!strcmp(name, "overall"))
         return -1;
@@ -197,11 +196,11 @@ static int series_col(const analysis_run_t *r, const char *name)
 
 /* 1 + the rank of r's size among the distinct sizes of its experiment, by
  * d_model x n_layers: one colour per size in the loss figures. */
-static int size_colour(const report_t *rep, const analysis_run_t *r)
+static int size_colour(const report_t *rep, const runrec_t *r)
 {
     int rank = 1;
     for (size_t i = 0; i < rep->n_runs; i++) {
-        const analysis_run_t *o = &rep->runs[i].r;
+        const runrec_t *o = &rep->runs[i].r;
         if (strcmp(o->experiment, r->experiment) || same_size(o, r))
             continue;
         bool first = true; /* count each smaller size once */
@@ -231,12 +230,12 @@ static void section_runs(report_t *rep)
     FILE *md = rep->md;
     fprintf(md, "\n## Runs\n\nFinal losses are smoothed training losses (debiased EMA, time "
                 "constant %g x step; docs/analysis.md), in nats/token.\n\n",
-            ANALYSIS_SMOOTH_DEFAULT);
+            SMOOTH_DEFAULT);
     fprintf(md, "| run | experiment | kind | size | params (total / active) | steps | tokens "
                 "| FLOPs | wall-clock (s) | final loss by modality | file |\n");
     fprintf(md, "|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (size_t i = 0; i < rep->n_runs; i++) {
-        const analysis_run_t *r = &rep->runs[i].r;
+        const runrec_t *r = &rep->runs[i].r;
         fprintf(md, "| %s | %s | %s | d%d x %d | %lld / %lld | %lld | %lld | %.3g | %.1f | ",
                 r->run_name, exp_title(r->experiment), r->kind, r->d_model, r->n_layers,
                 (long long)r->params_total, (long long)r->params_active_per_token,
@@ -244,7 +243,7 @@ static void section_runs(report_t *rep)
                 r->flops[r->n - 1], r->wall_time[r->n - 1]);
         for (int col = -1; col < r->n_mod; col++) {
             analysis_series_t s;
-            analysis_series_build(&s, r, ANALYSIS_TRAIN, col, ANALYSIS_SMOOTH_DEFAULT);
+            analysis_series_build(&s, r, ANALYSIS_TRAIN, col, SMOOTH_DEFAULT);
             fprintf(md, "%s%s ", col < 0 ? "" : ", ", col < 0 ? "overall" : r->mod_names[col]);
             md_num(md, "%.4f", s.n ? s.loss[s.n - 1] : NAN);
             analysis_series_free(&s);
@@ -272,12 +271,12 @@ static void fig_loss_curves(report_t *rep, const char *exp, bool wall)
         fprintf(p.gp, "set logscale x\nplot ");
         int block = 0;
         for (size_t i = 0; i < rep->n_runs; i++) {
-            const analysis_run_t *r = &rep->runs[i].r;
+            const runrec_t *r = &rep->runs[i].r;
             int col = series_col(r, names[k]);
             if (strcmp(r->experiment, exp) || col == -2)
                 continue;
             analysis_series_t s;
-            analysis_series_build(&s, r, ANALYSIS_TRAIN, col, ANALYSIS_SMOOTH_DEFAULT);
+            analysis_series_build(&s, r, ANALYSIS_TRAIN, col, SMOOTH_DEFAULT);
             fprintf(p.dat, "# %s\n", rep->runs[i].label);
             for (size_t j = 0; j < s.n; j++)
                 if ((wall ? s.wall[j] : s.flops[j]) > 0)
@@ -298,7 +297,7 @@ static void fig_loss_curves(report_t *rep, const char *exp, bool wall)
 
 static void fig_step_matching(report_t *rep, const rpair_t *rp)
 {
-    const analysis_run_t *b = &rep->runs[rp->base].r, *c = &rep->runs[rp->cand].r;
+    const runrec_t *b = &rep->runs[rp->base].r, *c = &rep->runs[rp->cand].r;
     for (int k = 0; k < rp->train.n_series; k++) {
         const pair_series_t *ps = &rp->train.series[k];
         const analysis_match_t *m = &ps->match;
@@ -337,7 +336,7 @@ static void fig_step_matching(report_t *rep, const rpair_t *rp)
 
 static void fig_fractions(report_t *rep, const rpair_t *rp)
 {
-    const analysis_run_t *b = &rep->runs[rp->base].r, *c = &rep->runs[rp->cand].r;
+    const runrec_t *b = &rep->runs[rp->base].r, *c = &rep->runs[rp->cand].r;
     char name[512], title[512];
     sfmt(name, sizeof name, "%s_flops_vs_wallclock_%s_vs_%s",
              b->experiment[0] ? b->experiment : "runs", c->run_name, b->run_name);
@@ -368,7 +367,7 @@ static void section_pairs(report_t *rep, const char *exp)
     bool any = false;
     for (size_t i = 0; i < rep->n_pairs; i++) {
         const rpair_t *rp = &rep->pairs[i];
-        const analysis_run_t *b = &rep->runs[rp->base].r, *c = &rep->runs[rp->cand].r;
+        const runrec_t *b = &rep->runs[rp->base].r, *c = &rep->runs[rp->cand].r;
         if (strcmp(b->experiment, exp))
             continue;
         if (!any)
@@ -475,12 +474,12 @@ static void section_slope_vs_size(report_t *rep, const char *exp)
     /* baseline sizes among this experiment's pairs */
     int sizes = 0;
     for (size_t i = 0; i < rep->n_pairs; i++) {
-        const analysis_run_t *b = &rep->runs[rep->pairs[i].base].r;
+        const runrec_t *b = &rep->runs[rep->pairs[i].base].r;
         if (strcmp(b->experiment, exp))
             continue;
         bool seen = false;
         for (size_t j = 0; j < i; j++) {
-            const analysis_run_t *o = &rep->runs[rep->pairs[j].base].r;
+            const runrec_t *o = &rep->runs[rep->pairs[j].base].r;
             seen = seen || (!strcmp(o->experiment, exp) && same_size(o, b));
         }
         sizes += !seen;
@@ -508,7 +507,7 @@ static void section_slope_vs_size(report_t *rep, const char *exp)
             int pts = 0;
             for (size_t i = 0; i < rep->n_pairs; i++) {
                 const rpair_t *rp = &rep->pairs[i];
-                const analysis_run_t *b = &rep->runs[rp->base].r, *c = &rep->runs[rp->cand].r;
+                const runrec_t *b = &rep->runs[rp->base].r, *c = &rep->runs[rp->cand].r;
                 if (strcmp(b->experiment, exp) || strcmp(c->kind, kinds[kk]))
                     continue;
                 for (int s = 0; s < rp->train.n_series; s++)
@@ -545,18 +544,18 @@ static size_t frontier(const report_t *rep, const char *exp, const char *kind,
     analysis_series_t s[64];
     int ns = 0;
     for (size_t i = 0; i < rep->n_runs && ns < 64; i++) {
-        const analysis_run_t *r = &rep->runs[i].r;
+        const runrec_t *r = &rep->runs[i].r;
         int col = series_col(r, series);
         if (strcmp(r->experiment, exp) || strcmp(r->kind, kind) || col == -2)
             continue;
         bool seen = false;
         for (size_t j = 0; j < i; j++) {
-            const analysis_run_t *o = &rep->runs[j].r;
+            const runrec_t *o = &rep->runs[j].r;
             seen = seen || (!strcmp(o->experiment, exp) && !strcmp(o->kind, kind) &&
                             same_size(o, r));
         }
         *n_sizes += !seen;
-        analysis_series_build(&s[ns], r, ANALYSIS_TRAIN, col, ANALYSIS_SMOOTH_DEFAULT);
+        analysis_series_build(&s[ns], r, ANALYSIS_TRAIN, col, SMOOTH_DEFAULT);
         if (s[ns].n < 2) {
             analysis_series_free(&s[ns]);
             continue;
@@ -699,21 +698,6 @@ static void section_scaling(report_t *rep, const char *exp)
     }
 }
 
-/* ---- the verb ---------------------------------------------------------------------- */
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: motscale report RESULTS_DIR [--out OUTDIR]\n\n"
-            "Finds every run.h5 under RESULTS_DIR, groups runs by experiment, size and kind,\n"
-            "pairs each mot/towers run with the dense run of the same experiment and size\n"
-            "(same run.seed when there are several), and writes OUTDIR/report.md with PNG and\n"
-            "SVG figures rendered by gnuplot (method: docs/analysis.md).\n\n"
-            "  --out OUTDIR, -o OUTDIR  where the report goes (default RESULTS_DIR/report)\n\n"
-            "Exit status: 0 done, 1 figures could not be rendered (no gnuplot, or it failed),\n"
-            "2 bad arguments or no readable run file.\n");
-}
-
 static void make_pairs(report_t *rep)
 {
     rep->pairs = xcalloc(rep->n_runs + 1, sizeof *rep->pairs);
@@ -736,7 +720,7 @@ static void make_pairs(report_t *rep)
         rp->base = best;
         rp->cand = (int)c;
         pair_compute(&rp->train, &rep->runs[best].r, &cr->r, ANALYSIS_TRAIN,
-                     ANALYSIS_SMOOTH_DEFAULT);
+                     SMOOTH_DEFAULT);
         rp->has_eval = rep->runs[best].r.n_eval > 0 && cr->r.n_eval > 0;
         if (rp->has_eval)
             pair_compute(&rp->eval, &rep->runs[best].r, &cr->r, ANALYSIS_EVAL, 0);
@@ -758,41 +742,8 @@ static int mkdir_p(const char *path)
     return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-int cmd_report(int argc, char **argv)
+int analysis_report_write(const char *dir, const char *out)
 {
-    if (cli_wants_help(argc, argv)) {
-        usage(stdout);
-        return EXIT_OK;
-    }
-    const char *dir = NULL, *out = NULL;
-    for (int i = 0; i < argc; i++) {
-        if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "-o")) && i + 1 < argc) {
-            out = argv[++i];
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "motscale report: unknown or incomplete option '%s'\n", argv[i]);
-            usage(stderr);
-            return EXIT_BADINPUT;
-        } else if (!dir) {
-            dir = argv[i];
-        } else {
-            fprintf(stderr, "motscale report: one RESULTS_DIR, not '%s' as well\n", argv[i]);
-            return EXIT_BADINPUT;
-        }
-    }
-    if (!dir) {
-        usage(stderr);
-        return EXIT_BADINPUT;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "motscale report: %s: not a folder\n", dir);
-        return EXIT_BADINPUT;
-    }
-    char outbuf[4096];
-    if (!out) {
-        snprintf(outbuf, sizeof outbuf, "%s/report", dir);
-        out = outbuf;
-    }
     found_t found = {0};
     found_now = &found;
     if (nftw(dir, found_add, 32, FTW_PHYS) != 0) {
@@ -809,12 +760,12 @@ int cmd_report(int argc, char **argv)
     for (size_t i = 0; i < found.n; i++) {
         rrun_t *rr = &rep.runs[rep.n_runs];
         char err[1024];
-        if (!analysis_run_load(found.paths[i], &rr->r, err, sizeof err)) {
+        if (!runrec_load(found.paths[i], &rr->r, err, sizeof err)) {
             warnf("skipping %s", err);
             snprintf(skipped[n_skipped++], sizeof skipped[0], "%s", err);
             continue;
         }
-        analysis_config_get(&rr->r, "run", "seed", rr->seed, sizeof rr->seed);
+        runrec_config_get(&rr->r, "run", "seed", rr->seed, sizeof rr->seed);
         sfmt(rr->label, sizeof rr->label, "%s (%s, d%d x %d)", rr->r.run_name, rr->r.kind,
                  rr->r.d_model, rr->r.n_layers);
         derive_timing(rr);
@@ -899,7 +850,7 @@ done:
     }
     free(rep.pairs);
     for (size_t i = 0; i < rep.n_runs; i++)
-        analysis_run_free(&rep.runs[i].r);
+        runrec_free(&rep.runs[i].r);
     free(rep.runs);
     free(skipped);
     for (size_t i = 0; i < found.n; i++)

@@ -8,10 +8,10 @@ dp2=""
 tp1=""
 tp2=""
 for r in $(seq "$REPS"); do
-    $MPIRUN_CORE 1 "$MOTSCALE" train /dev/null $base model.size=s train.global_batch=8 run.out_dir="$SCRATCH" run.name=dp1-$r >/dev/null 2>&1
-    $MPIRUN_CORE 2 "$MOTSCALE" train /dev/null $base model.size=s train.global_batch=16 run.out_dir="$SCRATCH" run.name=dp2-$r >/dev/null 2>&1
-    $MPIRUN_CORE 1 "$MOTSCALE" train /dev/null $base model.d_model=512 model.n_heads=8 model.d_ff=2048 model.n_layers=2 train.global_batch=8 run.out_dir="$SCRATCH" run.name=tp1-$r >/dev/null 2>&1
-    $MPIRUN_CORE 2 "$MOTSCALE" train /dev/null $base model.d_model=512 model.n_heads=8 model.d_ff=2048 model.n_layers=2 train.global_batch=8 parallel.tp=2 run.out_dir="$SCRATCH" run.name=tp2-$r >/dev/null 2>&1
+    $MPIRUN_CORE 1 "$MOTSCALE" train tests/fixtures/defaults.ini $base model.size=s train.global_batch=8 run.out_dir="$SCRATCH" run.name=dp1-$r >/dev/null 2>&1
+    $MPIRUN_CORE 2 "$MOTSCALE" train tests/fixtures/defaults.ini $base model.size=s train.global_batch=16 run.out_dir="$SCRATCH" run.name=dp2-$r >/dev/null 2>&1
+    $MPIRUN_CORE 1 "$MOTSCALE" train tests/fixtures/defaults.ini $base model.d_model=512 model.n_heads=8 model.d_ff=2048 model.n_layers=2 train.global_batch=8 run.out_dir="$SCRATCH" run.name=tp1-$r >/dev/null 2>&1
+    $MPIRUN_CORE 2 "$MOTSCALE" train tests/fixtures/defaults.ini $base model.d_model=512 model.n_heads=8 model.d_ff=2048 model.n_layers=2 train.global_batch=8 parallel.tp=2 run.out_dir="$SCRATCH" run.name=tp2-$r >/dev/null 2>&1
     # throughput ratio dp: (2x tokens per step) / step time
     dp1="$dp1 $(median_step "$SCRATCH/dp1-$r/run.h5")"
     dp2="$dp2 $(median_step "$SCRATCH/dp2-$r/run.h5")"

@@ -13,7 +13,7 @@ done
 pct=$(median $pcts)
 echo "result logging at the demo config (a row every 5 steps, flush every 50): ${pct}% of step time (median of $REPS:$pcts)"
 verdict "logging overhead %" "$pct" le 1
-out=$($MPIRUN 2 "$MOTSCALE" train /dev/null model.size=l train.steps=6 train.checkpoint_every=2 log.every=2 log.eval_every=0 log.peak_flops=1e9 train.global_batch=2 run.out_dir="$SCRATCH" run.name=ck 2>/dev/null | grep '^checkpoint')
+out=$($MPIRUN 2 "$MOTSCALE" train tests/fixtures/defaults.ini model.size=l train.steps=6 train.checkpoint_every=2 log.every=2 log.eval_every=0 log.peak_flops=1e9 train.global_batch=2 run.out_dir="$SCRATCH" run.name=ck 2>/dev/null | grep '^checkpoint')
 echo "$out" | sed 's/^/  /'
 mbs=$(echo "$out" | sed -n 's/.*(\([0-9.]*\) MB\/s)/\1/p' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "result checkpoint write bandwidth (size l, 2 ranks, parallel HDF5): median ${mbs} MB/s"

@@ -5,6 +5,7 @@ MOTSCALE=${MOTSCALE:-$PWD/build/motscale}
 PY=/usr/bin/python3            # Debian's python3 has h5py; the first on PATH may not
 MPIRUN="mpirun --oversubscribe --bind-to none -x OPENBLAS_NUM_THREADS=1 -np"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+. tests/tolerances.env
 TAPN=0
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/motscale-e2e.XXXXXX")
 trap 'rm -rf "$SCRATCH"' EXIT
@@ -45,3 +46,25 @@ run() {
     fi
     return $rc
 }
+
+# base_ini [section.key=value ...]: $SCRATCH/base.ini from tests/fixtures/base.ini with
+# run.out_dir = $SCRATCH/runs and the given keys (each replaces the fixture's value
+# or is added to its section)
+base_ini() {
+    $PY - "$SCRATCH/base.ini" "run.out_dir=$SCRATCH/runs" "$@" <<'PYEOF'
+import configparser, sys
+c = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"))
+c.read("tests/fixtures/base.ini")
+for kv in sys.argv[2:]:
+    sk, v = kv.split("=", 1)
+    sec, key = sk.split(".", 1)
+    if not c.has_section(sec):
+        c.add_section(sec)
+    c.set(sec, key, v)
+with open(sys.argv[1], "w") as f:
+    c.write(f)
+PYEOF
+}
+
+# runcmp CMD ...: tests/runcmp.py, the one reader and comparer of run records
+runcmp() { $PY tests/runcmp.py "$@"; }

@@ -1,89 +1,20 @@
-/* Analysis of run records: a reader that loads one run.h5 into memory, the loss
- * smoother shared with the trainer, step matching and equal-loss points between two
- * runs, and power-law scaling fits. The method and its choices: docs/analysis.md. */
+/* Analysis of run records (loaded by the reader of runread.h, smoothed by smooth.h):
+ * step matching and equal-loss points between two runs, power-law scaling fits, and
+ * the compare and report outputs that the CLI verbs print. The method and its
+ * choices: docs/analysis.md. */
 #ifndef MOTSCALE_ANALYSIS_H
 #define MOTSCALE_ANALYSIS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-#define ANALYSIS_MAX_MOD 8
-#define ANALYSIS_NAME_LEN 64
+#include "motscale/runread.h"
+#include "motscale/smooth.h"
 
-/* Default smoothing window of training loss: the EMA time constant is this fraction
- * of the current step (see analysis_ema_t). 0 turns smoothing off. */
-#define ANALYSIS_SMOOTH_DEFAULT 0.1
-
-/* ---- the smoother --------------------------------------------------------------
- * A debiased exponential moving average in continuous step time whose time constant
- * is a fixed fraction of the current step: tau = window * step. Between two logged
- * points the input is taken as linear, and the average is integrated exactly over the
- * interval; the total weight is tracked and divided out (debiasing), so a constant
- * series is returned exactly and the first point is returned as is. A time constant
- * proportional to the step makes the smoother commute with stretching the step axis,
- * so the lag it adds cancels in step matching instead of biasing the slope.
- *
- * Online use (the trainer's train.stop_at_loss_of), one state per modality:
- *     analysis_ema_t e; analysis_ema_init(&e, ANALYSIS_SMOOTH_DEFAULT);
- *     each logged step: double s = analysis_ema_update(&e, step, loss);
- * A NaN input (no tokens of that modality in the step) leaves the state as it was
- * and returns the current smoothed value (NaN until the first finite input). */
-typedef struct analysis_ema {
-    double window;   /* tau / step */
-    double m, w;     /* weighted sum of inputs, sum of weights */
-    int64_t prev;    /* step of the last finite input */
-    double x_prev;   /* that input */
-    bool started;
-} analysis_ema_t;
-
-void analysis_ema_init(analysis_ema_t *e, double window);
-double analysis_ema_update(analysis_ema_t *e, int64_t step, double x);
-
-/* out[i] = smoothed x[i * stride] over steps step[0..n); out may alias nothing. */
-void analysis_smooth(double *out, const int64_t *step, const double *x, size_t stride,
-                     size_t n, double window);
-
-/* ---- a run in memory ------------------------------------------------------------ */
-typedef struct analysis_run {
-    char path[4096];
-    char *config;                     /* resolved INI text */
-    char experiment[128], run_name[128], kind[16], tp_backend[32];
-    int schema_version, world_size, dp, tp;
-    double peak_flops_per_rank;
-    int d_model, n_layers, n_heads, d_ff, seq_len, vocab_size, n_towers;
-    int n_mod;
-    char mod_names[ANALYSIS_MAX_MOD][ANALYSIS_NAME_LEN];
-    int64_t params_total, params_active_per_token;
-    double flops_per_token;
-    /* /metrics, n rows */
-    size_t n;
-    int64_t *step, *tokens;
-    double *flops, *wall_time, *loss, *step_time, *compute_time, *comm_time, *io_time;
-    double *loss_by_mod;              /* n x n_mod, NaN where a modality had no tokens */
-    /* /eval, n_eval rows (0 when the run has no held-out evaluations) */
-    size_t n_eval;
-    int64_t *eval_step;
-    double *eval_flops, *eval_wall_time, *eval_loss, *eval_loss_by_mod;
-} analysis_run_t;
-
-/* Load path (read-only, SWMR when the writer is live). Rows are cut to the shortest
- * column, so a file being appended reads consistently. false with err filled
- * ("PATH: /metrics/loss: ...") on a missing or malformed file. */
-bool analysis_run_load(const char *path, analysis_run_t *run, char *err, size_t errlen);
-void analysis_run_free(analysis_run_t *run);
-
-/* Value of `key` in `[section]` of the run's config text, or "" when absent. */
-void analysis_config_get(const analysis_run_t *run, const char *section, const char *key,
-                         char *out, size_t outlen);
-
-/* For train.stop_at_loss_of: the final smoothed training loss (window
- * ANALYSIS_SMOOTH_DEFAULT, the same smoother as above) of the run at path, overall
- * and per modality. names[m] receives the modality names; a modality never seen
- * gets NaN. false with err filled on a bad file or an empty run. */
-bool analysis_final_losses(const char *path, int *n_mod, char names[][ANALYSIS_NAME_LEN],
-                           double *final_loss_by_mod, double *final_loss_overall, char *err,
-                           size_t errlen);
+#define ANALYSIS_MAX_MOD RUNREC_MAX_MOD
+#define ANALYSIS_NAME_LEN RUNREC_NAME_LEN
 
 /* ---- one loss series and step matching ------------------------------------------ */
 typedef enum { ANALYSIS_TRAIN, ANALYSIS_EVAL } analysis_metric_t;
@@ -97,7 +28,7 @@ typedef struct analysis_series {
 
 /* Column col of run (-1: overall loss, m: modality m) on metric; training loss is
  * smoothed with `window`, held-out loss never. */
-void analysis_series_build(analysis_series_t *s, const analysis_run_t *run,
+void analysis_series_build(analysis_series_t *s, const runrec_t *run,
                            analysis_metric_t metric, int col, double window);
 void analysis_series_free(analysis_series_t *s);
 
@@ -134,7 +65,7 @@ void analysis_match_free(analysis_match_t *m);
 
 /* Why two runs are not comparable (same data config, tokens per step, schedule
  * length, modalities): up to max lines of text; returns how many. */
-int analysis_comparability(const analysis_run_t *a, const analysis_run_t *b,
+int analysis_comparability(const runrec_t *a, const runrec_t *b,
                            char lines[][256], int max);
 
 /* ---- scaling fits ---------------------------------------------------------------
@@ -159,5 +90,17 @@ double analysis_power_law_eval(const analysis_powerlaw_t *fit, double C);
  * compute). NaN when ref's fit never reaches that loss. */
 double analysis_compute_multiplier(const analysis_powerlaw_t *ref,
                                    const analysis_powerlaw_t *other, double C);
+
+/* ---- what the verbs print ----------------------------------------------------------- */
+
+/* `motscale compare`: comparability warnings on stderr, then the step-matching table
+ * (or, with json, every number as JSON) of candidate against base on out. */
+void analysis_compare_print(FILE *out, const runrec_t *base, const runrec_t *cand,
+                            analysis_metric_t metric, double window, bool json);
+
+/* `motscale report`: every run.h5 under dir into out/report.md and its figures.
+ * Returns the exit status (0 done, 1 figures or files could not be written, 2 no
+ * readable run file). */
+int analysis_report_write(const char *dir, const char *out);
 
 #endif

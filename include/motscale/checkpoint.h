@@ -21,9 +21,9 @@ typedef struct train_progress {
     double wall_time;       /* seconds of training, cumulative across restarts */
 } train_progress_t;
 
-/* The model's identity for validation: a hash of the shape-defining config and the
- * vocabulary. A checkpoint from a different model is refused. */
-uint64_t checkpoint_fingerprint(const config_t *cfg, const vocab_t *v);
+/* The model's identity for validation: a hash of its shape and vocabulary layout.
+ * A checkpoint from a different model is refused. */
+uint64_t checkpoint_fingerprint(const model_t *m);
 
 /* Collective over the world. Writes DIR/ckpt-STEP.h5 (via DIR/.ckpt-STEP.h5.tmp)
  * and removes all but the newest `keep`. false with err on any rank's failure

@@ -6,8 +6,8 @@
 int cmd_train(int argc, char **argv);   /* src/cli/cmd_train.c */
 int cmd_flops(int argc, char **argv);   /* src/cli/cmd_flops.c */
 int cmd_data(int argc, char **argv);    /* src/cli/cmd_data.c */
-int cmd_compare(int argc, char **argv); /* analysis/compare.c */
-int cmd_report(int argc, char **argv);  /* analysis/report.c */
+int cmd_compare(int argc, char **argv); /* src/cli/cmd_compare.c */
+int cmd_report(int argc, char **argv);  /* src/cli/cmd_report.c */
 int cmd_sweep(int argc, char **argv);   /* src/cli/cmd_sweep.c */
 
 /* True when argv holds --help or -h; the verbs print their usage then. */

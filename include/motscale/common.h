@@ -25,6 +25,12 @@ typedef float real;
 
 #define MOTSCALE_VERSION "0.1.0"
 
+/* Sizes shared by every layer: modalities a run can have, and the capacity of the
+ * names and paths that configuration, data and run records carry. */
+#define MAX_MODALITIES 3
+#define CFG_NAME_LEN 64
+#define CFG_PATH_LEN 1024
+
 /* Exit statuses, documented in docs/cli.md. */
 enum {
     EXIT_OK = 0,

@@ -1,32 +1,52 @@
-/* Parameter and FLOP counts: the one place they are defined (DESIGN.md §3). Used
- * by training, the run record and `motscale flops`. */
+/* Parameter and FLOP counts (DESIGN.md §3): what each model kind reports about
+ * itself (model_flops), in one shape for `motscale flops`, the run record and the
+ * trainer's FLOP column. A multiply-add counts 2; training is 3 x forward. The
+ * tower transformer's derivation is in src/model/tower.c and docs/model.md. */
 #ifndef MOTSCALE_FLOPS_H
 #define MOTSCALE_FLOPS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-#include "motscale/config.h"
+#include "motscale/common.h"
 
 #define FLOPS_FORMULA_VERSION "1 (3 x forward; 2 per multiply-add; causal attention 2*s*d)"
+#define FLOPS_MAX_TERMS 16
+
+/* One line of the count: a parameter group, or a forward FLOP term per token. */
+typedef struct flops_term {
+    char name[40];
+    double value;
+    bool matrix;                   /* FLOP terms: issued by gemm() with these shapes */
+} flops_term_t;
 
 typedef struct flops_report {
-    int64_t params_embedding;      /* embedding table + output head */
-    int64_t params_per_tower;      /* every non-embedding tensor of one tower */
-    int64_t params_nonembedding;   /* n_towers x params_per_tower */
+    int n_params, n_fwd;
+    flops_term_t params[FLOPS_MAX_TERMS];   /* parameter groups, in print order */
+    flops_term_t fwd[FLOPS_MAX_TERMS];      /* forward FLOPs per token, by term */
     int64_t params_total;
-    int64_t params_active_per_token; /* embedding + head + one tower */
-    /* forward FLOPs per token, by term */
-    double fwd_qkvo, fwd_ffn, fwd_attn, fwd_head;
+    int64_t params_active_per_token;
     double fwd_per_token, bwd_per_token, train_per_token;
-    /* the matrix terms that gemm() issues with the same shapes (q,k,v,o, SwiGLU,
-     * head), per token for training: what the GEMM counter is compared against */
+    /* the matrix terms that gemm() issues with the same shapes, per token for
+     * training: what the GEMM counter is compared against */
     double train_matrix_per_token;
+    /* training FLOPs per token of each modality's tower (equal for the tower
+     * transformer, whose towers share shapes) */
+    int n_modalities;
+    double train_per_token_of[MAX_MODALITIES];
 } flops_report_t;
 
-void flops_compute(flops_report_t *r, const config_t *cfg, int32_t vocab_size);
+/* Add a parameter group or a forward term; the totals follow in flops_finish. */
+void flops_add_params(flops_report_t *r, const char *name, double count);
+void flops_add_fwd(flops_report_t *r, const char *name, double per_token, bool matrix);
+/* Forward, backward (2 x forward) and training totals from the forward terms; every
+ * modality gets the same per-token cost. */
+void flops_finish(flops_report_t *r, int n_modalities);
+/* The value of the term called name (params or fwd), NaN when absent. */
+double flops_term(const flops_report_t *r, const char *name);
 
 /* Training FLOPs of a step from per-modality target-token counts:
- * sum_m tokens_m x train FLOPs per token of tower_of[m]. */
-double flops_train_step(const flops_report_t *r, const config_t *cfg, const int64_t *tokens_by_modality);
+ * sum_m tokens_m x train FLOPs per token of modality m. */
+double flops_train_step(const flops_report_t *r, const int64_t *tokens_by_modality);
 
 #endif

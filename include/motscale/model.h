@@ -1,9 +1,10 @@
-/* The transformer with parameter towers (DESIGN.md §2): dense is one tower, MoT one
- * tower per modality, `towers` any grouping. Parameters, gradients and activations
- * each live in one allocation laid out from the tensor table; a tower's tensors are
- * one contiguous range. Per-token work runs on contiguous per-tower row blocks
- * ("grouped order", one GEMM per tower); attention reads sequence order through
- * the per-batch permutation. Tensor-parallel (Megatron 1D) slices are local. */
+/* The model as the rest of the program sees it: a tensor table over one parameter
+ * and one gradient allocation, forward and backward of a micro-batch, per-modality
+ * loss sums, and the FLOP and memory counts. What the model is comes from its kind
+ * (model.kind -> one entry of the kind table, src/model/kinds.c); the trainer, the
+ * optimizer, data parallelism, checkpoints and the run record see only this header.
+ * The layer library the kinds are built from is private to src/model (layers.h);
+ * docs/architecture.md draws the folders. */
 #ifndef MOTSCALE_MODEL_H
 #define MOTSCALE_MODEL_H
 
@@ -11,95 +12,127 @@
 #include <stdint.h>
 
 #include "motscale/common.h"
-#include "motscale/config.h"
-#include "motscale/data.h"
+#include "motscale/flops.h"
 #include "motscale/tp.h"
+#include "motscale/vocab.h"
 
-enum tensor_role {
-    ROLE_EMBED, ROLE_HEAD,                            /* shared by all towers */
-    ROLE_WQ, ROLE_WK, ROLE_WV, ROLE_WO, ROLE_W1, ROLE_W3, ROLE_W2,
-    ROLE_NORM_ATTN, ROLE_NORM_FFN, ROLE_QNORM, ROLE_KNORM,
-    ROLE_NORM_FINAL,
-    ROLE_N
-};
+/* Values of model.kind, model.norm and parallel.tp_backend, in the order of their
+ * names in the config key table (config_enum_name spells them). */
+enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS };
+enum norm_place { NORM_SWIN, NORM_PRE };
+enum tp_backend { TP_MEGATRON, TP_SCALAPACK };
+
+/* Everything that fixes the model's tensors and arithmetic, filled by config_resolve. */
+typedef struct model_shape {
+    int kind;                           /* enum model_kind */
+    int d_model, n_layers, n_heads, d_ff, seq_len;
+    int norm;                           /* enum norm_place */
+    bool qk_norm;
+    double rope_theta, norm_eps;
+    int n_modalities, n_towers;
+    int tower_of[MAX_MODALITIES];       /* modality -> parameter tower */
+    int tp_backend;                     /* enum tp_backend */
+} model_shape_t;
+
+/* Initialisation: normal(0, std) matrices (output projections scaled, see the
+ * table), norm weights one; same_towers draws every tower from tower 0's seed. */
+typedef struct model_init {
+    double std;
+    bool same_towers;
+} model_init_t;
+
 enum shard_kind { SHARD_NONE, SHARD_COL, SHARD_ROW };
+enum tensor_init { INIT_NORMAL, INIT_ONES };
 
 typedef struct tensor_info {
     char name[64];                 /* documented name, e.g. tower1.layer0.attn.wq */
-    int role, tower, layer;        /* tower/layer -1 where not applicable */
+    int role, tower, layer;        /* the kind's role; tower/layer -1 where not applicable */
     int64_t rows, cols;            /* logical shape, row-major (norms: 1 x d) */
     int64_t lrows, lcols;          /* this rank's slice */
     int64_t row0, col0;            /* where the slice starts in the logical tensor */
-    int shard;                     /* enum shard_kind */
-    bool decay;                    /* matrices get weight decay, norms do not */
+    int shard;                     /* enum shard_kind: how 1D tensor parallelism slices it */
+    bool grid2d;                   /* a projection: the ScaLAPACK backend keeps a 2D block */
+    bool decay;                    /* weight decay applies (matrices, not norms) */
+    int init;                      /* enum tensor_init */
+    double init_div;               /* INIT_NORMAL: std = model_init.std / init_div */
+    int stage;                     /* backward stage after which its gradient is final */
     size_t offset, numel;          /* local slice in the flat buffers, elements */
 } tensor_info_t;
 
-typedef struct model {
-    /* dimensions */
-    int d, n_layers, n_heads, hd, d_ff, seq_len, n_towers, n_modalities;
-    int32_t vocab;
-    int hl, dl, fl;                /* local heads, local attention width, local ffn width */
-    int norm;                      /* enum norm_place */
-    bool qk_norm;
-    real eps;
-    int tower_of[CFG_MAX_MODALITIES];
-    vocab_t vocab_layout;
-    tp_ctx_t tp;
-    int tp_backend;                /* enum tp_backend; scalapack: projection matrices hold
-                                    * 2D grid blocks (scalapack.h), not Megatron slices */
-    struct sl_state *sl;           /* ScaLAPACK grids and scratch; NULL for megatron */
+struct model_kind_ops;
 
-    /* parameters */
+typedef struct model {
+    const struct model_kind_ops *ops;  /* the kind's entry */
+    void *impl;                        /* the kind's own state (activations, scratch) */
+    model_shape_t shape;
+    vocab_t vocab;
+    tp_ctx_t tp;
+    int max_seqs;
+
+    /* parameters: one table, one allocation each for values and gradients */
     int n_tensors;
     tensor_info_t *tensors;
-    int *index;                    /* [(tower * n_layers + layer) * ROLE_N + role]; towerless roles below */
-    int embed_idx, head_idx;
-    size_t n_local;                /* elements of params (= grads) on this rank */
+    size_t n_local;                    /* elements of params (= grads) on this rank */
     real *params, *grads;
 
-    /* batch state (grouped order g; sequence order n = b * seq_len + i) */
-    int max_seqs, B;
-    int64_t N;
-    int32_t *tok_in, *tok_tgt;     /* (N) in sequence order */
-    int *perm, *inv;               /* perm[g] = n, inv[n] = g */
-    int64_t tower_off[CFG_MAX_MODALITIES + 1];
-    real *rope_cos, *rope_sin;     /* (seq_len, hd/2) */
-    real *act;                     /* every activation and scratch buffer, one allocation */
-    struct model_acts *a;          /* named views into act */
-    real grad_scale;               /* d loss / d (sum of CE) of the last forward */
-
     /* Backward progress, for overlapping the data-parallel all-reduce: called with
-     * stage 0 once the head and final norms are done, n_layers - l after block l,
-     * and n_layers + 1 after the embedding. NULL: no calls. */
+     * each stage 0 .. n_stages - 1 as soon as every tensor of that stage (table
+     * field `stage`) has its final gradient. NULL: no calls. */
+    int n_stages;
     void (*on_stage)(void *ctx, int stage);
     void *on_stage_ctx;
 } model_t;
 
-/* The backward stage after which tensor t's gradient is final (see on_stage). */
-int model_tensor_stage(const model_t *m, const tensor_info_t *t);
-
 /* Build the tensor table and allocate parameters, gradients and activations for
  * micro-batches of up to max_seqs sequences. tp: the tensor-parallel group. */
-void model_build(model_t *m, const config_t *cfg, const vocab_t *v, tp_ctx_t tp, int max_seqs);
+void model_build(model_t *m, const model_shape_t *shape, const vocab_t *v, tp_ctx_t tp,
+                 int max_seqs);
 void model_free(model_t *m);
 
 /* Layout-independent init: each tensor is drawn whole from a GSL generator seeded
  * by (seed, role, tower, layer) and this rank keeps its slice. */
-void model_init_params(model_t *m, uint64_t seed, bool same_towers, double init_std);
+void model_init_params(model_t *m, uint64_t seed, const model_init_t *init);
 
 /* Forward over B windows of seq_len + 1 tokens. Adds per-modality sums of the
- * cross-entropy (by target token) and target counts into loss_sum / count.
- * grad_scale > 0 also leaves d(grad_scale * sum CE)/d logits for model_backward. */
+ * loss (by target token) and target counts into loss_sum / count.
+ * grad_scale > 0 also keeps d(grad_scale * sum of losses)/d outputs for
+ * model_backward. */
 void model_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
                    double *loss_sum, int64_t *count);
 /* Backward of the last forward; accumulates into m->grads. */
 void model_backward(model_t *m);
 void model_zero_grads(model_t *m);
 
-/* Parameter pointer of (role, tower, layer); NULL if the model has no such tensor. */
-real *model_param(const model_t *m, int role, int tower, int layer);
-real *model_grad(const model_t *m, int role, int tower, int layer);
-const tensor_info_t *model_tensor(const model_t *m, int role, int tower, int layer);
+/* The tensor called name, or NULL. */
+const tensor_info_t *model_find(const model_t *m, const char *name);
+
+/* Model FLOPs and parameters of a shape, without building it (flops.h). */
+void model_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab_size);
+
+/* Memory of one rank, from the tensor table and the activation plan, without
+ * building: parameters, gradients and AdamW moments (fp32), activations kept for
+ * backward, and backward scratch, in bytes. */
+typedef struct model_memory {
+    double params, grads, moments, activations, scratch;
+    double analytic_min;               /* params + grads + moments + activations */
+} model_memory_t;
+void model_memory(model_memory_t *r, const model_shape_t *s, int32_t vocab_size, int tp_size,
+                  int max_seqs);
+
+/* Bytes one rank needs (the analytic minimum plus backward scratch), without an
+ * integer product that could overflow: a configuration too large to lay out at all
+ * gives +inf. *activations_dominate tells whether the micro-batch (and sequence)
+ * or the model's size is what makes it large. */
+double model_bytes_per_rank(const model_shape_t *s, int32_t vocab_size, int tp_size, int max_seqs,
+                            bool *activations_dominate);
+
+/* The share of a machine's physical memory a run may plan to use: above it,
+ * `motscale train` and `motscale flops` refuse (exit 2) before allocating. */
+#define MODEL_MEMORY_SHARE 0.9
+
+/* Does a run of `ranks_here` ranks on this machine fit in MODEL_MEMORY_SHARE of its
+ * physical memory? false with one line naming the keys that make it too large. */
+bool model_fits_machine(const model_shape_t *s, int32_t vocab_size, int tp_size, int micro_batch,
+                        int ranks_here, char *err, size_t errlen);
 
 #endif

@@ -37,4 +37,18 @@ typedef struct provenance_slurm {
 
 void provenance_slurm(provenance_slurm_t *s);
 
+/* The machine's load, so a wall-clock figure can be judged by what else ran: the
+ * cumulative CPU time counters of /proc/stat's "cpu" line (jiffies; all zero where
+ * /proc/stat cannot be read). */
+typedef struct provenance_cpu {
+    double total, steal;
+} provenance_cpu_t;
+
+void provenance_cpu_sample(provenance_cpu_t *s);
+/* Share of CPU time stolen by the hypervisor between two samples (0..1): 0 when the
+ * counters did not advance (less than a kernel tick apart), NaN without /proc/stat. */
+double provenance_cpu_steal(const provenance_cpu_t *before, const provenance_cpu_t *after);
+/* The 1-minute load average (getloadavg); NaN when unavailable. */
+double provenance_load_average(void);
+
 #endif

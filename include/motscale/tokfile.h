@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "motscale/data.h"
+#include "motscale/vocab.h"
 
 #define TOKFILE_FORMAT "motscale-tokens"
 #define TOKFILE_VERSION 1
@@ -25,8 +25,8 @@ typedef struct tokfile_stats {
     int64_t n_tokens, heldout_start, n_spans;
     int token_bytes;                     /* 2 or 4 */
     int32_t window;                      /* window length at `data gen`; 0 if unknown */
-    int64_t tokens[CFG_MAX_MODALITIES];
-    int64_t spans[CFG_MAX_MODALITIES], span_min[CFG_MAX_MODALITIES], span_max[CFG_MAX_MODALITIES];
+    int64_t tokens[MAX_MODALITIES];
+    int64_t spans[MAX_MODALITIES], span_min[MAX_MODALITIES], span_max[MAX_MODALITIES];
     int64_t *id_count;                   /* v.size entries, or NULL */
 } tokfile_stats_t;
 

@@ -10,9 +10,8 @@
  * (EXIT_OK, EXIT_PREEMPTED after a signal, EXIT_BADINPUT, EXIT_FAULT). */
 int train_run(config_t *cfg, const mesh_t *mesh);
 
-/* Per-rank peak FLOP/s for MFU: measured once by a one-thread SGEMM probe (best of
- * square sizes 512 to 2048) and cached in CACHE_DIR/.peak_flops-HOST, or taken from
- * the config. source receives how it was obtained. */
-double peak_flops_per_rank(const config_t *cfg, const char *cache_dir, char *source, size_t len);
+/* SIGUSR1, SIGTERM (and SIGINT on a terminal) only request a checkpoint and exit 75
+ * at the next step boundary; install as early as possible. */
+void train_install_signals(void);
 
 #endif

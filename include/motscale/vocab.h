@@ -1,7 +1,8 @@
-/* The boundary tokens of the joint vocabulary, a fixed convention shared by the
- * synthetic generators, `motscale data gen` and `motscale data import-text`:
- * the text range starts with <doc>, then <begin>/<end> of each non-text modality
- * in data.modalities order; ordinary text tokens follow. */
+/* The joint vocabulary: one contiguous id range [lo, hi) per modality, in the order
+ * of data.modalities, text first, and its boundary tokens, a fixed convention shared
+ * by the synthetic generators, `motscale data gen` and `motscale data import-text`:
+ * the text range starts with <doc>, then <begin>/<end> of each non-text modality in
+ * data.modalities order; ordinary text tokens follow. */
 #ifndef MOTSCALE_VOCAB_H
 #define MOTSCALE_VOCAB_H
 
@@ -9,7 +10,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "motscale/data.h"
+#include "motscale/common.h"
+
+typedef struct vocab {
+    int n_modalities;
+    char names[MAX_MODALITIES][CFG_NAME_LEN];
+    int32_t lo[MAX_MODALITIES], hi[MAX_MODALITIES];
+    int32_t size;
+} vocab_t;
+
+/* Modality index of a token id (range lookup); -1 if out of the vocabulary. */
+static inline int vocab_modality(const vocab_t *v, int32_t tok)
+{
+    for (int m = 0; m < v->n_modalities; m++)
+        if (tok >= v->lo[m] && tok < v->hi[m])
+            return m;
+    return -1;
+}
 
 /* Number of boundary tokens: 1 + 2 x (modalities - 1). */
 static inline int32_t vocab_n_boundary(const vocab_t *v) { return 1 + 2 * (v->n_modalities - 1); }

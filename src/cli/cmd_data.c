@@ -239,7 +239,7 @@ static void next_token_entropy(const vocab_t *v, const int32_t *tok, int64_t n, 
     }
     qsort(key, (size_t)k, sizeof *key, cmp_u64);
     /* sum c log2 c over pairs and over prev (runs of one prev are contiguous) */
-    double joint[CFG_MAX_MODALITIES] = {0}, prev[CFG_MAX_MODALITIES] = {0}, total[CFG_MAX_MODALITIES] = {0};
+    double joint[MAX_MODALITIES] = {0}, prev[MAX_MODALITIES] = {0}, total[MAX_MODALITIES] = {0};
     for (int64_t i = 0, j; i < k; i = j) {
         uint64_t p = key[i] / (uint64_t)v->size;
         int m = vocab_modality(v, (int32_t)p);
@@ -304,25 +304,25 @@ static int data_gen(int argc, char **argv)
         fprintf(stderr, "motscale data gen: %s\n", err);
         goto done;
     }
-    if (cfg.source != DATA_SYNTHETIC) {
+    if (cfg.data.source != DATA_SYNTHETIC) {
         fprintf(stderr, "motscale data gen: %s: data.source must be synthetic to generate a stream\n", ini);
         goto done;
     }
     if (!n_train)
         n_train = cfg.steps * cfg.global_batch;
     if (!n_held)
-        n_held = (cfg.eval_tokens + cfg.seq_len - 1) / cfg.seq_len;
+        n_held = (cfg.eval_tokens + cfg.model.seq_len - 1) / cfg.model.seq_len;
     vocab_t v;
     data_t *split[2] = {NULL, NULL};
-    if (!vocab_from_config(&v, &cfg, err, sizeof err) ||
-        !(split[SPLIT_TRAIN] = data_open(&cfg, &v, SPLIT_TRAIN, err, sizeof err)) ||
-        !(split[SPLIT_HELDOUT] = data_open(&cfg, &v, SPLIT_HELDOUT, err, sizeof err))) {
+    if (!data_vocab(&v, &cfg.data, err, sizeof err) ||
+        !(split[SPLIT_TRAIN] = data_open(&cfg.data, &v, SPLIT_TRAIN, err, sizeof err)) ||
+        !(split[SPLIT_HELDOUT] = data_open(&cfg.data, &v, SPLIT_HELDOUT, err, sizeof err))) {
         fprintf(stderr, "motscale data gen: %s\n", err);
         data_close(split[SPLIT_TRAIN]);
         goto done;
     }
     rc = EXIT_FAULT;
-    int32_t window = cfg.seq_len + 1;
+    int32_t window = cfg.model.seq_len + 1;
     tokfile_writer_t *w = tokfile_create(out, &v, err, sizeof err);
     char *ini_text = config_to_ini(&cfg);
     int32_t *buf = xmalloc((size_t)window * sizeof *buf);
@@ -391,7 +391,7 @@ static int data_inspect(int argc, char **argv)
         free(st.id_count);
         return EXIT_BADINPUT;
     }
-    double h_next[CFG_MAX_MODALITIES];
+    double h_next[MAX_MODALITIES];
     next_token_entropy(&st.v, tok, n_tok, h_next);
     free(tok);
     const vocab_t *v = &st.v;
@@ -431,7 +431,9 @@ static int data_inspect(int argc, char **argv)
     return EXIT_OK;
 }
 
-/* Offset of the first byte that breaks UTF-8, or -1 when all of it is valid. */
+/* Offset of the first byte that breaks UTF-8, or -1 when all of it is valid: RFC
+ * 3629's well-formed sequences, so no overlong forms, no surrogates (U+D800..DFFF)
+ * and nothing above U+10FFFF. */
 static int64_t utf8_invalid_at(const unsigned char *s, int64_t n)
 {
     int64_t i = 0;
@@ -443,6 +445,11 @@ static int64_t utf8_invalid_at(const unsigned char *s, int64_t n)
         for (int j = 1; j < len; j++)
             if ((s[i + j] & 0xC0) != 0x80)
                 return i;
+        /* the second byte's allowed range for the lead bytes that limit it */
+        unsigned c1 = len > 1 ? s[i + 1] : 0x80;
+        if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) ||
+            (c == 0xF4 && c1 > 0x8F))
+            return i;
         i += len;
     }
     return -1;

@@ -1,4 +1,5 @@
-/* `motscale flops CONFIG.ini [overrides]`: parameters and model FLOPs, no MPI. */
+/* `motscale flops CONFIG.ini [overrides]`: parameters, model FLOPs and memory per
+ * rank, from the model kind's own count, without MPI and without training. */
 #include <string.h>
 
 #include "motscale/cli.h"
@@ -6,15 +7,34 @@
 #include "motscale/config.h"
 #include "motscale/data.h"
 #include "motscale/flops.h"
+#include "motscale/model.h"
+
+static void print_memory(const config_t *cfg, int32_t vocab_size)
+{
+    /* the layout the config fixes; dp = auto counts as one data-parallel rank */
+    int dp = cfg->dp > 0 ? cfg->dp : 1;
+    int micro = cfg->micro_batch > 0 ? cfg->micro_batch : cfg->global_batch / dp;
+    model_memory_t mm;
+    model_memory(&mm, &cfg->model, vocab_size, cfg->tp, micro > 0 ? micro : 1);
+    printf("\nmemory per rank (tp %d, micro-batch %d sequences; bytes)\n", cfg->tp, micro);
+    printf("  %-28s %16.0f\n", "parameters", mm.params);
+    printf("  %-28s %16.0f\n", "gradients", mm.grads);
+    printf("  %-28s %16.0f\n", "AdamW moments", mm.moments);
+    printf("  %-28s %16.0f\n", "activations for backward", mm.activations);
+    printf("  %-28s %16.0f\n", "analytic minimum", mm.analytic_min);
+    printf("  %-28s %16.0f\n", "backward scratch", mm.scratch);
+}
 
 int cmd_flops(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv) || argc < 1) {
         fprintf(argc < 1 ? stderr : stdout,
                 "usage: motscale flops CONFIG.ini [section.key=value ...]\n\n"
-                "Prints parameters (total, per tower, embedding vs. non-embedding, active per token)\n"
-                "and model FLOPs per token by term, per step, without MPI and without training.\n"
-                "The formula and what it leaves out: docs/model.md.\n");
+                "Prints parameters (total, per tower, embedding vs. non-embedding, active per token),\n"
+                "model FLOPs per token by term, per step, and the memory one rank needs (parameters,\n"
+                "gradients, AdamW moments, activations kept for backward: the analytic minimum; and\n"
+                "backward scratch), without MPI and without training. The formula and what it\n"
+                "leaves out: docs/model.md.\n");
         return argc < 1 ? EXIT_BADINPUT : EXIT_OK;
     }
     config_t cfg;
@@ -24,35 +44,45 @@ int cmd_flops(int argc, char **argv)
         return EXIT_BADINPUT;
     }
     vocab_t v;
-    if (!vocab_from_config(&v, &cfg, err, sizeof err)) {
+    if (!data_vocab(&v, &cfg.data, err, sizeof err)) {
         fprintf(stderr, "motscale: %s\n", err);
         return EXIT_BADINPUT;
     }
     flops_report_t r;
-    flops_compute(&r, &cfg, v.size);
-    static const char *kinds[] = {"dense", "mot", "towers"};
+    model_flops(&r, &cfg.model, v.size);
+    const model_shape_t *s = &cfg.model;
     printf("model: %s, %d tower(s), d_model %d, n_layers %d, n_heads %d, d_ff %d, seq_len %d, vocab %d\n",
-           kinds[cfg.kind], cfg.n_towers, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.d_ff, cfg.seq_len, v.size);
+           config_enum_name("model", "kind", s->kind), s->n_towers, s->d_model, s->n_layers, s->n_heads,
+           s->d_ff, s->seq_len, v.size);
     printf("towers:");
-    for (int m = 0; m < cfg.n_modalities; m++)
-        printf(" %s->%d", cfg.modality_names[m], cfg.tower_of[m]);
+    for (int m = 0; m < s->n_modalities; m++)
+        printf(" %s->%d", cfg.data.names[m], s->tower_of[m]);
     printf("\n\nparameters\n");
-    printf("  %-28s %16lld\n", "embedding + head", (long long)r.params_embedding);
-    printf("  %-28s %16lld\n", "per tower", (long long)r.params_per_tower);
-    printf("  %-28s %16lld\n", "non-embedding", (long long)r.params_nonembedding);
+    for (int i = 0; i < r.n_params; i++)
+        printf("  %-28s %16.0f\n", r.params[i].name, r.params[i].value);
     printf("  %-28s %16lld\n", "total", (long long)r.params_total);
     printf("  %-28s %16lld\n", "active per token", (long long)r.params_active_per_token);
     printf("\nmodel FLOPs per token (formula %s)\n", FLOPS_FORMULA_VERSION);
-    printf("  %-28s %16.0f\n", "forward q,k,v,o", r.fwd_qkvo);
-    printf("  %-28s %16.0f\n", "forward SwiGLU", r.fwd_ffn);
-    printf("  %-28s %16.0f\n", "forward attention", r.fwd_attn);
-    printf("  %-28s %16.0f\n", "forward head", r.fwd_head);
+    char name[64];
+    for (int i = 0; i < r.n_fwd; i++) {
+        snprintf(name, sizeof name, "forward %s", r.fwd[i].name);
+        printf("  %-28s %16.0f\n", name, r.fwd[i].value);
+    }
     printf("  %-28s %16.0f\n", "forward", r.fwd_per_token);
     printf("  %-28s %16.0f\n", "backward", r.bwd_per_token);
     printf("  %-28s %16.0f\n", "train", r.train_per_token);
-    double tokens = (double)cfg.global_batch * cfg.seq_len;
-    printf("\nper step (%d sequences x %d tokens)\n", cfg.global_batch, cfg.seq_len);
+    double tokens = (double)cfg.global_batch * s->seq_len;
+    printf("\nper step (%d sequences x %d tokens)\n", cfg.global_batch, s->seq_len);
     printf("  %-28s %16.6g\n", "train FLOPs", tokens * r.train_per_token);
     printf("  %-28s %16.6g\n", "train FLOPs, whole run", tokens * r.train_per_token * (double)cfg.steps);
+    int dp = cfg.dp > 0 ? cfg.dp : 1;
+    int micro = cfg.micro_batch > 0 ? cfg.micro_batch : cfg.global_batch / dp;
+    micro = micro > 0 ? micro : 1;
+    if (!model_fits_machine(&cfg.model, v.size, cfg.tp, micro, 1, err, sizeof err)) {
+        /* too large to lay out, or for this machine: the plan is not printed */
+        fprintf(stderr, "motscale flops: %s\n", err);
+        return EXIT_BADINPUT;
+    }
+    print_memory(&cfg, v.size);
     return EXIT_OK;
 }

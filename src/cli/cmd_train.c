@@ -19,6 +19,22 @@ int cli_wants_help(int argc, char **argv)
     return 0;
 }
 
+/* BLAS threads per rank (parallel.blas_threads; docs/config.md): the key, else
+ * OPENBLAS_NUM_THREADS or OMP_NUM_THREADS, else the cores Slurm gave each task
+ * (SLURM_CPUS_PER_TASK, from --cpus-per-task), else one: ranks are the parallelism. */
+static int blas_threads(int key)
+{
+    const char *vars[] = {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"};
+    if (key > 0)
+        return key;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atoi(v) > 0)
+            return atoi(v);
+    }
+    return 1;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -46,15 +62,13 @@ int cmd_train(int argc, char **argv)
         usage(stderr);
         return EXIT_BADINPUT;
     }
+    train_install_signals(); /* before MPI_Init: a signal during start-up still checkpoints */
     MPI_Init(NULL, NULL);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     motscale_rank = rank;
-    /* One BLAS thread per rank unless the user says otherwise: ranks are the parallelism. */
-    if (!getenv("OPENBLAS_NUM_THREADS") && !getenv("OMP_NUM_THREADS"))
-        openblas_set_num_threads(1);
 
     const char *ntasks = getenv("SLURM_NTASKS");
     if (ntasks && atoi(ntasks) != size) {
@@ -79,6 +93,7 @@ int cmd_train(int argc, char **argv)
         MPI_Finalize();
         return EXIT_BADINPUT;
     }
+    openblas_set_num_threads(blas_threads(cfg.blas_threads));
     mesh_t mesh;
     mesh_init(&mesh, MPI_COMM_WORLD, cfg.tp, cfg.dp);
     int status = train_run(&cfg, &mesh);

@@ -1,11 +1,72 @@
-/* data_open/data_read/data_close: one split of the token stream, dispatched to the
- * synthetic generator or the HDF5 token-file reader. Window k is a pure function
- * of (config, split, k); data_read allocates nothing. */
+/* data_vocab/data_open/data_read/data_close: the vocabulary layout and one split of
+ * the token stream, dispatched to the synthetic generator or the HDF5 token-file
+ * reader. Window k is a pure function of (parameters, split, k); data_read
+ * allocates nothing. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 #include "motscale/common.h"
 #include "motscale/data.h"
+#include "motscale/tokfile.h"
+
+/* The config names the modalities the model gets towers for; a file must hold
+ * exactly those, in that order, or tower_of would point at the wrong ranges. */
+static bool file_matches(const vocab_t *v, const data_params_t *p, char *err, size_t errlen)
+{
+    bool same = v->n_modalities == p->n_modalities;
+    for (int m = 0; same && m < v->n_modalities; m++)
+        same = !strcmp(v->names[m], p->names[m]);
+    if (same)
+        return true;
+    char have[CFG_PATH_LEN] = "", want[CFG_PATH_LEN] = "";
+    for (int m = 0; m < v->n_modalities; m++) {
+        size_t len = strlen(have);
+        snprintf(have + len, sizeof have - len, "%s%s", m ? "," : "", v->names[m]);
+    }
+    for (int m = 0; m < p->n_modalities; m++) {
+        size_t len = strlen(want);
+        snprintf(want + len, sizeof want - len, "%s%s", m ? "," : "", p->names[m]);
+    }
+    return errorf(err, errlen, "%s: the file holds modalities '%s' but data.modalities = '%s'; set data.modalities (and data.mix) to match",
+                p->path, have, want);
+}
+
+bool data_vocab(vocab_t *v, const data_params_t *p, char *err, size_t errlen)
+{
+    if (p->source == DATA_FILE) {
+        if (!tokfile_read_vocab(p->path, v, err, errlen))
+            return false;
+        return file_matches(v, p, err, errlen);
+    }
+    int64_t sizes[MAX_MODALITIES];
+    char names[MAX_MODALITIES][CFG_NAME_LEN];
+    int n = p->n_modalities;
+    int64_t n_boundary = 1 + 2 * (int64_t)(n - 1);
+    for (int m = 0; m < n; m++) {
+        const char *name = p->names[m];
+        snprintf(names[m], CFG_NAME_LEN, "%s", name);
+        if (!strcmp(name, "text")) {
+            /* two ordinary tokens at least, or the text language is degenerate */
+            if (p->synth.vocab_text < n_boundary + 2)
+                return errorf(err, errlen, "data.vocab_text: %d leaves fewer than 2 text tokens after the %lld boundary tokens",
+                            p->synth.vocab_text, (long long)n_boundary);
+            sizes[m] = p->synth.vocab_text;
+        } else if (!strcmp(name, "image")) {
+            if (p->synth.vocab_image < 2)
+                return errorf(err, errlen, "data.vocab_image: must be at least 2, got %d", p->synth.vocab_image);
+            sizes[m] = p->synth.vocab_image;
+        } else {
+            if (p->synth.vocab_speech < 2)
+                return errorf(err, errlen, "data.vocab_speech: must be at least 2, got %d", p->synth.vocab_speech);
+            sizes[m] = p->synth.vocab_speech;
+        }
+    }
+    char why[256];
+    if (!vocab_from_sizes(v, n, names, sizes, why, sizeof why))
+        return errorf(err, errlen, "data.modalities: %s", why);
+    return true;
+}
 
 struct data {
     int split;
@@ -13,16 +74,16 @@ struct data {
     tokreader_t *file;
 };
 
-data_t *data_open(const config_t *cfg, const vocab_t *v, int split, char *err, size_t errlen)
+data_t *data_open(const data_params_t *p, const vocab_t *v, int split, char *err, size_t errlen)
 {
     if (split != SPLIT_TRAIN && split != SPLIT_HELDOUT)
         DIE(EXIT_FAULT, "data_open: split %d is neither train nor held-out", split);
     data_t *d = xcalloc(1, sizeof *d);
     d->split = split;
-    if (cfg->source == DATA_FILE)
-        d->file = tokreader_open(cfg->path, v, split, cfg->seq_len + 1, err, errlen);
+    if (p->source == DATA_FILE)
+        d->file = tokreader_open(p->path, v, split, p->seq_len + 1, err, errlen);
     else
-        d->synth = synth_create(cfg, v, err, errlen);
+        d->synth = synth_create(p, v, err, errlen);
     if (!d->file && !d->synth) {
         free(d);
         return NULL;

@@ -10,8 +10,8 @@
 
 typedef struct synth synth_t;
 
-/* Build the languages and tables once from run.seed. NULL with err on bad keys. */
-synth_t *synth_create(const config_t *cfg, const vocab_t *v, char *err, size_t errlen);
+/* Build the languages and tables once from p->seed. NULL with err on bad keys. */
+synth_t *synth_create(const data_params_t *p, const vocab_t *v, char *err, size_t errlen);
 /* Window k of a split: seq_len + 1 tokens into out. */
 void synth_window(synth_t *s, int split, int64_t k, int32_t *out);
 /* Tokens per window: model.seq_len + 1. */

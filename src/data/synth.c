@@ -45,9 +45,9 @@ struct synth {
     vocab_t v;
     int n_mod;
     int32_t window;
-    int kind[CFG_MAX_MODALITIES];
-    double pick_cdf[CFG_MAX_MODALITIES];  /* modality of the next span */
-    int64_t mean_len[CFG_MAX_MODALITIES], cap[CFG_MAX_MODALITIES];
+    int kind[MAX_MODALITIES];
+    double pick_cdf[MAX_MODALITIES];  /* modality of the next span */
+    int64_t mean_len[MAX_MODALITIES], cap[MAX_MODALITIES];
     int64_t unit_max;                     /* longest possible unit, for the first-unit draw */
     uint32_t base;                        /* per-window seeds start here */
     gsl_rng *r;
@@ -310,9 +310,9 @@ void synth_window(synth_t *s, int split, int64_t k, int32_t *out)
  * range). Per unit: non-text m gives q_m l_m tokens of m and 2 q_m text tokens; every
  * unit gives 1/D <doc>s. With q_m = s_m / l_m for non-text m the expected unit
  * length is 1, and text needs q_t (l_t + 1/D) = s_t - (2 + 1/D) sum_nt q_m. */
-static void mix_probabilities(synth_t *s, const config_t *cfg)
+static void mix_probabilities(synth_t *s, const data_params_t *prm)
 {
-    double q[CFG_MAX_MODALITIES], nt = 0, tot = 0;
+    double q[MAX_MODALITIES], nt = 0, tot = 0;
     int text = -1;
     for (int m = 0; m < s->n_mod; m++) {
         double l = s->kind[m] == KIND_IMAGE ? (double)(s->H * s->W)
@@ -321,11 +321,11 @@ static void mix_probabilities(synth_t *s, const config_t *cfg)
             text = m;
             q[m] = l;  /* holds l_t until the others are known */
         } else {
-            q[m] = cfg->mix_share[m] / l;
+            q[m] = prm->mix_share[m] / l;
             nt += q[m];
         }
     }
-    double qt = (cfg->mix_share[text] - (2.0 + 1.0 / SPANS_PER_DOC) * nt) / (q[text] + 1.0 / SPANS_PER_DOC);
+    double qt = (prm->mix_share[text] - (2.0 + 1.0 / SPANS_PER_DOC) * nt) / (q[text] + 1.0 / SPANS_PER_DOC);
     q[text] = qt > 0 ? qt : 0; /* text below the boundary tokens' own share: none */
     for (int m = 0; m < s->n_mod; m++)
         tot += q[m];
@@ -342,12 +342,12 @@ static void mix_probabilities(synth_t *s, const config_t *cfg)
     }
 }
 
-static void build_tables(synth_t *s, const config_t *cfg, gsl_rng *r)
+static void build_tables(synth_t *s, const data_params_t *prm, gsl_rng *r)
 {
     /* text: Zipf over content ids, rank = id order */
     double *w = xmalloc((size_t)s->t_n * sizeof *w);
     for (int32_t i = 0; i < s->t_n; i++)
-        w[i] = pow((double)(i + 1), -cfg->zipf);
+        w[i] = pow((double)(i + 1), -prm->synth.zipf);
     s->zipf = gsl_ran_discrete_preproc((size_t)s->t_n, w);
     free(w);
     if (!s->zipf)
@@ -387,27 +387,27 @@ static void build_tables(synth_t *s, const config_t *cfg, gsl_rng *r)
     }
 }
 
-synth_t *synth_create(const config_t *cfg, const vocab_t *v, char *err, size_t errlen)
+synth_t *synth_create(const data_params_t *prm, const vocab_t *v, char *err, size_t errlen)
 {
-    if (cfg->ngram < 1 || cfg->ngram > 16)
-        return fail_null(err, errlen, "data.ngram: must be in [1, 16], got %d", cfg->ngram);
-    if (!(cfg->zipf > 0))
-        return fail_null(err, errlen, "data.zipf: must be positive, got %g", cfg->zipf);
-    if (cfg->text_span < 1)
-        return fail_null(err, errlen, "data.text_span: must be at least 1, got %d", cfg->text_span);
-    if (cfg->speech_span < 1)
-        return fail_null(err, errlen, "data.speech_span: must be at least 1, got %d", cfg->speech_span);
-    if (cfg->image_h < 1 || cfg->image_w < 1 || (int64_t)cfg->image_h * cfg->image_w > (1 << 20))
+    if (prm->synth.ngram < 1 || prm->synth.ngram > 16)
+        return fail_null(err, errlen, "data.ngram: must be in [1, 16], got %d", prm->synth.ngram);
+    if (!(prm->synth.zipf > 0))
+        return fail_null(err, errlen, "data.zipf: must be positive, got %g", prm->synth.zipf);
+    if (prm->synth.text_span < 1)
+        return fail_null(err, errlen, "data.text_span: must be at least 1, got %d", prm->synth.text_span);
+    if (prm->synth.speech_span < 1)
+        return fail_null(err, errlen, "data.speech_span: must be at least 1, got %d", prm->synth.speech_span);
+    if (prm->synth.image_h < 1 || prm->synth.image_w < 1 || (int64_t)prm->synth.image_h * prm->synth.image_w > (1 << 20))
         return fail_null(err, errlen, "data.image_h x data.image_w: must be in [1, 2^20], got %d x %d",
-                         cfg->image_h, cfg->image_w);
+                         prm->synth.image_h, prm->synth.image_w);
 
     synth_t *s = xcalloc(1, sizeof *s);
     s->v = *v;
     s->n_mod = v->n_modalities;
-    s->window = cfg->seq_len + 1;
-    s->ngram = cfg->ngram;
-    s->H = cfg->image_h;
-    s->W = cfg->image_w;
+    s->window = prm->seq_len + 1;
+    s->ngram = prm->synth.ngram;
+    s->H = prm->synth.image_h;
+    s->W = prm->synth.image_w;
     for (int m = 0; m < s->n_mod; m++) {
         const char *name = v->names[m];
         int32_t n = v->hi[m] - v->lo[m];
@@ -415,7 +415,7 @@ synth_t *synth_create(const config_t *cfg, const vocab_t *v, char *err, size_t e
             s->kind[m] = KIND_TEXT;
             s->t_lo = v->lo[m] + vocab_n_boundary(v);
             s->t_n = n - vocab_n_boundary(v);
-            s->mean_len[m] = cfg->text_span;
+            s->mean_len[m] = prm->synth.text_span;
         } else if (!strcmp(name, "image")) {
             s->kind[m] = KIND_IMAGE;
             s->i_lo = v->lo[m];
@@ -425,23 +425,23 @@ synth_t *synth_create(const config_t *cfg, const vocab_t *v, char *err, size_t e
             s->kind[m] = KIND_SPEECH;
             s->s_lo = v->lo[m];
             s->s_n = n;
-            s->mean_len[m] = cfg->speech_span;
+            s->mean_len[m] = prm->synth.speech_span;
         }
         s->cap[m] = s->kind[m] == KIND_IMAGE ? s->mean_len[m] : SPAN_CAP * s->mean_len[m];
         int64_t um = s->cap[m] + unit_extra(s, m) + 1;
         if (um > s->unit_max)
             s->unit_max = um;
     }
-    mix_probabilities(s, cfg);
+    mix_probabilities(s, prm);
 
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
     s->r = gsl_rng_alloc(gsl_rng_mt19937);
     if (!r || !s->r)
         DIE(EXIT_FAULT, "gsl_rng_alloc failed");
-    uint64_t h = mix64(cfg->seed);
+    uint64_t h = mix64(prm->seed);
     gsl_rng_set(r, (unsigned long)(1 + mix64(h ^ 0x7AB1E5ull) % SEED_SPAN));
     s->base = (uint32_t)(h >> 32);
-    build_tables(s, cfg, r);
+    build_tables(s, prm, r);
     gsl_rng_free(r);
     return s;
 }

@@ -1,7 +1,7 @@
 /* The HDF5 token file (format in docs/data.md): reading its vocabulary, checking
  * every span and id before training, windowed reading by hyperslab with a block
  * read-ahead, and the writer used by `motscale data gen` and `import-text`.
- * HDF5's own error printing is silenced here so the user sees one line. */
+ * Attributes, opening and quiet mode go through the HDF5 layer (h5.h). */
 #include <errno.h>
 #include <hdf5.h>
 #include <stdarg.h>
@@ -12,6 +12,7 @@
 
 #include "internal.h"
 #include "motscale/common.h"
+#include "motscale/h5.h"
 #include "motscale/tokfile.h"
 #include "motscale/vocab.h"
 
@@ -19,29 +20,6 @@
 #define CACHE_TOKENS ((int64_t)1 << 18) /* read-ahead block: 1 MiB of int32 */
 #define WRITE_TOKENS ((size_t)1 << 16)  /* writer buffer and chunk length */
 #define HELDOUT_DEFAULT_DIV 10          /* no heldout_start attribute: last 1/10 */
-
-/* HDF5 prints its error stack on every failed call by default; our callers turn
- * failures into one line, so printing is off while we work and restored after. */
-typedef struct h5quiet {
-    H5E_auto2_t func;
-    void *data;
-} h5quiet_t;
-
-static h5quiet_t h5quiet_begin(void)
-{
-    h5quiet_t q = {NULL, NULL};
-    if (H5Eget_auto2(H5E_DEFAULT, &q.func, &q.data) < 0)
-        DIE(EXIT_FAULT, "H5Eget_auto2 failed: the HDF5 error stack is unusable");
-    if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) < 0)
-        DIE(EXIT_FAULT, "H5Eset_auto2 failed: cannot silence HDF5's error printing");
-    return q;
-}
-
-static void h5quiet_end(h5quiet_t q)
-{
-    if (H5Eset_auto2(H5E_DEFAULT, q.func, q.data) < 0)
-        DIE(EXIT_FAULT, "H5Eset_auto2 failed: cannot restore HDF5's error printing");
-}
 
 /* For read handles and for cleanup after an error already reported: a failed
  * close there loses nothing, so it is not reported. The writer checks its own. */
@@ -55,73 +33,24 @@ static void h5close(hid_t *id, herr_t (*closer)(hid_t))
 /* Open read-only with the default (serial) access list: every rank does this. */
 static hid_t open_file(const char *path, char *err, size_t errlen)
 {
-    if (access(path, R_OK) != 0) {
-        errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    if (H5Fis_hdf5(path) <= 0) {
-        errorf(err, errlen, "%s: not an HDF5 file, or truncated", path);
-        return -1;
-    }
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0)
-        errorf(err, errlen, "%s: H5Fopen failed: the file is truncated or corrupt", path);
-    return f;
+    h5ctx_t c = {path, err, errlen};
+    return h5_file_open(&c, H5_READ, NULL);
 }
 
 /* A string attribute of the root, fixed- or variable-length (h5py writes the
- * latter by default). */
+ * latter by default), into out (cap bytes). */
 static bool attr_string(hid_t f, const char *path, const char *name, char *out, size_t cap,
                         char *err, size_t errlen)
 {
-    hid_t a = -1, t = -1, mt = -1, sp = -1;
-    bool ok = false;
-    htri_t has = H5Aexists(f, name);
-    if (has <= 0) {
-        errorf(err, errlen, "%s: attribute /%s is missing", path, name);
+    h5ctx_t c = {path, err, errlen};
+    char *s = NULL;
+    if (!h5_attr_get_str(&c, f, "/", name, &s))
         return false;
-    }
-    if ((a = H5Aopen(f, name, H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0) {
-        errorf(err, errlen, "%s: attribute /%s: cannot open", path, name);
-        goto done;
-    }
-    if (H5Tget_class(t) != H5T_STRING || H5Sget_simple_extent_npoints(sp) != 1) {
-        errorf(err, errlen, "%s: attribute /%s: expected one string", path, name);
-        goto done;
-    }
-    htri_t var = H5Tis_variable_str(t);
-    if (var > 0) {
-        char *p = NULL;
-        /* same character set as the file's (h5py writes UTF-8): HDF5 converts none */
-        if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, H5T_VARIABLE) < 0 ||
-            H5Tset_cset(mt, H5Tget_cset(t)) < 0 || H5Aread(a, mt, &p) < 0 || !p) {
-            errorf(err, errlen, "%s: attribute /%s: read failed", path, name);
-            goto done;
-        }
-        snprintf(out, cap, "%s", p);
-        if (H5free_memory(p) < 0) {
-            errorf(err, errlen, "%s: attribute /%s: H5free_memory failed", path, name);
-            goto done;
-        }
-    } else {
-        size_t size = H5Tget_size(t);
-        if (var < 0 || size == 0 || size >= cap) {
-            errorf(err, errlen, "%s: attribute /%s: unreadable or longer than %zu bytes", path, name, cap - 1);
-            goto done;
-        }
-        memset(out, 0, cap);
-        if (H5Aread(a, t, out) < 0) {
-            errorf(err, errlen, "%s: attribute /%s: read failed", path, name);
-            goto done;
-        }
-    }
-    ok = true;
-done:
-    h5close(&mt, H5Tclose);
-    h5close(&t, H5Tclose);
-    h5close(&sp, H5Sclose);
-    h5close(&a, H5Aclose);
-    return ok;
+    bool fits = strlen(s) < cap;
+    if (fits)
+        memcpy(out, s, strlen(s) + 1);
+    free(s);
+    return fits || errorf(err, errlen, "%s: /@%s: longer than %zu bytes", path, name, cap - 1);
 }
 
 /* An integer attribute of exactly n values, converted to int64. Absent: *found
@@ -129,43 +58,24 @@ done:
 static bool attr_ints(hid_t f, const char *path, const char *name, int64_t *out, int64_t n,
                       bool *found, char *err, size_t errlen)
 {
-    hid_t a = -1, t = -1, sp = -1;
-    bool ok = false;
-    htri_t has = H5Aexists(f, name);
+    h5ctx_t c = {path, err, errlen};
+    int has = h5_attr_has(&c, f, "/", name);
     if (found)
         *found = has > 0;
-    if (has <= 0) {
-        if (found && has == 0)
-            return true;
-        return errorf(err, errlen, "%s: attribute /%s is missing", path, name);
-    }
-    if ((a = H5Aopen(f, name, H5P_DEFAULT)) < 0 || (t = H5Aget_type(a)) < 0 || (sp = H5Aget_space(a)) < 0) {
-        errorf(err, errlen, "%s: attribute /%s: cannot open", path, name);
-        goto done;
-    }
-    hssize_t np = H5Sget_simple_extent_npoints(sp);
-    if (H5Tget_class(t) != H5T_INTEGER || np != n) {
-        errorf(err, errlen, "%s: attribute /%s: expected %lld integer(s), found %lld value(s) of another shape or type",
-             path, name, (long long)n, (long long)np);
-        goto done;
-    }
-    if (H5Aread(a, H5T_NATIVE_INT64, out) < 0) {
-        errorf(err, errlen, "%s: attribute /%s: read failed", path, name);
-        goto done;
-    }
-    ok = true;
-done:
-    h5close(&t, H5Tclose);
-    h5close(&sp, H5Sclose);
-    h5close(&a, H5Aclose);
-    return ok;
+    if (has < 0 || (has == 0 && !found))
+        return has == 0 ? errorf(err, errlen, "%s: /@%s: missing", path, name) : false;
+    return has == 0 || h5_attr_get(&c, f, "/", name, H5T_NATIVE_INT64, out, (size_t)n);
 }
 
 static bool read_vocab(hid_t f, const char *path, vocab_t *v, char *err, size_t errlen)
 {
     char list[CFG_PATH_LEN], format[64];
     bool has = false;
-    if (H5Aexists(f, "format") > 0) {
+    h5ctx_t c = {path, err, errlen};
+    int has_format = h5_attr_has(&c, f, "/", "format");
+    if (has_format < 0)
+        return false;
+    if (has_format > 0) {
         if (!attr_string(f, path, "format", format, sizeof format, err, errlen))
             return false;
         if (strcmp(format, TOKFILE_FORMAT))
@@ -179,17 +89,17 @@ static bool read_vocab(hid_t f, const char *path, vocab_t *v, char *err, size_t 
                     path, (long long)version, TOKFILE_VERSION);
     if (!attr_string(f, path, "modalities", list, sizeof list, err, errlen))
         return false;
-    char names[CFG_MAX_MODALITIES][CFG_NAME_LEN];
+    char names[MAX_MODALITIES][CFG_NAME_LEN];
     int n = 0;
     char *save = NULL;
     for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-        if (n == CFG_MAX_MODALITIES)
-            return errorf(err, errlen, "%s: attribute /modalities names more than %d modalities", path, CFG_MAX_MODALITIES);
+        if (n == MAX_MODALITIES)
+            return errorf(err, errlen, "%s: attribute /modalities names more than %d modalities", path, MAX_MODALITIES);
         snprintf(names[n++], CFG_NAME_LEN, "%s", t);
     }
     if (n == 0)
         return errorf(err, errlen, "%s: attribute /modalities is empty", path);
-    int64_t lo[CFG_MAX_MODALITIES], hi[CFG_MAX_MODALITIES], sizes[CFG_MAX_MODALITIES];
+    int64_t lo[MAX_MODALITIES], hi[MAX_MODALITIES], sizes[MAX_MODALITIES];
     if (!attr_ints(f, path, "vocab_lo", lo, n, NULL, err, errlen) ||
         !attr_ints(f, path, "vocab_hi", hi, n, NULL, err, errlen))
         return false;
@@ -208,11 +118,11 @@ static bool read_vocab(hid_t f, const char *path, vocab_t *v, char *err, size_t 
 
 bool tokfile_read_vocab(const char *path, vocab_t *v, char *err, size_t errlen)
 {
-    h5quiet_t q = h5quiet_begin();
+    h5_quiet_t q = h5_quiet_begin();
     hid_t f = open_file(path, err, errlen);
     bool ok = f >= 0 && read_vocab(f, path, v, err, errlen);
     h5close(&f, H5Fclose);
-    h5quiet_end(q);
+    h5_quiet_end(q);
     return ok;
 }
 
@@ -315,7 +225,8 @@ static uint64_t *read_spans(hid_t f, const char *path, const vocab_t *v, int64_t
     uint64_t at = 0;
     for (hsize_t i = 0; i < dims[0]; i++) {
         uint64_t s0 = rows[3 * i], len = rows[3 * i + 1], m = rows[3 * i + 2];
-        if (s0 != at || len == 0 || m >= (uint64_t)v->n_modalities) {
+        /* len > n - at: a span past the end (checked before the sum, which could wrap) */
+        if (s0 != at || len == 0 || m >= (uint64_t)v->n_modalities || len > (uint64_t)n_tokens - at) {
             errorf(err, errlen, "%s: /spans[%llu]: (start %llu, length %llu, modality %llu); spans must tile /tokens from offset %llu with modality < %d",
                  path, (unsigned long long)i, (unsigned long long)s0, (unsigned long long)len,
                  (unsigned long long)m, (unsigned long long)at, v->n_modalities);
@@ -431,17 +342,17 @@ done:
 
 bool tokfile_check(const char *path, tokfile_stats_t *st, bool want_ids, char *err, size_t errlen)
 {
-    h5quiet_t q = h5quiet_begin();
+    h5_quiet_t q = h5_quiet_begin();
     hid_t f = open_file(path, err, errlen);
     bool ok = f >= 0 && check_open(f, path, st, want_ids, err, errlen);
     h5close(&f, H5Fclose);
-    h5quiet_end(q);
+    h5_quiet_end(q);
     return ok;
 }
 
 int32_t *tokfile_read_tokens(const char *path, int64_t *n, char *err, size_t errlen)
 {
-    h5quiet_t q = h5quiet_begin();
+    h5_quiet_t q = h5_quiet_begin();
     hid_t f = open_file(path, err, errlen), d = f >= 0 ? open_dataset(f, path, "tokens", err, errlen) : -1;
     int bytes = 0;
     int32_t *tok = NULL;
@@ -457,7 +368,7 @@ int32_t *tokfile_read_tokens(const char *path, int64_t *n, char *err, size_t err
     }
     h5close(&d, H5Dclose);
     h5close(&f, H5Fclose);
-    h5quiet_end(q);
+    h5_quiet_end(q);
     return tok;
 }
 
@@ -503,10 +414,10 @@ tokreader_t *tokreader_open(const char *path, const vocab_t *v, int split, int32
         r->block = nw;
     r->cached = -1;
     r->cache = xmalloc((size_t)r->block * (size_t)window * sizeof *r->cache);
-    h5quiet_t q = h5quiet_begin();
+    h5_quiet_t q = h5_quiet_begin();
     r->file = open_file(path, err, errlen);
     r->dset = r->file >= 0 ? H5Dopen2(r->file, "tokens", H5P_DEFAULT) : -1;
-    h5quiet_end(q);
+    h5_quiet_end(q);
     if (r->dset < 0) {
         if (r->file >= 0)
             errorf(err, errlen, "%s: /tokens: cannot reopen for reading", path);
@@ -595,7 +506,7 @@ tokfile_writer_t *tokfile_create(const char *path, const vocab_t *v, char *err, 
     w->heldout = -1;
     w->dset = -1;
     w->buf = xmalloc(WRITE_TOKENS * sizeof *w->buf);
-    h5quiet_t q = h5quiet_begin();
+    h5_quiet_t q = h5_quiet_begin();
     hid_t dcpl = -1, sp = -1;
     hsize_t dims[1] = {0}, maxd[1] = {H5S_UNLIMITED}, chunk[1] = {WRITE_TOKENS};
     /* uint16 whenever the vocabulary fits: half the bytes to read per window */
@@ -606,7 +517,7 @@ tokfile_writer_t *tokfile_create(const char *path, const vocab_t *v, char *err, 
               (w->dset = H5Dcreate2(w->file, "tokens", ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) >= 0;
     h5close(&dcpl, H5Pclose);
     h5close(&sp, H5Sclose);
-    h5quiet_end(q);
+    h5_quiet_end(q);
     if (!ok) {
         errorf(err, errlen, "%s: cannot create the token file (H5Fcreate or /tokens failed)", path);
         h5close(&w->dset, H5Dclose);
@@ -644,9 +555,9 @@ bool tokfile_append(tokfile_writer_t *w, const int32_t *tok, int64_t n, char *er
         w->buf[w->n - w->flushed] = (uint32_t)tok[i];
         w->n++;
         if ((size_t)(w->n - w->flushed) == WRITE_TOKENS) {
-            h5quiet_t q = h5quiet_begin();
+            h5_quiet_t q = h5_quiet_begin();
             bool ok = write_flush(w, err, errlen);
-            h5quiet_end(q);
+            h5_quiet_end(q);
             if (!ok)
                 return false;
         }
@@ -658,32 +569,24 @@ void tokfile_set_heldout(tokfile_writer_t *w, int64_t start) { w->heldout = star
 
 void tokfile_set_window(tokfile_writer_t *w, int32_t window) { w->window = window; }
 
-static bool put_string(hid_t f, const char *name, const char *value)
+static bool put_string(hid_t f, const char *path, const char *name, const char *value)
 {
-    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR), a = -1;
-    bool ok = t >= 0 && sp >= 0 && H5Tset_size(t, strlen(value) + 1) >= 0 && H5Tset_strpad(t, H5T_STR_NULLTERM) >= 0 &&
-              (a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0 && H5Awrite(a, t, value) >= 0;
-    h5close(&a, H5Aclose);
-    h5close(&sp, H5Sclose);
-    h5close(&t, H5Tclose);
-    return ok;
+    h5ctx_t c = {path, NULL, 0};
+    return h5_attr_put_fixed_str(&c, f, "/", name, value);
 }
 
-static bool put_ints(hid_t f, const char *name, hid_t ftype, const int64_t *vals, hsize_t n, bool scalar)
+static bool put_ints(hid_t f, const char *path, const char *name, hid_t ftype, const int64_t *vals,
+                     hsize_t n, bool scalar)
 {
-    hid_t sp = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL), a = -1;
-    bool ok = sp >= 0 && (a = H5Acreate2(f, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
-              H5Awrite(a, H5T_NATIVE_INT64, vals) >= 0;
-    h5close(&a, H5Aclose);
-    h5close(&sp, H5Sclose);
-    return ok;
+    h5ctx_t c = {path, NULL, 0};
+    return h5_attr_put(&c, f, "/", name, ftype, H5T_NATIVE_INT64, scalar ? 0 : n, vals);
 }
 
 bool tokfile_set_note(tokfile_writer_t *w, const char *name, const char *value, char *err, size_t errlen)
 {
-    h5quiet_t q = h5quiet_begin();
-    bool ok = put_string(w->file, name, value);
-    h5quiet_end(q);
+    h5_quiet_t q = h5_quiet_begin();
+    bool ok = put_string(w->file, w->path, name, value);
+    h5_quiet_end(q);
     return ok || errorf(err, errlen, "%s: cannot write attribute /%s", w->path, name);
 }
 
@@ -702,7 +605,7 @@ static bool write_tail(tokfile_writer_t *w, char *err, size_t errlen)
         return errorf(err, errlen, "%s: cannot write /spans", w->path);
 
     char names[CFG_PATH_LEN] = "", bounds[1024] = "";
-    int64_t lo[CFG_MAX_MODALITIES], hi[CFG_MAX_MODALITIES];
+    int64_t lo[MAX_MODALITIES], hi[MAX_MODALITIES];
     for (int m = 0; m < v->n_modalities; m++) {
         size_t len = strlen(names);
         snprintf(names + len, sizeof names - len, "%s%s", m ? "," : "", v->names[m]);
@@ -721,26 +624,27 @@ static bool write_tail(tokfile_writer_t *w, char *err, size_t errlen)
         return errorf(err, errlen, "%s: held-out start %lld is past the %lld tokens written", w->path,
                     (long long)heldout, (long long)w->n);
     int64_t window = w->window;
-    ok = put_string(w->file, "format", TOKFILE_FORMAT) &&
-         put_ints(w->file, "format_version", H5T_STD_I32LE, &version, 1, true) &&
-         put_string(w->file, "modalities", names) &&
-         put_ints(w->file, "vocab_lo", H5T_STD_I32LE, lo, (hsize_t)v->n_modalities, false) &&
-         put_ints(w->file, "vocab_hi", H5T_STD_I32LE, hi, (hsize_t)v->n_modalities, false) &&
-         put_ints(w->file, "heldout_start", H5T_STD_U64LE, &heldout, 1, true) &&
-         put_ints(w->file, "window", H5T_STD_I32LE, &window, 1, true) &&
-         put_string(w->file, "boundary_tokens", bounds);
+    const char *p = w->path;
+    ok = put_string(w->file, p, "format", TOKFILE_FORMAT) &&
+         put_ints(w->file, p, "format_version", H5T_STD_I32LE, &version, 1, true) &&
+         put_string(w->file, p, "modalities", names) &&
+         put_ints(w->file, p, "vocab_lo", H5T_STD_I32LE, lo, (hsize_t)v->n_modalities, false) &&
+         put_ints(w->file, p, "vocab_hi", H5T_STD_I32LE, hi, (hsize_t)v->n_modalities, false) &&
+         put_ints(w->file, p, "heldout_start", H5T_STD_U64LE, &heldout, 1, true) &&
+         put_ints(w->file, p, "window", H5T_STD_I32LE, &window, 1, true) &&
+         put_string(w->file, p, "boundary_tokens", bounds);
     return ok || errorf(err, errlen, "%s: cannot write the root attributes", w->path);
 }
 
 bool tokfile_close(tokfile_writer_t *w, char *err, size_t errlen)
 {
-    h5quiet_t q = h5quiet_begin();
+    h5_quiet_t q = h5_quiet_begin();
     bool ok = write_tail(w, err, errlen);
     if (H5Dclose(w->dset) < 0 && ok)
         ok = errorf(err, errlen, "%s: closing /tokens failed", w->path);
     if (H5Fclose(w->file) < 0 && ok)
         ok = errorf(err, errlen, "%s: closing the file failed (disk full?)", w->path);
-    h5quiet_end(q);
+    h5_quiet_end(q);
     free(w->buf);
     free(w->spans);
     free(w);

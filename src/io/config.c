@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "motscale/common.h"
 #include "motscale/config.h"
@@ -20,7 +21,8 @@ typedef struct key {
     enum ktype type;
     size_t off, size;     /* field offset and (for strings) capacity */
     const char *def;      /* default, as text */
-    const char *enums;    /* K_ENUM: "a|b|c", value = index */
+    const char *dom;      /* K_ENUM: "a|b|c", value = index; numbers: the range, "[lo, hi]"
+                           * with ( or ) for an open end; NULL: any (strings: up to size) */
     const char *doc;
 } key_t_;
 
@@ -29,63 +31,64 @@ static const key_t_ keys[] = {
     {"run", "name", K_STR, F(name), "run", NULL, "run name; the run directory is out_dir/name"},
     {"run", "experiment", K_STR, F(experiment), "", NULL, "experiment the run belongs to (set by sweeps; groups runs in reports)"},
     {"run", "out_dir", K_STR, F(out_dir), "results", NULL, "directory that holds run directories"},
-    {"run", "seed", K_U64, F(seed), "1", NULL, "seed of initialisation and data"},
-    {"model", "kind", K_ENUM, F(kind), "dense", "dense|mot|towers", "dense: one tower; mot: one tower per modality; towers: groups from model.towers"},
+    {"run", "seed", K_U64, F(seed), "1", "[0, 18446744073709551615]", "seed of initialisation and data"},
+    {"model", "kind", K_ENUM, F(model.kind), "dense", "dense|mot|towers", "dense: one tower; mot: one tower per modality; towers: groups from model.towers"},
     {"model", "towers", K_STR, F(towers), "", NULL, "with kind=towers: modality groups, e.g. 'text,image | speech'"},
     {"model", "size", K_STR, F(size), "", NULL, "preset xs|s|m|l|xl for d_model, n_layers, n_heads, d_ff (docs/config.md); empty: use the keys"},
-    {"model", "d_model", K_INT, F(d_model), "64", NULL, "model width"},
-    {"model", "n_layers", K_INT, F(n_layers), "2", NULL, "transformer blocks"},
-    {"model", "n_heads", K_INT, F(n_heads), "4", NULL, "attention heads (head dim = d_model / n_heads, must be even for RoPE)"},
-    {"model", "d_ff", K_INT, F(d_ff), "256", NULL, "SwiGLU hidden width"},
-    {"model", "seq_len", K_INT, F(seq_len), "64", NULL, "tokens per training sequence"},
-    {"model", "norm", K_ENUM, F(norm), "swin", "swin|pre", "norm placement: swin (norm after attention/FFN, Chameleon) or pre"},
-    {"model", "qk_norm", K_BOOL, F(qk_norm), "false", NULL, "per-tower RMSNorm of queries and keys, per head"},
-    {"model", "init_same_towers", K_BOOL, F(init_same_towers), "false", NULL, "start every tower from the same draw (MoT from dense weights)"},
-    {"model", "rope_theta", K_DBL, F(rope_theta), "10000", NULL, "RoPE base"},
-    {"model", "init_std", K_DBL, F(init_std), "0.02", NULL, "std of the normal init; output projections use init_std/sqrt(2 n_layers)"},
-    {"model", "norm_eps", K_DBL, F(norm_eps), "1e-5", NULL, "RMSNorm epsilon"},
-    {"data", "source", K_ENUM, F(source), "synthetic", "synthetic|file", "synthetic generators or an HDF5 token file"},
-    {"data", "path", K_STR, F(path), "", NULL, "token file for source=file"},
+    {"model", "d_model", K_INT, F(model.d_model), "64", "[1, 65536]", "model width"},
+    {"model", "n_layers", K_INT, F(model.n_layers), "2", "[1, 1024]", "transformer blocks"},
+    {"model", "n_heads", K_INT, F(model.n_heads), "4", "[1, 1024]", "attention heads (head dim = d_model / n_heads, must be even for RoPE)"},
+    {"model", "d_ff", K_INT, F(model.d_ff), "256", "[1, 1048576]", "SwiGLU hidden width"},
+    {"model", "seq_len", K_INT, F(model.seq_len), "64", "[2, 1048576]", "tokens per training sequence"},
+    {"model", "norm", K_ENUM, F(model.norm), "swin", "swin|pre", "norm placement: swin (norm after attention/FFN, Chameleon) or pre"},
+    {"model", "qk_norm", K_BOOL, F(model.qk_norm), "false", NULL, "per-tower RMSNorm of queries and keys, per head"},
+    {"model", "init_same_towers", K_BOOL, F(init.same_towers), "false", NULL, "start every tower from the same draw (MoT from dense weights)"},
+    {"model", "rope_theta", K_DBL, F(model.rope_theta), "10000", "(0, 1e12]", "RoPE base"},
+    {"model", "init_std", K_DBL, F(init.std), "0.02", "(0, 10]", "std of the normal init; output projections use init_std/sqrt(2 n_layers)"},
+    {"model", "norm_eps", K_DBL, F(model.norm_eps), "1e-5", "[0, 1]", "RMSNorm epsilon"},
+    {"data", "source", K_ENUM, F(data.source), "synthetic", "synthetic|file", "synthetic generators or an HDF5 token file"},
+    {"data", "path", K_STR, F(data.path), "", NULL, "token file for source=file"},
     {"data", "modalities", K_STR, F(modalities), "text,image", NULL, "modalities in vocabulary order, from text, image, speech"},
     {"data", "mix", K_STR, F(mix), "1,1", NULL, "token share per modality, e.g. 6,6,1"},
-    {"data", "vocab_text", K_INT, F(vocab_text), "96", NULL, "text vocabulary size, boundary tokens included"},
-    {"data", "vocab_image", K_INT, F(vocab_image), "64", NULL, "image code-book size"},
-    {"data", "vocab_speech", K_INT, F(vocab_speech), "32", NULL, "speech unit count"},
-    {"data", "image_h", K_INT, F(image_h), "8", NULL, "image grid height (span length = image_h x image_w)"},
-    {"data", "image_w", K_INT, F(image_w), "8", NULL, "image grid width"},
-    {"data", "text_span", K_INT, F(text_span), "24", NULL, "mean text span length"},
-    {"data", "speech_span", K_INT, F(speech_span), "32", NULL, "mean speech span length"},
-    {"data", "ngram", K_INT, F(ngram), "3", NULL, "text n-gram order"},
-    {"data", "zipf", K_DBL, F(zipf), "1.1", NULL, "text Zipf exponent"},
-    {"train", "steps", K_I64, F(steps), "300", NULL, "optimizer steps"},
-    {"train", "global_batch", K_INT, F(global_batch), "8", NULL, "sequences per step, over all data-parallel ranks"},
-    {"train", "micro_batch", K_INT, F(micro_batch), "0", NULL, "sequences per forward/backward; 0 = global_batch / dp"},
-    {"train", "lr", K_DBL, F(lr), "3e-3", NULL, "peak learning rate"},
-    {"train", "lr_min", K_DBL, F(lr_min), "3e-4", NULL, "floor of the cosine decay"},
-    {"train", "warmup", K_I64, F(warmup), "20", NULL, "linear warm-up steps"},
-    {"train", "beta1", K_DBL, F(beta1), "0.9", NULL, "AdamW beta1"},
-    {"train", "beta2", K_DBL, F(beta2), "0.95", NULL, "AdamW beta2"},
-    {"train", "adam_eps", K_DBL, F(adam_eps), "1e-8", NULL, "AdamW epsilon"},
-    {"train", "weight_decay", K_DBL, F(weight_decay), "0.1", NULL, "decoupled weight decay, matrices only"},
-    {"train", "grad_clip", K_DBL, F(grad_clip), "1.0", NULL, "global gradient-norm clip; 0 = off"},
-    {"train", "checkpoint_every", K_I64, F(checkpoint_every), "0", NULL, "steps between checkpoints; 0 = only at the end and on signals"},
-    {"train", "keep_checkpoints", K_INT, F(keep_checkpoints), "2", NULL, "checkpoints kept"},
-    {"train", "resume", K_ENUM, F(resume), "no", "no|auto", "auto: continue an unfinished run in the run directory"},
+    {"data", "vocab_text", K_INT, F(data.synth.vocab_text), "96", "[2, 16777216]", "text vocabulary size, boundary tokens included"},
+    {"data", "vocab_image", K_INT, F(data.synth.vocab_image), "64", "[2, 16777216]", "image code-book size"},
+    {"data", "vocab_speech", K_INT, F(data.synth.vocab_speech), "32", "[2, 16777216]", "speech unit count"},
+    {"data", "image_h", K_INT, F(data.synth.image_h), "8", "[1, 1024]", "image grid height (span length = image_h x image_w)"},
+    {"data", "image_w", K_INT, F(data.synth.image_w), "8", "[1, 1024]", "image grid width"},
+    {"data", "text_span", K_INT, F(data.synth.text_span), "24", "[1, 1048576]", "mean text span length"},
+    {"data", "speech_span", K_INT, F(data.synth.speech_span), "32", "[1, 1048576]", "mean speech span length"},
+    {"data", "ngram", K_INT, F(data.synth.ngram), "3", "[1, 16]", "text n-gram order"},
+    {"data", "zipf", K_DBL, F(data.synth.zipf), "1.1", "(0, 100]", "text Zipf exponent"},
+    {"train", "steps", K_I64, F(steps), "300", "[1, 1099511627776]", "optimizer steps"},
+    {"train", "global_batch", K_INT, F(global_batch), "8", "[1, 1048576]", "sequences per step, over all data-parallel ranks"},
+    {"train", "micro_batch", K_INT, F(micro_batch), "0", "[0, 1048576]", "sequences per forward/backward; 0 = global_batch / dp"},
+    {"train", "lr", K_DBL, F(sched.lr), "3e-3", "(0, 10]", "peak learning rate"},
+    {"train", "lr_min", K_DBL, F(sched.lr_min), "3e-4", "[0, 10]", "floor of the cosine decay"},
+    {"train", "warmup", K_I64, F(sched.warmup), "20", "[0, 1099511627776]", "linear warm-up steps"},
+    {"train", "beta1", K_DBL, F(adamw.beta1), "0.9", "[0, 1)", "AdamW beta1"},
+    {"train", "beta2", K_DBL, F(adamw.beta2), "0.95", "[0, 1)", "AdamW beta2"},
+    {"train", "adam_eps", K_DBL, F(adamw.eps), "1e-8", "(0, 1]", "AdamW epsilon"},
+    {"train", "weight_decay", K_DBL, F(adamw.weight_decay), "0.1", "[0, 100]", "decoupled weight decay, matrices only"},
+    {"train", "grad_clip", K_DBL, F(grad_clip), "1.0", "[0, 1e12]", "global gradient-norm clip; 0 = off"},
+    {"train", "checkpoint_every", K_I64, F(checkpoint_every), "0", "[0, 1099511627776]", "steps between checkpoints; 0 = only at the end and on signals"},
+    {"train", "keep_checkpoints", K_INT, F(keep_checkpoints), "2", "[1, 1000]", "checkpoints kept"},
+    {"train", "resume", K_ENUM, F(resume), "no", "no|auto|checkpoint", "auto: continue an unfinished run in the run directory; checkpoint: also when the directory holds checkpoints but no run.h5 (a new record from the checkpoint's step)"},
     {"train", "stop_at_loss_of", K_STR, F(stop_at_loss_of), "", NULL, "baseline run.h5: stop once every modality reaches its final loss"},
-    {"parallel", "tp", K_INT, F(tp), "1", NULL, "tensor-parallel degree"},
-    {"parallel", "dp", K_INT, F(dp), "0", NULL, "data-parallel degree; 0 or auto = world size / tp"},
-    {"parallel", "tp_backend", K_ENUM, F(tp_backend), "megatron", "megatron|scalapack", "1D Megatron-style or 2D ScaLAPACK tensor parallelism"},
-    {"parallel", "bucket_mb", K_DBL, F(bucket_mb), "4", NULL, "gradient all-reduce bucket size in MiB"},
-    {"log", "every", K_I64, F(log_every), "10", NULL, "steps between logged rows and progress lines"},
-    {"log", "eval_every", K_I64, F(eval_every), "50", NULL, "steps between held-out evaluations; 0 = off"},
-    {"log", "eval_tokens", K_I64, F(eval_tokens), "4096", NULL, "held-out tokens per evaluation"},
-    {"log", "flush_every", K_I64, F(flush_every), "50", NULL, "steps between run-file flushes"},
-    {"log", "peak_flops", K_DBL, F(peak_flops), "0", NULL, "per-rank peak FLOP/s for MFU; 0 = measure once and cache"},
+    {"parallel", "tp", K_INT, F(tp), "1", "[1, 4096]", "tensor-parallel degree"},
+    {"parallel", "dp", K_INT, F(dp), "0", "[0, 1048576]", "data-parallel degree; 0 or auto = world size / tp"},
+    {"parallel", "tp_backend", K_ENUM, F(model.tp_backend), "megatron", "megatron|scalapack", "1D Megatron-style or 2D ScaLAPACK tensor parallelism"},
+    {"parallel", "bucket_mb", K_DBL, F(bucket_mb), "4", "(0, 65536]", "gradient all-reduce bucket size in MiB"},
+    {"parallel", "blas_threads", K_INT, F(blas_threads), "0", "[0, 1024]", "BLAS threads per rank; 0 = OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set, else SLURM_CPUS_PER_TASK (--cpus-per-task), else 1"},
+    {"log", "every", K_I64, F(log_every), "10", "[1, 1099511627776]", "steps between logged rows and progress lines"},
+    {"log", "eval_every", K_I64, F(eval_every), "50", "[0, 1099511627776]", "steps between held-out evaluations; 0 = off"},
+    {"log", "eval_tokens", K_I64, F(eval_tokens), "4096", "[1, 1099511627776]", "held-out tokens per evaluation"},
+    {"log", "flush_every", K_I64, F(flush_every), "50", "[1, 1099511627776]", "steps between run-file flushes"},
+    {"log", "peak_flops", K_DBL, F(peak_flops), "0", "[0, 1e18]", "per-rank peak FLOP/s for MFU; 0 = measure once and cache"},
     {"log", "quiet", K_BOOL, F(quiet), "false", NULL, "no progress lines"},
 };
 #undef F
 enum { NKEYS = sizeof keys / sizeof keys[0] };
-_Static_assert(NKEYS <= 128, "set_mask holds 128 keys");
+_Static_assert(NKEYS <= 256, "set_mask and key_origin hold 256 keys");
 
 static int key_index(const char *section, const char *name)
 {
@@ -107,6 +110,17 @@ static char *trim(char *s)
     return s;
 }
 
+/* v within a range "[lo, hi]" (a parenthesis: that end open); else the message. */
+static bool in_range(const char *dom, double v, const char *value, char *err, size_t errlen)
+{
+    char open_lo = dom[0], close_hi = dom[strlen(dom) - 1];
+    char *end;
+    double lo = strtod(dom + 1, &end);
+    double hi = strtod(strchr(dom, ',') + 1, NULL);
+    bool ok = (open_lo == '(' ? v > lo : v >= lo) && (close_hi == ')' ? v < hi : v <= hi);
+    return ok || errorf(err, errlen, "%s is outside %s", value, dom);
+}
+
 static bool parse_key(config_t *cfg, int i, const char *value, char *err, size_t errlen)
 {
     const key_t_ *k = &keys[i];
@@ -118,6 +132,8 @@ static bool parse_key(config_t *cfg, int i, const char *value, char *err, size_t
         long v = strtol(value, &end, 10);
         if (end == value || *end || errno || v < -2147483647L || v > 2147483647L)
             return errorf(err, errlen, "not an integer: '%s'", value);
+        if (k->dom && !in_range(k->dom, (double)v, value, err, errlen))
+            return false;
         *(int *)field = (int)v;
         break;
     }
@@ -125,6 +141,8 @@ static bool parse_key(config_t *cfg, int i, const char *value, char *err, size_t
         long long v = strtoll(value, &end, 10);
         if (end == value || *end || errno)
             return errorf(err, errlen, "not an integer: '%s'", value);
+        if (k->dom && !in_range(k->dom, (double)v, value, err, errlen))
+            return false;
         *(int64_t *)field = v;
         break;
     }
@@ -141,6 +159,8 @@ static bool parse_key(config_t *cfg, int i, const char *value, char *err, size_t
         double v = strtod(value, &end);
         if (end == value || *end || errno || !isfinite(v))
             return errorf(err, errlen, "not a number: '%s'", value);
+        if (k->dom && !in_range(k->dom, v, value, err, errlen))
+            return false;
         *(double *)field = v;
         break;
     }
@@ -159,7 +179,7 @@ static bool parse_key(config_t *cfg, int i, const char *value, char *err, size_t
         break;
     case K_ENUM: {
         int idx = 0;
-        const char *p = k->enums;
+        const char *p = k->dom;
         size_t n = strlen(value);
         while (p && *p) {
             const char *bar = strchr(p, '|');
@@ -171,7 +191,7 @@ static bool parse_key(config_t *cfg, int i, const char *value, char *err, size_t
             idx++;
             p = bar ? bar + 1 : NULL;
         }
-        return errorf(err, errlen, "'%s' is not one of %s", value, k->enums);
+        return errorf(err, errlen, "'%s' is not one of %s", value, k->dom);
     }
     }
     return true;
@@ -200,22 +220,128 @@ static bool is_set(const config_t *cfg, const char *section, const char *key)
     return i >= 0 && (cfg->set_mask[i / 64] >> (i % 64) & 1);
 }
 
+/* ---- reading an INI file -------------------------------------------------------- */
+
+/* Lines inih can hold (INI_MAX_LINE of the Debian build, 200 with the newline). */
+#define INI_LINE_MAX 199
+#define INI_FILE_MAX (1 << 20)
+
+struct ini_text {
+    char *buf;              /* the checked file, one line after another */
+    size_t len, at;
+    int line;               /* lines handed to inih so far */
+};
+
+/* inih's line reader over the checked text; counts lines so each key's origin can be
+ * named later. */
+static char *ini_next_line(char *str, int num, void *stream)
+{
+    struct ini_text *t = stream;
+    if (t->at >= t->len)
+        return NULL;
+    size_t end = t->at;
+    while (end < t->len && t->buf[end] != '\n')
+        end++;
+    size_t n = end - t->at + (end < t->len);
+    if (n > (size_t)num - 1)
+        n = (size_t)num - 1; /* cannot happen: lines were checked */
+    memcpy(str, t->buf + t->at, n);
+    str[n] = 0;
+    t->at += end - t->at + (end < t->len);
+    t->line++;
+    return str;
+}
+
+/* Read PATH whole and check what inih would misread: not a regular file, too large,
+ * a NUL byte, a line longer than inih takes (long comment lines are blanked: they
+ * carry nothing), a line that is neither blank, comment, [section] nor key = value,
+ * or an indented (continuation) line. false with "PATH:LINE: why". */
+static bool ini_load(struct ini_text *t, const char *path, char *err, size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return errorf(err, errlen, "%s: not a regular file (an INI file is expected; an empty one gives "
+                      "every default)", path);
+    if (st.st_size > INI_FILE_MAX)
+        return errorf(err, errlen, "%s: %lld bytes; a configuration is at most %d", path,
+                      (long long)st.st_size, INI_FILE_MAX);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    t->buf = xmalloc((size_t)st.st_size + 1);
+    t->len = fread(t->buf, 1, (size_t)st.st_size, f);
+    bool bad_read = ferror(f);
+    fclose(f);
+    if (bad_read) {
+        free(t->buf);
+        return errorf(err, errlen, "%s: cannot read", path);
+    }
+    t->buf[t->len] = 0;
+    int line = 1;
+    for (size_t i = 0; i < t->len; line++) {
+        size_t end = i;
+        while (end < t->len && t->buf[end] != '\n' && t->buf[end] != 0)
+            end++;
+        bool ok = true;
+        if (end < t->len && t->buf[end] == 0)
+            ok = errorf(err, errlen, "%s:%d: a NUL byte at column %zu", path, line, end - i + 1);
+        const char *p = t->buf + i;
+        size_t n = end - i;
+        while (n && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        size_t lead = 0;
+        while (lead < n && (p[lead] == ' ' || p[lead] == '\t'))
+            lead++;
+        bool comment = lead < n && (p[lead] == ';' || p[lead] == '#');
+        if (ok && comment && n > INI_LINE_MAX)
+            memset(t->buf + i, ' ', n); /* a long comment: nothing to parse */
+        else if (ok && lead > 0 && lead < n)
+            ok = errorf(err, errlen, "%s:%d: starts with whitespace; continuation lines are not taken", path, line);
+        else if (ok && n > INI_LINE_MAX)
+            ok = errorf(err, errlen, "%s:%d: %zu characters; a line holds at most %d (give longer values as "
+                        "section.key=value overrides)", path, line, n, INI_LINE_MAX);
+        else if (ok && n && !comment && p[0] == '[' && (p[n - 1] != ']' || n < 3))
+            ok = errorf(err, errlen, "%s:%d: malformed section header (expected '[section]')", path, line);
+        else if (ok && n && !comment && p[0] != '[' && !memchr(p, '=', n))
+            ok = errorf(err, errlen, "%s:%d: malformed line (expected 'key = value' or '[section]')", path, line);
+        if (!ok) {
+            free(t->buf);
+            return false;
+        }
+        i = end + 1;
+    }
+    return true;
+}
+
+/* Feed a checked INI file to handler, as inih does; line numbers in t->line. */
+static int ini_run(struct ini_text *t, config_ini_handler handler, void *user)
+{
+    return ini_parse_stream(ini_next_line, t, handler, user);
+}
+
+bool config_read_ini(const char *path, config_ini_handler handler, void *user, const char *why,
+                     char *err, size_t errlen)
+{
+    struct ini_text t;
+    if (!ini_load(&t, path, err, errlen))
+        return false;
+    int line = ini_run(&t, handler, user);
+    free(t.buf);
+    if (line > 0)
+        return errorf(err, errlen, "%s:%d: %s", path, line, why && why[0] ? why : "not taken");
+    return true;
+}
+
 struct parse_ctx {
     config_t *cfg;
     char *err;
     size_t errlen;
     bool failed;
-    FILE *file;
-    int line;  /* lines read so far: inih calls the handler right after reading one */
+    struct ini_text *text;
 };
-
-/* inih's line reader, counting lines so each key's origin can be named later. */
-static char *config_read_line(char *str, int num, void *stream)
-{
-    struct parse_ctx *c = stream;
-    c->line++;
-    return fgets(str, num, c->file);
-}
 
 static int config_ini_line(void *user, const char *section, const char *name, const char *value)
 {
@@ -228,7 +354,13 @@ static int config_ini_line(void *user, const char *section, const char *name, co
         c->failed = true;
         return 0;
     }
-    c->cfg->key_origin[key_index(section, name)] = c->line;
+    int i = key_index(section, name);
+    if (c->cfg->key_origin[i] > 0) {
+        errorf(c->err, c->errlen, "%s.%s: set twice (first on line %d)", section, name, c->cfg->key_origin[i]);
+        c->failed = true;
+        return 0;
+    }
+    c->cfg->key_origin[i] = c->text->line;
     return 1;
 }
 
@@ -276,13 +408,13 @@ bool config_load(config_t *cfg, const char *file, int n_over, char *const *over,
         if (strlen(file) >= sizeof cfg->file)
             return errorf(err, errlen, "%s: path too long", file);
         strcpy(cfg->file, file);
-        FILE *f = fopen(file, "r");
-        if (!f)
-            return errorf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+        struct ini_text text;
+        if (!ini_load(&text, file, err, errlen))
+            return false;
         char why[768] = "";
-        struct parse_ctx c = {cfg, why, sizeof why, false, f, 0};
-        int line = ini_parse_stream(config_read_line, &c, config_ini_line, &c);
-        fclose(f);
+        struct parse_ctx c = {cfg, why, sizeof why, false, &text};
+        int line = ini_run(&text, config_ini_line, &c);
+        free(text.buf);
         if (line != 0) {
             if (line < 0)
                 return errorf(err, errlen, "%s: cannot read", file);
@@ -353,55 +485,41 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
             if (is_set(cfg, "model", clash[c]))
                 return errorf(err, errlen, "model.%s: given together with model.size = %s; set one or the other",
                             clash[c], cfg->size);
-        cfg->d_model = presets[i].d;
-        cfg->n_layers = presets[i].L;
-        cfg->n_heads = presets[i].H;
-        cfg->d_ff = presets[i].f;
+        cfg->model.d_model = presets[i].d;
+        cfg->model.n_layers = presets[i].L;
+        cfg->model.n_heads = presets[i].H;
+        cfg->model.d_ff = presets[i].f;
     }
-    if (cfg->d_model <= 0) return errorf(err, errlen, "model.d_model: must be positive, got %d", cfg->d_model);
-    if (cfg->n_layers <= 0) return errorf(err, errlen, "model.n_layers: must be positive, got %d", cfg->n_layers);
-    if (cfg->n_heads <= 0) return errorf(err, errlen, "model.n_heads: must be positive, got %d", cfg->n_heads);
-    if (cfg->d_ff <= 0) return errorf(err, errlen, "model.d_ff: must be positive, got %d", cfg->d_ff);
-    if (cfg->seq_len < 2) return errorf(err, errlen, "model.seq_len: must be at least 2, got %d", cfg->seq_len);
-    if (cfg->d_model % cfg->n_heads)
-        return errorf(err, errlen, "model.d_model: %d is not divisible by model.n_heads = %d", cfg->d_model, cfg->n_heads);
-    if ((cfg->d_model / cfg->n_heads) % 2)
+    /* single-key ranges are checked as each key is read (the key table); what
+     * follows needs several keys */
+    if (!cfg->out_dir[0])
+        return errorf(err, errlen, "run.out_dir: must not be empty (the run directory would land at the file system's root)");
+    if (!cfg->name[0] || cfg->name[0] == '/' || strstr(cfg->name, "..") || strchr(cfg->name, '\n'))
+        return errorf(err, errlen, "run.name: '%s' must be a non-empty relative name without '..'", cfg->name);
+    if ((int64_t)cfg->data.synth.image_h * cfg->data.synth.image_w > (1 << 20))
+        return errorf(err, errlen, "data.image_h: %d x data.image_w %d = %lld codes per image; at most %d",
+                      cfg->data.synth.image_h, cfg->data.synth.image_w,
+                      (long long)cfg->data.synth.image_h * cfg->data.synth.image_w, 1 << 20);
+    if (cfg->model.d_model % cfg->model.n_heads)
+        return errorf(err, errlen, "model.d_model: %d is not divisible by model.n_heads = %d", cfg->model.d_model, cfg->model.n_heads);
+    if ((cfg->model.d_model / cfg->model.n_heads) % 2)
         return errorf(err, errlen, "model.n_heads: head dim model.d_model / model.n_heads = %d/%d = %d is odd; RoPE needs it even",
-                    cfg->d_model, cfg->n_heads, cfg->d_model / cfg->n_heads);
-    if (cfg->steps <= 0) return errorf(err, errlen, "train.steps: must be positive, got %lld", (long long)cfg->steps);
-    if (cfg->global_batch <= 0) return errorf(err, errlen, "train.global_batch: must be positive, got %d", cfg->global_batch);
-    if (cfg->micro_batch < 0) return errorf(err, errlen, "train.micro_batch: must be >= 0, got %d", cfg->micro_batch);
-    if (cfg->lr <= 0) return errorf(err, errlen, "train.lr: must be positive, got %g", cfg->lr);
-    if (cfg->lr_min < 0 || cfg->lr_min > cfg->lr)
-        return errorf(err, errlen, "train.lr_min: must be in [0, lr = %g], got %g", cfg->lr, cfg->lr_min);
-    if (cfg->warmup < 0) return errorf(err, errlen, "train.warmup: must be >= 0, got %lld", (long long)cfg->warmup);
-    if (cfg->beta1 < 0 || cfg->beta1 >= 1) return errorf(err, errlen, "train.beta1: must be in [0, 1), got %g", cfg->beta1);
-    if (cfg->beta2 < 0 || cfg->beta2 >= 1) return errorf(err, errlen, "train.beta2: must be in [0, 1), got %g", cfg->beta2);
-    if (cfg->weight_decay < 0) return errorf(err, errlen, "train.weight_decay: must be >= 0, got %g", cfg->weight_decay);
-    if (cfg->grad_clip < 0) return errorf(err, errlen, "train.grad_clip: must be >= 0, got %g", cfg->grad_clip);
-    if (cfg->checkpoint_every < 0) return errorf(err, errlen, "train.checkpoint_every: must be >= 0");
-    if (cfg->keep_checkpoints < 1) return errorf(err, errlen, "train.keep_checkpoints: must be at least 1, got %d", cfg->keep_checkpoints);
-    if (cfg->tp <= 0) return errorf(err, errlen, "parallel.tp: must be positive, got %d", cfg->tp);
-    if (cfg->dp < 0) return errorf(err, errlen, "parallel.dp: must be positive or auto, got %d", cfg->dp);
-    if (cfg->bucket_mb <= 0) return errorf(err, errlen, "parallel.bucket_mb: must be positive, got %g", cfg->bucket_mb);
-    if (cfg->log_every <= 0) return errorf(err, errlen, "log.every: must be positive, got %lld", (long long)cfg->log_every);
-    if (cfg->eval_every < 0) return errorf(err, errlen, "log.eval_every: must be >= 0");
-    if (cfg->eval_tokens <= 0) return errorf(err, errlen, "log.eval_tokens: must be positive");
-    if (cfg->flush_every <= 0) return errorf(err, errlen, "log.flush_every: must be positive");
-    if (cfg->peak_flops < 0) return errorf(err, errlen, "log.peak_flops: must be >= 0");
-    if (cfg->n_heads % cfg->tp)
-        return errorf(err, errlen, "parallel.tp: model.n_heads = %d is not divisible by tp = %d", cfg->n_heads, cfg->tp);
-    if (cfg->d_ff % cfg->tp)
-        return errorf(err, errlen, "parallel.tp: model.d_ff = %d is not divisible by tp = %d", cfg->d_ff, cfg->tp);
-    if (cfg->source == DATA_FILE && !cfg->path[0])
+                    cfg->model.d_model, cfg->model.n_heads, cfg->model.d_model / cfg->model.n_heads);
+    if (cfg->sched.lr_min < 0 || cfg->sched.lr_min > cfg->sched.lr)
+        return errorf(err, errlen, "train.lr_min: must be in [0, lr = %g], got %g", cfg->sched.lr, cfg->sched.lr_min);
+    if (cfg->model.n_heads % cfg->tp)
+        return errorf(err, errlen, "parallel.tp: model.n_heads = %d is not divisible by tp = %d", cfg->model.n_heads, cfg->tp);
+    if (cfg->model.d_ff % cfg->tp)
+        return errorf(err, errlen, "parallel.tp: model.d_ff = %d is not divisible by tp = %d", cfg->model.d_ff, cfg->tp);
+    if (cfg->data.source == DATA_FILE && !cfg->data.path[0])
         return errorf(err, errlen, "data.path: required when data.source = file");
 
     /* modalities and mix */
-    char items[CFG_MAX_MODALITIES + 1][CFG_NAME_LEN];
-    int n = split_list(cfg->modalities, items, CFG_MAX_MODALITIES);
+    char items[MAX_MODALITIES + 1][CFG_NAME_LEN];
+    int n = split_list(cfg->modalities, items, MAX_MODALITIES);
     if (n <= 0)
         return errorf(err, errlen, "data.modalities: expected 1 to %d of text, image, speech, got '%s'",
-                    CFG_MAX_MODALITIES, cfg->modalities);
+                    MAX_MODALITIES, cfg->modalities);
     for (int m = 0; m < n; m++) {
         bool ok = false;
         for (int j = 0; j < 3; j++)
@@ -411,68 +529,73 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         for (int j = 0; j < m; j++)
             if (!strcmp(items[m], items[j]))
                 return errorf(err, errlen, "data.modalities: '%s' listed twice", items[m]);
-        memcpy(cfg->modality_names[m], items[m], CFG_NAME_LEN);
+        memcpy(cfg->data.names[m], items[m], CFG_NAME_LEN);
     }
     if (strcmp(items[0], "text"))
         return errorf(err, errlen, "data.modalities: must start with text (boundary tokens live in the text range)");
-    cfg->n_modalities = n;
-    char mixs[CFG_MAX_MODALITIES + 1][CFG_NAME_LEN];
-    int nm = split_list(cfg->mix, mixs, CFG_MAX_MODALITIES);
+    cfg->data.n_modalities = n;
+    cfg->model.n_modalities = n;
+    char mixs[MAX_MODALITIES + 1][CFG_NAME_LEN];
+    int nm = split_list(cfg->mix, mixs, MAX_MODALITIES);
     if (nm != n)
-        return errorf(err, errlen, "data.mix: %d values for %d modalities", nm < 0 ? CFG_MAX_MODALITIES + 1 : nm, n);
+        return errorf(err, errlen, "data.mix: %d values for %d modalities", nm < 0 ? MAX_MODALITIES + 1 : nm, n);
     double tot = 0;
     for (int m = 0; m < n; m++) {
         char *end;
         double v = strtod(mixs[m], &end);
         if (end == mixs[m] || *end || !(v >= 0) || !isfinite(v))
             return errorf(err, errlen, "data.mix: '%s' is not a non-negative number", mixs[m]);
-        cfg->mix_share[m] = v;
+        cfg->data.mix_share[m] = v;
         tot += v;
     }
     if (tot <= 0)
         return errorf(err, errlen, "data.mix: shares sum to zero");
     for (int m = 0; m < n; m++)
-        cfg->mix_share[m] /= tot;
+        cfg->data.mix_share[m] /= tot;
 
     /* towers */
-    if (cfg->kind == MODEL_DENSE) {
-        cfg->n_towers = 1;
+    if (cfg->model.kind == MODEL_DENSE) {
+        cfg->model.n_towers = 1;
         for (int m = 0; m < n; m++)
-            cfg->tower_of[m] = 0;
-    } else if (cfg->kind == MODEL_MOT) {
-        cfg->n_towers = n;
+            cfg->model.tower_of[m] = 0;
+    } else if (cfg->model.kind == MODEL_MOT) {
+        cfg->model.n_towers = n;
         for (int m = 0; m < n; m++)
-            cfg->tower_of[m] = m;
+            cfg->model.tower_of[m] = m;
     } else {
         if (!cfg->towers[0])
             return errorf(err, errlen, "model.towers: required when model.kind = towers");
         for (int m = 0; m < n; m++)
-            cfg->tower_of[m] = -1;
+            cfg->model.tower_of[m] = -1;
         char buf[CFG_PATH_LEN];
         snprintf(buf, sizeof buf, "%s", cfg->towers);
         int t = 0;
         char *save = NULL;
         for (char *grp = strtok_r(buf, "|", &save); grp; grp = strtok_r(NULL, "|", &save), t++) {
-            char names[CFG_MAX_MODALITIES + 1][CFG_NAME_LEN];
-            int k = split_list(grp, names, CFG_MAX_MODALITIES);
+            char names[MAX_MODALITIES + 1][CFG_NAME_LEN];
+            int k = split_list(grp, names, MAX_MODALITIES);
             if (k <= 0 || t >= n)
                 return errorf(err, errlen, "model.towers: malformed group '%s'", trim(grp));
             for (int j = 0; j < k; j++) {
                 int m;
-                for (m = 0; m < n && strcmp(cfg->modality_names[m], names[j]); m++)
+                for (m = 0; m < n && strcmp(cfg->data.names[m], names[j]); m++)
                     ;
                 if (m == n)
                     return errorf(err, errlen, "model.towers: '%s' is not in data.modalities", names[j]);
-                if (cfg->tower_of[m] >= 0)
+                if (cfg->model.tower_of[m] >= 0)
                     return errorf(err, errlen, "model.towers: '%s' is in two groups", names[j]);
-                cfg->tower_of[m] = t;
+                cfg->model.tower_of[m] = t;
             }
         }
-        cfg->n_towers = t;
+        cfg->model.n_towers = t;
         for (int m = 0; m < n; m++)
-            if (cfg->tower_of[m] < 0)
-                return errorf(err, errlen, "model.towers: modality '%s' is in no group", cfg->modality_names[m]);
+            if (cfg->model.tower_of[m] < 0)
+                return errorf(err, errlen, "model.towers: modality '%s' is in no group", cfg->data.names[m]);
     }
+    /* what several modules share */
+    cfg->data.seq_len = cfg->model.seq_len;
+    cfg->data.seed = cfg->seed;
+    cfg->sched.steps = cfg->steps;
     return true;
 }
 
@@ -515,6 +638,30 @@ static void append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     }
 }
 
+/* The idx-th name of a "a|b|c" list into out (empty when out of range). */
+static void enum_item(const char *enums, int idx, char *out, size_t n)
+{
+    const char *p = enums;
+    for (int j = 0; j < idx && p; j++) {
+        p = strchr(p, '|');
+        p = p ? p + 1 : NULL;
+    }
+    const char *bar = p ? strchr(p, '|') : NULL;
+    snprintf(out, n, "%.*s", p ? (int)(bar ? (size_t)(bar - p) : strlen(p)) : 0, p ? p : "");
+}
+
+const char *config_enum_name(const char *section, const char *key, int value)
+{
+    /* one slot per enum key, filled on first use: the names live as long as the program */
+    static char names[NKEYS][8][CFG_NAME_LEN];
+    int i = key_index(section, key);
+    if (i < 0 || keys[i].type != K_ENUM || value < 0 || value >= 8)
+        DIE(EXIT_FAULT, "config_enum_name: %s.%s is not an enum key with value %d", section, key, value);
+    if (!names[i][value][0])
+        enum_item(keys[i].dom, value, names[i][value], CFG_NAME_LEN);
+    return names[i][value];
+}
+
 static void format_value(const config_t *cfg, int i, char *out, size_t n)
 {
     const key_t_ *k = &keys[i];
@@ -526,18 +673,64 @@ static void format_value(const config_t *cfg, int i, char *out, size_t n)
     case K_DBL: snprintf(out, n, "%.17g", *(const double *)field); break;
     case K_STR: snprintf(out, n, "%s", field); break;
     case K_BOOL: snprintf(out, n, "%s", *(const bool *)field ? "true" : "false"); break;
-    case K_ENUM: {
-        int idx = *(const int *)field;
-        const char *p = k->enums;
-        for (int j = 0; j < idx && p; j++) {
-            p = strchr(p, '|');
-            p = p ? p + 1 : NULL;
-        }
-        const char *bar = p ? strchr(p, '|') : NULL;
-        snprintf(out, n, "%.*s", p ? (int)(bar ? (size_t)(bar - p) : strlen(p)) : 0, p ? p : "");
-        break;
+    case K_ENUM: enum_item(k->dom, *(const int *)field, out, n); break;
     }
+}
+
+/* Keys a resume may change: they leave the trajectory as it was (layout, logging,
+ * checkpoint cadence, what the directory is called and where it lives) or only extend it (train.steps:
+ * the schedule is that of the new step count from the resumed step on). Sections
+ * ending in ".*" are whole. */
+static const char *const resume_safe[] = {
+    "run.name", "run.out_dir", "run.experiment", "train.steps", "train.micro_batch", "train.checkpoint_every",
+    "train.keep_checkpoints", "train.resume", "train.stop_at_loss_of", "parallel.*", "log.*"};
+
+static bool is_resume_safe(int i)
+{
+    for (size_t j = 0; j < sizeof resume_safe / sizeof resume_safe[0]; j++) {
+        const char *r = resume_safe[j], *dot = strchr(r, '.');
+        size_t ls = (size_t)(dot - r);
+        if (strlen(keys[i].section) == ls && !strncmp(r, keys[i].section, ls) &&
+            (!strcmp(dot + 1, "*") || !strcmp(dot + 1, keys[i].name)))
+            return true;
     }
+    return false;
+}
+
+struct diff_ctx {
+    config_t *old;
+};
+
+static int diff_line(void *user, const char *section, const char *name, const char *value)
+{
+    struct diff_ctx *c = user;
+    char err[256];
+    config_set(c->old, section, name, value, err, sizeof err); /* a key this version lacks: ignored */
+    return 1;
+}
+
+int config_diff_unsafe(const config_t *cfg, const char *old_ini, char *out, size_t len)
+{
+    config_t *old = xcalloc(1, sizeof *old);
+    set_defaults(old);
+    struct diff_ctx c = {old};
+    ini_parse_string(old_ini, diff_line, &c);
+    int n = 0;
+    size_t at = 0;
+    out[0] = 0;
+    for (int i = 0; i < NKEYS; i++) {
+        char a[CFG_PATH_LEN + 32], b[CFG_PATH_LEN + 32];
+        format_value(old, i, a, sizeof a);
+        format_value(cfg, i, b, sizeof b);
+        if (!strcmp(a, b) || is_resume_safe(i) || !strcmp(keys[i].name, "size"))
+            continue;
+        n++;
+        if (at < len)
+            at += (size_t)snprintf(out + at, len - at, "%s%s.%s %s -> %s", n > 1 ? ", " : "", keys[i].section,
+                                   keys[i].name, a[0] ? a : "\"\"", b[0] ? b : "\"\"");
+    }
+    free(old);
+    return n;
 }
 
 char *config_to_ini(const config_t *cfg)
@@ -582,12 +775,13 @@ void config_print_keys_markdown(FILE *out)
         }
         const char *t[] = {"int", "int", "int", "number", "string", "bool", "enum"};
         fprintf(out, "| `%s.%s` | %s", keys[i].section, keys[i].name, t[keys[i].type]);
-        if (keys[i].enums) {
+        if (keys[i].dom) {
             fputs(": ", out);
-            md_cell(out, keys[i].enums);
+            md_cell(out, keys[i].dom);
         }
         fprintf(out, " | `%s` | ", keys[i].def[0] ? keys[i].def : "\"\"");
         md_cell(out, keys[i].doc);
+        fputs(is_resume_safe(i) ? " (may change on resume)" : "", out);
         fputs(" |\n", out);
     }
 }

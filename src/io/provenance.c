@@ -3,6 +3,7 @@
  * MPI_COMM_WORLD, the Slurm environment and the UTC clock. */
 #include <cblas.h>
 #include <hdf5.h>
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,4 +148,36 @@ void provenance_slurm(provenance_slurm_t *s)
     char *end = NULL;
     long n = rc ? strtol(rc, &end, 10) : 0;
     s->restart_count = (rc && end != rc && n >= 0 && n < 1000000) ? (int)n : 0;
+}
+
+void provenance_cpu_sample(provenance_cpu_t *s)
+{
+    s->total = s->steal = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return;
+    /* cpu user nice system idle iowait irq softirq steal guest guest_nice */
+    unsigned long long v[8] = {0};
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 4)
+        return;
+    for (int i = 0; i < 8; i++)
+        s->total += (double)v[i];
+    s->steal = n >= 8 ? (double)v[7] : 0;
+}
+
+double provenance_cpu_steal(const provenance_cpu_t *before, const provenance_cpu_t *after)
+{
+    if (after->total <= 0)
+        return NAN; /* no /proc/stat */
+    double dt = after->total - before->total;
+    return dt > 0 ? (after->steal - before->steal) / dt : 0;
+}
+
+double provenance_load_average(void)
+{
+    double l[1];
+    return getloadavg(l, 1) == 1 ? l[0] : NAN;
 }

@@ -297,20 +297,9 @@ bool sweep_load(sweep_t *sw, const char *file, char *err, size_t errlen)
         return errorf(err, errlen, "%s: path too long", file);
     strcpy(sw->file, file);
     stem_of(file, sw->stem, sizeof sw->stem);
-    FILE *f = fopen(file, "r");
-    if (!f)
-        return errorf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
     struct parse_ctx *c = xcalloc(1, sizeof *c);
     c->sw = sw;
-    int line = ini_parse_file(f, on_line, c);
-    fclose(f);
-    bool ok = true;
-    if (line < 0)
-        ok = errorf(err, errlen, "%s: cannot read", file);
-    else if (line > 0 && c->failed)
-        ok = errorf(err, errlen, "%s:%d: %s", file, line, c->why);
-    else if (line > 0)
-        ok = errorf(err, errlen, "%s:%d: malformed line (expected 'key = value' or '[section]')", file, line);
+    bool ok = config_read_ini(file, on_line, c, c->why, err, errlen);
     if (ok)
         ok = build_axes(sw, c, err, errlen);
     free(c);

@@ -1,43 +1,63 @@
-/* Model FLOPs and parameters.
- *
- * Derivation (per token, forward; a multiply-add counts 2):
- *   q, k, v, o projections   4 matmuls of (1 x d)(d x d)          2 * 4 d^2
- *   SwiGLU                    W_1, W_3: (1 x d)(d x f); W_2 (f x d)  2 * 3 d f
- *   attention                 QK^T and AV: position i attends to i+1 keys, 2 * 2 * d * (i+1);
- *                             averaged over a sequence of s positions ~ 2 * s * d ("half the square")
- *   head                      (1 x d)(d x V)                        2 * d V
- * Backward costs two forward matmuls per forward matmul (input and weight
- * gradients), so training is 3 x forward. Excluded, and said so in docs/model.md:
- * norms, RoPE, softmax, the SwiGLU gate, embedding lookup and the optimizer.
- * Every tower has the same shapes, so MoT and dense of one width have the same
- * FLOPs per token; the count is still taken per modality's tower. */
+/* The FLOP report's bookkeeping (flops.h); each model kind adds its own terms. */
+#include <math.h>
+#include <string.h>
+
 #include "motscale/flops.h"
 
-void flops_compute(flops_report_t *r, const config_t *cfg, int32_t vocab_size)
+static void add(flops_term_t *terms, int *n, const char *name, double v, bool matrix)
 {
-    double d = cfg->d_model, f = cfg->d_ff, s = cfg->seq_len, V = vocab_size, L = cfg->n_layers;
-    int64_t di = cfg->d_model, fi = cfg->d_ff;
-    int64_t per_layer = 4 * di * di + 3 * di * fi + 2 * di + (cfg->qk_norm ? 2 * di : 0);
-    r->params_embedding = 2 * (int64_t)vocab_size * di;
-    r->params_per_tower = cfg->n_layers * per_layer + di; /* + final norm */
-    r->params_nonembedding = cfg->n_towers * r->params_per_tower;
-    r->params_total = r->params_embedding + r->params_nonembedding;
-    r->params_active_per_token = r->params_embedding + r->params_per_tower;
-
-    r->fwd_qkvo = L * 2 * 4 * d * d;
-    r->fwd_ffn = L * 2 * 3 * d * f;
-    r->fwd_attn = L * 2 * s * d;
-    r->fwd_head = 2 * d * V;
-    r->fwd_per_token = r->fwd_qkvo + r->fwd_ffn + r->fwd_attn + r->fwd_head;
-    r->bwd_per_token = 2 * r->fwd_per_token;
-    r->train_per_token = 3 * r->fwd_per_token;
-    r->train_matrix_per_token = 3 * (r->fwd_qkvo + r->fwd_ffn + r->fwd_head);
+    if (*n == FLOPS_MAX_TERMS)
+        DIE(EXIT_FAULT, "flops: more than %d terms (adding '%s')", FLOPS_MAX_TERMS, name);
+    flops_term_t *t = &terms[(*n)++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->value = v;
+    t->matrix = matrix;
 }
 
-double flops_train_step(const flops_report_t *r, const config_t *cfg, const int64_t *tokens_by_modality)
+void flops_add_params(flops_report_t *r, const char *name, double count)
+{
+    add(r->params, &r->n_params, name, count, false);
+}
+
+void flops_add_fwd(flops_report_t *r, const char *name, double per_token, bool matrix)
+{
+    add(r->fwd, &r->n_fwd, name, per_token, matrix);
+}
+
+void flops_finish(flops_report_t *r, int n_modalities)
+{
+    double fwd = 0, matrix = 0;
+    for (int i = 0; i < r->n_fwd; i++) {
+        fwd += r->fwd[i].value;
+        if (r->fwd[i].matrix)
+            matrix += r->fwd[i].value;
+    }
+    /* backward costs two forward matmuls per forward matmul (input and weight
+     * gradients), so training is 3 x forward */
+    r->fwd_per_token = fwd;
+    r->bwd_per_token = 2 * fwd;
+    r->train_per_token = 3 * fwd;
+    r->train_matrix_per_token = 3 * matrix;
+    r->n_modalities = n_modalities;
+    for (int m = 0; m < n_modalities; m++)
+        r->train_per_token_of[m] = r->train_per_token;
+}
+
+double flops_term(const flops_report_t *r, const char *name)
+{
+    for (int i = 0; i < r->n_params; i++)
+        if (!strcmp(r->params[i].name, name))
+            return r->params[i].value;
+    for (int i = 0; i < r->n_fwd; i++)
+        if (!strcmp(r->fwd[i].name, name))
+            return r->fwd[i].value;
+    return NAN;
+}
+
+double flops_train_step(const flops_report_t *r, const int64_t *tokens_by_modality)
 {
     double total = 0;
-    for (int m = 0; m < cfg->n_modalities; m++)
-        total += (double)tokens_by_modality[m] * r->train_per_token; /* tower_of[m]: same shapes */
+    for (int m = 0; m < r->n_modalities; m++)
+        total += (double)tokens_by_modality[m] * r->train_per_token_of[m];
     return total;
 }

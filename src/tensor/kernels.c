@@ -1,8 +1,63 @@
-/* Row-wise and element-wise kernels: RMSNorm, RoPE, causal softmax, SwiGLU gate,
- * cross-entropy. Accumulations that decide the loss are done in double. */
+/* Row-wise and element-wise kernels: RMSNorm, RoPE, masked softmax, SwiGLU gate,
+ * cross-entropy. Accumulations that decide the loss are done in double, with eight
+ * independent accumulators so the loops vectorise without reassociation (no
+ * -ffast-math); exponentials go through kernel_exp (kernels.h). */
 #include <math.h>
+#include <string.h>
 
 #include "motscale/kernels.h"
+
+/* Sum of n values in double: eight accumulators, combined pairwise. */
+static double sum8(const real *x, int64_t n)
+{
+    double acc[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += (double)x[j + k];
+    for (; j < n; j++)
+        acc[0] += (double)x[j];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* sum_j a_j b_j in double, as sum8. */
+static double dot8(const real *a, const real *b, int64_t n)
+{
+    double acc[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += (double)a[j + k] * (double)b[j + k];
+    for (; j < n; j++)
+        acc[0] += (double)a[j] * (double)b[j];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* row[j] = exp(row[j] - mx) for j < n; returns their sum in double. */
+static double exp_shifted(real *row, int64_t n, real mx)
+{
+    for (int64_t j = 0; j < n; j++)
+        row[j] = kernel_exp(row[j] - mx);
+    return sum8(row, n);
+}
+
+/* max of n >= 1 values, eight lanes at a time */
+static real row_max(const real *row, int64_t n)
+{
+    real acc[8];
+    for (int k = 0; k < 8; k++)
+        acc[k] = row[0];
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] = row[j + k] > acc[k] ? row[j + k] : acc[k];
+    for (; j < n; j++)
+        acc[0] = row[j] > acc[0] ? row[j] : acc[0];
+    real mx = acc[0];
+    for (int k = 1; k < 8; k++)
+        mx = acc[k] > mx ? acc[k] : mx;
+    return mx;
+}
 
 void rmsnorm_forward(real *y, real *rstd, const real *x, const real *w, int64_t n, int64_t d,
                      real eps)
@@ -10,9 +65,7 @@ void rmsnorm_forward(real *y, real *rstd, const real *x, const real *w, int64_t 
     for (int64_t i = 0; i < n; i++) {
         const real *xi = x + i * d;
         real *yi = y + i * d;
-        double ss = 0;
-        for (int64_t j = 0; j < d; j++)
-            ss += (double)xi[j] * xi[j];
+        double ss = dot8(xi, xi, d);
         real r = (real)(1.0 / sqrt(ss / (double)d + eps));
         rstd[i] = r;
         for (int64_t j = 0; j < d; j++)
@@ -30,10 +83,18 @@ void rmsnorm_backward(real *dx, real *dw, const real *dy, const real *x, const r
         real *dxi = dx + i * d;
         real r = rstd[i];
         double dot = 0;
-        for (int64_t j = 0; j < d; j++) {
-            dot += (double)dyi[j] * w[j] * xi[j];
-            dw[j] += dyi[j] * xi[j] * r;
+        {
+            double acc[8] = {0};
+            int64_t j = 0;
+            for (; j + 8 <= d; j += 8)
+                for (int k = 0; k < 8; k++)
+                    acc[k] += (double)dyi[j + k] * w[j + k] * xi[j + k];
+            for (; j < d; j++)
+                acc[0] += (double)dyi[j] * w[j] * xi[j];
+            dot = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         }
+        for (int64_t j = 0; j < d; j++)
+            dw[j] += dyi[j] * xi[j] * r;
         real c = (real)(dot / (double)d) * r * r * r;
         for (int64_t j = 0; j < d; j++)
             dxi[j] += r * dyi[j] * w[j] - c * xi[j];
@@ -52,51 +113,58 @@ void rope_rotate(real *out, const real *in, const real *cosv, const real *sinv, 
     }
 }
 
-void softmax_causal(real *s, int64_t t)
+void softmax_rows(real *s, int64_t rows, int64_t cols, int64_t ld, const int64_t *hi)
 {
-    for (int64_t i = 0; i < t; i++) {
-        real *row = s + i * t;
-        real mx = row[0];
-        for (int64_t j = 1; j <= i; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        double sum = 0;
-        for (int64_t j = 0; j <= i; j++) {
-            row[j] = REAL_EXP(row[j] - mx);
-            sum += row[j];
+    for (int64_t i = 0; i < rows; i++) {
+        real *row = s + i * ld;
+        int64_t n = hi[i] < cols ? hi[i] : cols;
+        if (n > 0) {
+            real inv = (real)(1.0 / exp_shifted(row, n, row_max(row, n)));
+            for (int64_t j = 0; j < n; j++)
+                row[j] *= inv;
         }
-        real inv = (real)(1.0 / sum);
-        for (int64_t j = 0; j <= i; j++)
-            row[j] *= inv;
-        for (int64_t j = i + 1; j < t; j++)
+        for (int64_t j = n > 0 ? n : 0; j < cols; j++)
             row[j] = 0;
     }
 }
 
-void softmax_causal_backward(real *dp, const real *p, int64_t t)
+void softmax_rows_backward(real *dp, const real *p, int64_t rows, int64_t cols, int64_t ld,
+                           const int64_t *hi)
 {
-    /* forward: p_j = exp(s_j) / sum_k exp(s_k);  ds_j = p_j (dp_j - sum_k dp_k p_k) */
-    for (int64_t i = 0; i < t; i++) {
-        real *drow = dp + i * t;
-        const real *prow = p + i * t;
-        double dot = 0;
-        for (int64_t j = 0; j <= i; j++)
-            dot += (double)drow[j] * prow[j];
-        for (int64_t j = 0; j <= i; j++)
-            drow[j] = prow[j] * (drow[j] - (real)dot);
-        for (int64_t j = i + 1; j < t; j++)
+    /* forward: p_j = exp(s_j) / sum_k exp(s_k) over j < hi;  ds_j = p_j (dp_j - sum_k dp_k p_k) */
+    for (int64_t i = 0; i < rows; i++) {
+        real *drow = dp + i * ld;
+        const real *prow = p + i * ld;
+        int64_t n = hi[i] < cols ? hi[i] : cols;
+        n = n > 0 ? n : 0;
+        real dot = (real)dot8(drow, prow, n);
+        for (int64_t j = 0; j < n; j++)
+            drow[j] = prow[j] * (drow[j] - dot);
+        for (int64_t j = n; j < cols; j++)
             drow[j] = 0;
     }
 }
 
-static inline real sigmoid(real u) { return 1 / (1 + REAL_EXP(-u)); }
+void softmax_prefix(real *s, int64_t rows, int64_t cols, const int64_t *hi)
+{
+    softmax_rows(s, rows, cols, cols, hi);
+}
 
-void swiglu_forward(real *s, const real *u, const real *w, int64_t n)
+void softmax_prefix_backward(real *dp, const real *p, int64_t rows, int64_t cols, const int64_t *hi)
+{
+    softmax_rows_backward(dp, p, rows, cols, cols, hi);
+}
+
+static inline real sigmoid(real u) { return 1 / (1 + kernel_exp(-u)); }
+
+void swiglu_forward(real *restrict s, const real *restrict u, const real *restrict w, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         s[i] = u[i] * sigmoid(u[i]) * w[i];
 }
 
-void swiglu_backward(real *du, real *dw, const real *ds, const real *u, const real *w, int64_t n)
+void swiglu_backward(real *restrict du, real *restrict dw, const real *restrict ds, const real *restrict u,
+                     const real *restrict w, int64_t n)
 {
     /* forward: s = u sig(u) w;  d silu/du = sig(u) (1 + u (1 - sig(u))) */
     for (int64_t i = 0; i < n; i++) {
@@ -109,17 +177,16 @@ void swiglu_backward(real *du, real *dw, const real *ds, const real *u, const re
 
 double cross_entropy_row(real *dlogits, const real *logits, int32_t target, int64_t v, real scale)
 {
-    real mx = logits[0];
-    for (int64_t j = 1; j < v; j++)
-        mx = logits[j] > mx ? logits[j] : mx;
-    double sum = 0;
+    /* one exponential per logit: e_j = exp(z_j - max) into dlogits, S = sum e_j (double);
+     * loss = log S + max - z_target;  dlogits_j = scale (e_j / S - [j = target]) */
+    real mx = row_max(logits, v), zt = logits[target];
+    if (dlogits != logits)
+        memcpy(dlogits, logits, (size_t)v * sizeof(real));
+    double sum = exp_shifted(dlogits, v, mx);
+    double loss = log(sum) + (double)mx - (double)zt;
+    real f = (real)((double)scale / sum);
     for (int64_t j = 0; j < v; j++)
-        sum += exp((double)(logits[j] - mx));
-    double logz = log(sum) + mx;
-    double loss = logz - (double)logits[target];
-    for (int64_t j = 0; j < v; j++) {
-        double p = exp((double)logits[j] - logz);
-        dlogits[j] = (real)(scale * (p - (j == target ? 1.0 : 0.0)));
-    }
+        dlogits[j] *= f;
+    dlogits[target] -= scale;
     return loss;
 }

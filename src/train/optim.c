@@ -18,19 +18,19 @@ void adamw_free(adamw_t *o)
     o->m = o->v = NULL;
 }
 
-void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, double gscale, const config_t *cfg)
+void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, double gscale, const adamw_hp_t *hp)
 {
     /* m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
      * p -= lr (m / c1) / (sqrt(v / c2) + eps) + lr wd p,  c_i = 1 - b_i^t.
      * Constants folded once so the loop is plain multiply-adds (it vectorises). */
-    const real b1 = (real)cfg->beta1, b2 = (real)cfg->beta2;
-    const real a1 = (real)(1 - cfg->beta1), a2 = (real)(1 - cfg->beta2);
-    const real step = (real)(lr / (1 - pow(cfg->beta1, (double)t)));
-    const real rc2 = (real)(1 / sqrt(1 - pow(cfg->beta2, (double)t)));
-    const real eps = (real)cfg->adam_eps, gs = (real)gscale;
+    const real b1 = (real)hp->beta1, b2 = (real)hp->beta2;
+    const real a1 = (real)(1 - hp->beta1), a2 = (real)(1 - hp->beta2);
+    const real step = (real)(lr / (1 - pow(hp->beta1, (double)t)));
+    const real rc2 = (real)(1 / sqrt(1 - pow(hp->beta2, (double)t)));
+    const real eps = (real)hp->eps, gs = (real)gscale;
     for (int i = 0; i < m->n_tensors; i++) {
         const tensor_info_t *ti = &m->tensors[i];
-        const real keep = (real)(1 - (ti->decay ? lr * cfg->weight_decay : 0));
+        const real keep = (real)(1 - (ti->decay ? lr * hp->weight_decay : 0));
         real *restrict p = m->params + ti->offset;
         real *restrict g = m->grads + ti->offset;
         real *restrict mm = o->m + ti->offset, *restrict vv = o->v + ti->offset;
@@ -46,15 +46,19 @@ void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, double gscale, con
     }
 }
 
-double lr_at(const config_t *cfg, int64_t step)
+double lr_at(const lr_schedule_t *s, int64_t step)
 {
-    if (step < cfg->warmup)
-        return cfg->lr * (double)(step + 1) / (double)cfg->warmup;
-    int64_t span = cfg->steps - cfg->warmup;
+    /* docs/config.md, "The learning-rate schedule", step s 0-based, W warm-up, S steps:
+     *   s < W:                 lr (s + 1) / W
+     *   s >= W, S - W = 1:     lr_min (the one decay step is the last step)
+     *   s >= W, S - W >= 2:    lr_min + (lr - lr_min) (1 + cos(pi (s - W) / (S - W - 1))) / 2 */
+    if (step < s->warmup)
+        return s->lr * (double)(step + 1) / (double)s->warmup;
+    int64_t span = s->steps - s->warmup;
     if (span <= 1)
-        return cfg->lr;
-    double frac = (double)(step - cfg->warmup) / (double)(span - 1);
-    return cfg->lr_min + 0.5 * (cfg->lr - cfg->lr_min) * (1 + cos(M_PI * frac));
+        return s->lr_min;
+    double frac = (double)(step - s->warmup) / (double)(span - 1);
+    return s->lr_min + 0.5 * (s->lr - s->lr_min) * (1 + cos(M_PI * frac));
 }
 
 /* Sum of squares with eight independent double accumulators (no reassociation

@@ -1,12 +1,13 @@
 /* The per-rank peak FLOP/s that MFU divides by: a one-thread SGEMM probe, best of
  * square sizes 512 to 2048, measured once per host and cached in a small text file. */
 #include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "motscale/common.h"
-#include "motscale/train.h"
+#include "motscale/peak.h"
 
 static double probe(void)
 {
@@ -34,11 +35,11 @@ static double probe(void)
     return best;
 }
 
-double peak_flops_per_rank(const config_t *cfg, const char *cache_dir, char *source, size_t len)
+double peak_flops_per_rank(double configured, const char *cache_dir, char *source, size_t len)
 {
-    if (cfg->peak_flops > 0) {
+    if (configured > 0) {
         snprintf(source, len, "config (log.peak_flops)");
-        return cfg->peak_flops;
+        return configured;
     }
     if (motscale_rank > 0) { /* rank 0 measures; the caller broadcasts */
         snprintf(source, len, "measured");

@@ -188,7 +188,7 @@ check "compare: a candidate that never gets there is 'not reached', JSON null" c
 expect_status 2 "compare: a missing file exits 2" "$MOTSCALE" compare "$BASE" "$SCRATCH/nope.h5"
 expect_status 2 "compare: a malformed run file exits 2" "$MOTSCALE" compare "$BASE" "$RES/broken.h5"
 check "compare: the message names the file and the object" \
-    grep -q "broken.h5: / attribute 'config'" "$SCRATCH/last.out"
+    grep -q "broken.h5: /@config: missing" "$SCRATCH/last.out"
 echo "not hdf5" >"$SCRATCH/text.h5"
 expect_status 2 "compare: a non-HDF5 file exits 2" "$MOTSCALE" compare "$SCRATCH/text.h5" "$BASE"
 expect_status 2 "compare: a bad option exits 2" "$MOTSCALE" compare "$BASE" "$CAND" --smooth x

@@ -66,10 +66,15 @@ bad_file bool 10 "model.qk_norm" "bad boolean in the file" "qk_norm = maybe\n"
 bad_file section 11 "optimizer.lr" "unknown section in the file" "[optimizer]\nlr = 1\n"
 bad_file garbage 10 "malformed line" "a line that is not key = value" "d_model 32\n"
 # combinations are checked after parsing: the line of the key that was set is named
-bad_file divisible 10 "model.d_model" "d_model not divisible by n_heads" "d_model = 34\n"
-check "... with both numbers" grep -q '34.*4' "$SCRATCH/last.out"
-bad_file odd_head3 10 "model.n_heads" "odd head dim for RoPE (12 / 4 = 3)" "d_model = 12\n"
-check "... stating the head dim" grep -q 'odd' "$SCRATCH/last.out"
+# (a value changed in place: a key given twice is an error of its own, below)
+base </dev/null | sed 's/^d_model = 32$/d_model = 34/' >"$SCRATCH/divisible.ini"
+expect_status 2 "d_model not divisible by n_heads: exit 2" "$MOTSCALE" train "$SCRATCH/divisible.ini"
+check "... naming model.d_model and the line of the later key, with both numbers" \
+    grep -q 'divisible.ini:6: model.d_model: 34 is not divisible by model.n_heads = 4' "$SCRATCH/last.out"
+base </dev/null | sed 's/^d_model = 32$/d_model = 12/' >"$SCRATCH/odd_head3.ini"
+expect_status 2 "odd head dim for RoPE (12 / 4 = 3): exit 2" "$MOTSCALE" train "$SCRATCH/odd_head3.ini"
+check "... naming model.n_heads and the odd head dim" grep -q 'odd_head3.ini:.*model.n_heads:.*odd' "$SCRATCH/last.out"
+bad_file twice 10 "model.d_model: set twice (first on line 5)" "a key given twice" "d_model = 12\n"
 
 # zero steps in the file's [train] section
 base </dev/null | sed 's/^steps = 2$/steps = 0/' >"$SCRATCH/zero.ini"

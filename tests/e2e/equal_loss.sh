@@ -4,8 +4,8 @@
 # from its documented equation, independently of the C code.
 . tests/lib.sh
 cfg="model.size=xs model.seq_len=32 train.global_batch=4 train.warmup=5 log.every=2 log.eval_every=0 log.quiet=true log.peak_flops=1e9 run.out_dir=$SCRATCH"
-"$MOTSCALE" train /dev/null $cfg model.kind=dense train.steps=60 run.name=base >/dev/null 2>&1
-"$MOTSCALE" train /dev/null $cfg model.kind=mot train.steps=400 run.name=cand \
+"$MOTSCALE" train tests/fixtures/defaults.ini $cfg model.kind=dense train.steps=60 run.name=base >/dev/null 2>&1
+"$MOTSCALE" train tests/fixtures/defaults.ini $cfg model.kind=mot train.steps=400 run.name=cand \
     train.stop_at_loss_of="$SCRATCH/base/run.h5" >"$SCRATCH/cand.out" 2>&1
 check "equal-loss run exits 0" [ $? -eq 0 ]
 $PY - "$SCRATCH/base/run.h5" "$SCRATCH/cand/run.h5" <<'PYEOF'
@@ -50,5 +50,5 @@ tap(abs(float(c.attrs["stopped_at_flops"]) - float(c["metrics/flops"][-1])) <= 1
     "stopped_at_flops equals the cumulative FLOPs of the last row")
 PYEOF
 check "status is completed" grep -qx completed "$SCRATCH/cand/status"
-expect_status 2 "a missing baseline file is bad input" "$MOTSCALE" train /dev/null $cfg run.name=bad \
+expect_status 2 "a missing baseline file is bad input" "$MOTSCALE" train tests/fixtures/defaults.ini $cfg run.name=bad \
     train.stop_at_loss_of="$SCRATCH/nothing.h5"

@@ -14,10 +14,9 @@
 #      be created, a completed run started again.
 . tests/lib.sh
 
-# Tolerance of (d), relative on the loss of every step: the same bound and reasons as
-# TOL_LAYOUT_REL in tests/e2e/layouts.sh (fp32 summation order changes with the
-# layout; ~1e-8 observed there, a wrong resume is off by 1e-3 or more).
-TOL_LAYOUT_REL=1e-5
+# Tolerance of (d), relative on the loss of every step: TOL_F32_REORDER
+# (tests/tolerances.env; fp32 summation order changes with the layout, a wrong resume
+# is off by 1e-3 or more).
 
 # The signal and the kill must land while the run is going: a tiny step takes a few
 # milliseconds, so a run would finish before a shell could react. The held-out
@@ -27,31 +26,8 @@ TOL_LAYOUT_REL=1e-5
 # runs of one model all use the same settings, so their losses compare bit for bit.
 # (At tp 2 each forward does TP all-reduces, slow on oversubscribed cores: the dense
 # runs at tp 2 get the same pause from fewer held-out tokens.)
-cat >"$SCRATCH/base.ini" <<EOF
-[run]
-out_dir = $SCRATCH/runs
-seed = 11
-[model]
-d_model = 32
-n_layers = 2
-n_heads = 4
-d_ff = 64
-seq_len = 16
-[data]
-modalities = text,image,speech
-mix = 1,1,1
-[train]
-steps = 40
-global_batch = 4
-warmup = 5
-checkpoint_every = 10
-[log]
-every = 1
-eval_every = 20
-flush_every = 5
-quiet = false
-peak_flops = 1e9
-EOF
+base_ini run.seed=11 data.modalities=text,image,speech data.mix=1,1,1 train.steps=40 \
+    train.global_batch=4 train.checkpoint_every=10 log.eval_every=20 log.flush_every=5 log.quiet=false
 DENSE1="model.kind=dense log.eval_tokens=16000"
 DENSE="$DENSE1 parallel.tp=2"
 MOT="model.kind=mot parallel.tp=1 log.eval_tokens=96000"
@@ -157,8 +133,7 @@ EOF
 
 # rows_before NAME: the number of /metrics rows of a (preempted, closed) run file
 rows_before() {
-    $PY -c "import h5py,sys; print(h5py.File(sys.argv[1],'r')['/metrics/step'].shape[0])" \
-        "$SCRATCH/runs/$1/run.h5" 2>/dev/null
+    runcmp rows "$SCRATCH/runs/$1/run.h5" 2>/dev/null
 }
 
 # ---- (a) straight vs. SIGUSR1 + resume ---------------------------------------------
@@ -261,36 +236,11 @@ rc1=$rc
 # shellcheck disable=SC2086
 train dense-tp1dp2 2 $DENSE1 parallel.tp=1 train.resume=auto
 rc2=$rc
-check "tp 2 checkpoint resumed at tp 1 (exit $rc1) and at tp 1 x dp 2 (exit $rc2) match the tp 1 run (rel tol $TOL_LAYOUT_REL)" \
-    $PY - "$SCRATCH/runs" "$TOL_LAYOUT_REL" "$rows" <<'EOF'
-import sys
-import h5py, numpy as np
-root, tol = sys.argv[1], float(sys.argv[2])
-bad = []
-with h5py.File(root + "/dense-ref-tp1/run.h5", "r") as f:
-    ref = f["/metrics/loss"][:]
-    ref_tp = int(f.attrs["tp"])
-if ref_tp != 1 or len(ref) != 40:
-    bad.append("reference: tp %d, %d rows" % (ref_tp, len(ref)))
-for name in ("dense-tp1", "dense-tp1dp2"):
-    try:
-        with h5py.File("%s/%s/run.h5" % (root, name), "r") as f:
-            step, loss = f["/metrics/step"][:], f["/metrics/loss"][:]
-    except OSError as e:
-        bad.append("%s: %s" % (name, e))
-        continue
-    if list(step) != list(range(1, 41)):
-        bad.append("%s: steps %s" % (name, step))
-        continue
-    r = np.abs(loss - ref) / np.maximum(np.abs(loss), np.abs(ref))
-    print("# %s: max relative deviation from the tp=1 run %.2e (tolerance %.0e)" % (name, r.max(), tol))
-    if not r.max() <= tol:
-        i = int(np.argmax(r))
-        bad.append("%s: step %d loss %.9g vs %.9g" % (name, step[i], loss[i], ref[i]))
-for x in bad:
-    print("#", x)
-sys.exit(1 if bad else 0)
-EOF
+for name in dense-tp1 dense-tp1dp2; do
+    check "tp 2 checkpoint resumed as $name (exits $rc1, $rc2) matches the tp 1 run at 40 steps (rel tol $TOL_F32_REORDER)" \
+        runcmp close "$SCRATCH/runs/dense-ref-tp1/run.h5" "$SCRATCH/runs/$name/run.h5" --tol "$TOL_F32_REORDER"
+done
+check "the tp 1 reference has 40 rows" [ "$(runcmp rows "$SCRATCH/runs/dense-ref-tp1/run.h5")" = 40 ]
 [ "$rc1" -eq 0 ] && [ "$rc2" -eq 0 ] || { show dense-tp1; show dense-tp1dp2; }
 check "resumed at a smaller world: layout attributes are the new one, /ranks keeps 2 columns, NaN for the missing rank" \
     $PY - "$SCRATCH/runs/dense-tp1/run.h5" "$rows" <<'EOF'
@@ -310,7 +260,7 @@ EOF
 # a checkpoint of a d_model = 32 run in the run directory of a d_model = 64 run
 mkdir -p "$SCRATCH/runs/wrong-model/checkpoints"
 cp "$SCRATCH/runs/mot-straight/checkpoints/ckpt-000000040.h5" "$SCRATCH/runs/wrong-model/checkpoints/"
-train wrong-model 2 $MOT model.d_model=64 train.resume=auto
+train wrong-model 2 $MOT model.d_model=64 train.resume=checkpoint
 if [ "$rc" -eq 2 ] && grep -q "different model" "$SCRATCH/wrong-model.out" &&
     [ ! -e "$SCRATCH/runs/wrong-model/run.h5" ]; then
     ok "checkpoint of a d_model 32 model resumed at d_model 64: exit 2, 'different model', nothing trained"

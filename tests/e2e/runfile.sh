@@ -13,31 +13,8 @@
 . tests/lib.sh
 DOC=$PWD/docs/run-record.md
 
-cat >"$SCRATCH/base.ini" <<EOF
-[run]
-out_dir = $SCRATCH/runs
-seed = 3
-[model]
-kind = mot
-d_model = 32
-n_layers = 2
-n_heads = 4
-d_ff = 64
-seq_len = 16
-[data]
-modalities = text,image,speech
-mix = 1,1,1
-[train]
-steps = 11
-global_batch = 4
-[log]
-every = 2
-eval_every = 4
-eval_tokens = 256
-flush_every = 4
-quiet = true
-peak_flops = 1e9
-EOF
+base_ini run.seed=3 model.kind=mot data.modalities=text,image,speech data.mix=1,1,1 train.steps=11 \
+    train.global_batch=4 log.every=2 log.eval_every=4 log.eval_tokens=256 log.flush_every=4
 
 timeout 300 $MPIRUN 2 "$MOTSCALE" train "$SCRATCH/base.ini" run.name=dp2 </dev/null >"$SCRATCH/dp2.out" 2>&1
 rc=$?
@@ -58,15 +35,16 @@ check "dp2: every documented dataset and attribute is there with its dtype and s
     $PY "tests/check_schema.py" "$DOC" "$SCRATCH/runs/dp2/run.h5" ""
 check "stopped: the same, the optional stopped_at_* attributes included" \
     $PY "tests/check_schema.py" "$DOC" "$SCRATCH/runs/stopped/run.h5" required
+# the checkpoint of the dp2 run against the documented checkpoint table and fingerprint
+check "dp2: its final checkpoint holds exactly the documented attributes, groups and float32 tensors; the fingerprint follows the documented formula" \
+    $PY "tests/check_schema.py" "$DOC" "$SCRATCH/runs/dp2/checkpoints/ckpt-000000011.h5" checkpoint \
+    "$SCRATCH/runs/dp2/run.h5"
 
-# Tolerance of the cumulative-FLOPs identity: flops is a running double sum of at most
-# 11 per-step terms, each an integer-valued double below 2^53, so it is exact in
-# practice; 1e-12 relative allows for a different (equally valid) summation order.
-# The loss identity recombines per-modality means in double: ~1e-15 relative.
-TOL_SUM_REL=1e-12
+# The cumulative-FLOPs identity (a running double sum of integer-valued terms) and the
+# loss identity (per-modality means recombined in double) hold to TOL_EXACT_REL.
 
 check "dp2: steps, tokens, FLOPs, params, losses and timings agree with the configuration" \
-    $PY - "$SCRATCH/runs/dp2" "$TOL_SUM_REL" <<'EOF'
+    $PY - "$SCRATCH/runs/dp2" "$TOL_EXACT_REL" <<'EOF'
 import re, sys
 import h5py, numpy as np
 

@@ -22,6 +22,11 @@ for c in munged slurmctld slurmd sbatch srun scontrol squeue scancel sinfo; do
     fi
 done
 
+# One single-node Slurm at a time on a machine: two test runs at once (two checkouts
+# tested side by side) would register the same node name with two controllers.
+exec 9>"${TMPDIR:-/tmp}/motscale-slurm-test.lock"
+flock 9
+
 T=$SCRATCH/slurm
 mkdir -p "$T/state" "$T/spool" "$T/out"
 chmod 700 "$SCRATCH" "$T"
@@ -102,7 +107,7 @@ PIDS="$PIDS $!"
 slurmd -D >"$T/slurmd.out" 2>&1 &
 PIDS="$PIDS $!"
 up=0
-for i in $(seq 60); do
+for i in $(seq 120); do
     if [ "$(sinfo -h -n "$host" -o %T 2>/dev/null)" = idle ]; then
         up=1
         break

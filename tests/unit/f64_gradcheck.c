@@ -61,31 +61,44 @@ static void test_rope(void **state)
     }
 }
 
+/* The masked softmax over visible prefixes: every mask kind of attention is one
+ * (causal i + 1, a bidirectional span's end, all keys, a cross-attention count,
+ * none at all); masked entries are 0 and get no gradient. */
 static void test_softmax(void **state)
 {
     (void)state;
     enum { t = 5 };
+    const int64_t hi[t] = {1, 0, 3, 5, 2};
     unsigned seed = 3;
     double s[t * t], c[t * t], p[t * t], ds[t * t];
     for (int i = 0; i < t * t; i++) s[i] = 2 * urand(&seed), c[i] = urand(&seed);
     memcpy(p, s, sizeof p);
-    softmax_causal(p, t);
+    softmax_prefix(p, t, t, hi);
     memcpy(ds, c, sizeof ds);
-    softmax_causal_backward(ds, p, t);
-    for (int i = 0; i < t; i++)
-        for (int j = 0; j <= i; j++) {
+    softmax_prefix_backward(ds, p, t, t, hi);
+    for (int i = 0; i < t; i++) {
+        double rowsum = 0;
+        for (int j = 0; j < t; j++) {
+            if (j >= hi[i]) {
+                assert_true(p[i * t + j] == 0 && ds[i * t + j] == 0);
+                continue;
+            }
+            rowsum += p[i * t + j];
             double keep = s[i * t + j], jp = 0, jm = 0, q[t * t];
             s[i * t + j] = keep + FD_STEP;
             memcpy(q, s, sizeof q);
-            softmax_causal(q, t);
+            softmax_prefix(q, t, t, hi);
             for (int k = 0; k < t * t; k++) jp += c[k] * q[k];
             s[i * t + j] = keep - FD_STEP;
             memcpy(q, s, sizeof q);
-            softmax_causal(q, t);
+            softmax_prefix(q, t, t, hi);
             for (int k = 0; k < t * t; k++) jm += c[k] * q[k];
             s[i * t + j] = keep;
             assert_close(ds[i * t + j], (jp - jm) / (2 * FD_STEP), TOL_FD_REL, TOL_FD_ABS);
         }
+        if (hi[i] > 0)
+            assert_close(rowsum, 1.0, 1e-12, 0);
+    }
 }
 
 static void test_swiglu(void **state)
@@ -135,7 +148,10 @@ static void test_cross_entropy(void **state)
 
 /* ---- the whole model -------------------------------------------------------- */
 
-enum { B = 2, T = 6 };
+/* B sequences of T positions; one test raises T past one attention block (64 query
+ * rows) so the blocked path is checked too. */
+enum { B = 2, T_MAX = 70 };
+static int T = 6;
 
 static void tiny_config(config_t *cfg, const char *kind, int nmod, int norm, bool qk)
 {
@@ -143,13 +159,14 @@ static void tiny_config(config_t *cfg, const char *kind, int nmod, int norm, boo
     char mods[64], mix[32];
     snprintf(mods, sizeof mods, "%s", nmod == 1 ? "text" : nmod == 2 ? "text,image" : "text,image,speech");
     snprintf(mix, sizeof mix, "%s", nmod == 1 ? "1" : nmod == 2 ? "1,1" : "1,1,1");
-    char o1[80], o2[80], o3[80], o4[80];
+    char o1[80], o2[80], o3[80], o4[80], o5[80];
+    snprintf(o5, sizeof o5, "model.seq_len=%d", T);
     snprintf(o1, sizeof o1, "model.kind=%s", kind);
     snprintf(o2, sizeof o2, "data.modalities=%s", mods);
     snprintf(o3, sizeof o3, "data.mix=%s", mix);
     snprintf(o4, sizeof o4, "model.norm=%s", norm == NORM_PRE ? "pre" : "swin");
     char *over[] = {o1, o2, o3, o4, "model.d_model=8", "model.n_heads=2", "model.n_layers=2",
-                    "model.d_ff=12", "model.seq_len=6", qk ? "model.qk_norm=true" : "model.qk_norm=false"};
+                    "model.d_ff=12", o5, qk ? "model.qk_norm=true" : "model.qk_norm=false"};
     if (!config_load(cfg, NULL, 10, over, err, sizeof err))
         fail_msg("config: %s", err);
 }
@@ -169,8 +186,8 @@ static void tiny_vocab(vocab_t *v, int nmod)
 
 static double total_loss(model_t *m, const int32_t *win, int nmod)
 {
-    double ls[CFG_MAX_MODALITIES] = {0};
-    int64_t cnt[CFG_MAX_MODALITIES] = {0};
+    double ls[MAX_MODALITIES] = {0};
+    int64_t cnt[MAX_MODALITIES] = {0};
     model_forward(m, win, B, 0, ls, cnt);
     double s = 0;
     for (int k = 0; k < nmod; k++) s += ls[k];
@@ -187,17 +204,17 @@ static void check_model(const char *kind, int nmod, int norm, bool qk, int skip_
     tiny_vocab(&v, nmod);
     model_t m;
     tp_ctx_t tp = {.comm = 0, .rank = 0, .size = 1};
-    model_build(&m, &cfg, &v, tp, B);
-    model_init_params(&m, 7, false, 0.5); /* large init: gradients well above rounding */
-    int32_t win[B * (T + 1)];
+    model_build(&m, &cfg.model, &v, tp, B);
+    model_init_params(&m, 7, &(model_init_t){.std = 0.5}); /* large init: gradients well above rounding */
+    int32_t win[B * (T_MAX + 1)];
     unsigned seed = 11;
     for (int i = 0; i < B * (T + 1); i++) {
         int mod;
         do mod = rand_r(&seed) % nmod; while (mod == skip_mod);
         win[i] = v.lo[mod] + rand_r(&seed) % 7;
     }
-    double ls[CFG_MAX_MODALITIES] = {0};
-    int64_t cnt[CFG_MAX_MODALITIES] = {0};
+    double ls[MAX_MODALITIES] = {0};
+    int64_t cnt[MAX_MODALITIES] = {0};
     model_zero_grads(&m);
     model_forward(&m, win, B, 1.0 / (B * T), ls, cnt);
     model_backward(&m);
@@ -211,7 +228,7 @@ static void check_model(const char *kind, int nmod, int norm, bool qk, int skip_
         double lm = total_loss(&m, win, nmod);
         m.params[i] = keep;
         double fd = (lp - lm) / (2 * FD_STEP);
-        if (!close_enough(g[i], fd, 1e-5, 1e-9)) {
+        if (!close_enough(g[i], fd, TOL_FD_MODEL_REL, TOL_FD_MODEL_ABS)) {
             const char *name = "?";
             for (int k = 0; k < m.n_tensors; k++)
                 if (i >= m.tensors[k].offset && i < m.tensors[k].offset + m.tensors[k].numel)
@@ -221,7 +238,7 @@ static void check_model(const char *kind, int nmod, int norm, bool qk, int skip_
         }
     }
     if (skip_mod >= 0) {
-        int t = cfg.tower_of[skip_mod];
+        int t = cfg.model.tower_of[skip_mod];
         for (int k = 0; k < m.n_tensors; k++)
             if (m.tensors[k].tower == t)
                 for (size_t j = 0; j < m.tensors[k].numel; j++)
@@ -239,6 +256,14 @@ static void test_mot2(void **s) { (void)s; check_model("mot", 2, NORM_SWIN, fals
 static void test_mot3_qk(void **s) { (void)s; check_model("mot", 3, NORM_SWIN, true, -1); }
 static void test_mot3_pre(void **s) { (void)s; check_model("mot", 3, NORM_PRE, true, -1); }
 static void test_mot3_absent(void **s) { (void)s; check_model("mot", 3, NORM_SWIN, false, 1); }
+/* T = 70: query blocks of 64 and 6 rows seeing 64 and 70 keys */
+static void test_mot2_blocks(void **s)
+{
+    (void)s;
+    T = 70;
+    check_model("mot", 2, NORM_SWIN, false, -1);
+    T = 6;
+}
 
 int main(void)
 {
@@ -248,7 +273,7 @@ int main(void)
         cmocka_unit_test(test_cross_entropy), cmocka_unit_test(test_dense_swin),
         cmocka_unit_test(test_dense_pre),   cmocka_unit_test(test_mot2),
         cmocka_unit_test(test_mot3_qk),     cmocka_unit_test(test_mot3_pre),
-        cmocka_unit_test(test_mot3_absent),
+        cmocka_unit_test(test_mot3_absent), cmocka_unit_test(test_mot2_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -223,10 +223,23 @@ static void build_model(model_t *model, config_t *cfg, vocab_t *v, const mesh_t 
     if (!config_set(cfg, "parallel", "tp", tpv, err, sizeof err) ||
         !config_check_layout(cfg, m->world_size, err, sizeof err))
         fail_msg("layout: %s", err);
-    if (!vocab_from_config(v, cfg, err, sizeof err))
+    if (!data_vocab(v, &cfg->data, err, sizeof err))
         fail_msg("vocab: %s", err);
     tp_ctx_t tp = {.comm = m->tp_comm, .rank = m->tp_rank, .size = m->tp, .comm_s = 0};
-    model_build(model, cfg, v, tp, cfg->micro_batch);
+    model_build(model, &cfg->model, v, tp, cfg->micro_batch);
+}
+
+/* DP over the model's gradient segments, as the trainer sets it up: one segment per
+ * tensor with the stage the table gives it. */
+static void sync_init(dp_sync_t *s, const mesh_t *m, const model_t *model, double bucket_mb)
+{
+    dp_segment_t *seg = calloc((size_t)model->n_tensors, sizeof *seg);
+    for (int i = 0; i < model->n_tensors; i++) {
+        const tensor_info_t *t = &model->tensors[i];
+        seg[i] = (dp_segment_t){t->name, t->offset, t->numel, t->stage};
+    }
+    dp_sync_init(s, m->dp_comm, m->dp, model->grads, seg, model->n_tensors, bucket_mb);
+    free(seg);
 }
 
 static void test_dp_buckets(void **state)
@@ -247,7 +260,7 @@ static void test_dp_buckets(void **state)
         /* a few thousand fp32 per bucket: several buckets per layer */
         double bucket_mb = 16384.0 / 1048576.0;
         dp_sync_t s;
-        dp_sync_init(&s, m.dp_comm, m.dp, &model, bucket_mb);
+        sync_init(&s, &m, &model, bucket_mb);
 
         /* buckets: several, contiguous, covering the buffer, none ready before its
          * tensors are final */
@@ -267,7 +280,7 @@ static void test_dp_buckets(void **state)
         int max_stage = 0;
         for (int i = 0; i < model.n_tensors; i++) {
             const tensor_info_t *t = &model.tensors[i];
-            int st = model_tensor_stage(&model, t);
+            int st = t->stage;
             max_stage = st > max_stage ? st : max_stage;
             for (int b = 0; b < s.n_buckets; b++) {
                 const dp_bucket_t *k = &s.buckets[b];
@@ -288,19 +301,19 @@ static void test_dp_buckets(void **state)
 
         /* backward's stage calls, in order; after each, exactly the buckets whose
          * tensors are final have started */
-        dp_sync_arm(&s, &model);
-        if (!model.on_stage)
-            MISMATCH(first, "(tp %d, dp %d): dp_sync_arm did not set on_stage", tp, dp);
-        for (int stage = 0; stage <= max_stage && model.on_stage; stage++) {
-            model.on_stage(model.on_stage_ctx, stage);
+        dp_sync_arm(&s);
+        if (!s.armed)
+            MISMATCH(first, "(tp %d, dp %d): dp_sync_arm did not arm", tp, dp);
+        for (int stage = 0; stage <= max_stage; stage++) {
+            dp_sync_stage(&s, stage);
             for (int b = 0; b < s.n_buckets; b++)
                 if (s.buckets[b].started != (s.buckets[b].ready_stage <= stage))
                     MISMATCH(first, "(tp %d, dp %d): after stage %d bucket %d (ready at %d) started = %d", tp,
                              dp, stage, b, s.buckets[b].ready_stage, s.buckets[b].started);
         }
-        dp_sync_finish(&s, &model);
-        if (model.on_stage)
-            MISMATCH(first, "(tp %d, dp %d): dp_sync_finish left on_stage set", tp, dp);
+        dp_sync_finish(&s);
+        if (s.armed)
+            MISMATCH(first, "(tp %d, dp %d): dp_sync_finish left the hook armed", tp, dp);
         for (size_t i = 0; i < model.n_local; i++) {
             double want = (double)(i % 37 + 1) * rsum;
             if ((double)model.grads[i] != want)
@@ -311,8 +324,8 @@ static void test_dp_buckets(void **state)
         /* finish without any stage call (backward that never reported): still exact */
         for (size_t i = 0; i < model.n_local; i++)
             model.grads[i] = (real)((world_rank + 1) * (int)(i % 37 + 1));
-        dp_sync_arm(&s, &model);
-        dp_sync_finish(&s, &model);
+        dp_sync_arm(&s);
+        dp_sync_finish(&s);
         for (size_t i = 0; i < model.n_local; i++) {
             double want = (double)(i % 37 + 1) * rsum;
             if ((double)model.grads[i] != want) {
@@ -334,11 +347,11 @@ static void test_dp_buckets(void **state)
     model_t model;
     build_model(&model, &cfg, &v, &m);
     dp_sync_t s;
-    dp_sync_init(&s, m.dp_comm, m.dp, &model, 16384.0 / 1048576.0);
+    sync_init(&s, &m, &model, 16384.0 / 1048576.0);
     for (size_t i = 0; i < model.n_local; i++)
         model.grads[i] = (real)(world_rank + 1);
-    dp_sync_arm(&s, &model);
-    dp_sync_finish(&s, &model);
+    dp_sync_arm(&s);
+    dp_sync_finish(&s);
     for (size_t i = 0; i < model.n_local; i++)
         if (model.grads[i] != (real)(world_rank + 1)) {
             MISMATCH(first, "dp = 1: grad[%zu] changed to %.9g", i, (double)model.grads[i]);

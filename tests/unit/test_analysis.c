@@ -14,17 +14,7 @@
 
 #include "motscale/analysis.h"
 
-/* Step matching interpolates linearly between logged points of a smooth convex
- * curve (relative error O((dt/t)^2 * alpha) ~ 1e-4 here) and the smoother commutes
- * with stretching up to its discretisation (O((dt / (window * t))^2), large only at
- * early steps, which the origin-slope fit weighs little): measured ~1e-3; the
- * issue's 1% holds with room. */
-#define TOL_SLOPE_REL 0.01
-/* Noisy power law (0.2% noise, one outlier): parameters within 2% (the issue's). */
-#define TOL_FIT_REL 0.02
-/* Quantities that are exact in real arithmetic, computed in a few dozen flops. */
-#define TOL_EXACT_REL 1e-12
-
+/* TOL_SLOPE_REL, TOL_FIT_REL and TOL_EXACT_REL: tests/tolerances.env */
 #define STRETCH 0.4
 #define STEP_TIME_BASE 1.0
 #define STEP_TIME_CAND 1.5
@@ -44,7 +34,7 @@ static double base_loss(int m, double t)
 /* A curve in the layout of a run: rows at steps LOG_EVERY .. N_STEPS. */
 typedef struct curve {
     int64_t step[N_ROWS], tokens[N_ROWS], tokens_by_mod[N_ROWS * 2];
-    double flops[N_ROWS], wall[N_ROWS], loss[N_ROWS], loss_by_mod[N_ROWS * 2];
+    double flops[N_ROWS], wall[N_ROWS], loss[N_ROWS], loss_by_modality[N_ROWS * 2];
     double step_time[N_ROWS], compute[N_ROWS], comm[N_ROWS], io[N_ROWS];
 } curve_t;
 
@@ -67,8 +57,8 @@ static void make_curve(curve_t *c, double stretch, double offset, double step_ti
         double lt = base_loss(0, (double)t / stretch) + offset;
         double li = base_loss(1, (double)t / stretch) + offset;
         bool no_image = i % 7 == 3;
-        c->loss_by_mod[2 * i] = lt;
-        c->loss_by_mod[2 * i + 1] = no_image ? NAN : li;
+        c->loss_by_modality[2 * i] = lt;
+        c->loss_by_modality[2 * i + 1] = no_image ? NAN : li;
         c->tokens_by_mod[2 * i] = no_image ? TOKENS_PER_STEP : TOKENS_PER_STEP / 2;
         c->tokens_by_mod[2 * i + 1] = no_image ? 0 : TOKENS_PER_STEP / 2;
         c->loss[i] = 0.5 * (lt + li);
@@ -76,7 +66,7 @@ static void make_curve(curve_t *c, double stretch, double offset, double step_ti
 }
 
 /* A run in memory pointing at a curve's arrays (nothing to free). */
-static void run_from_curve(analysis_run_t *r, curve_t *c)
+static void run_from_curve(runrec_t *r, curve_t *c)
 {
     memset(r, 0, sizeof *r);
     r->n_mod = 2;
@@ -88,22 +78,22 @@ static void run_from_curve(analysis_run_t *r, curve_t *c)
     r->flops = c->flops;
     r->wall_time = c->wall;
     r->loss = c->loss;
-    r->loss_by_mod = c->loss_by_mod;
+    r->loss_by_modality = c->loss_by_modality;
     r->step_time = c->step_time;
 }
 
-static void match_runs(analysis_match_t *m, const analysis_run_t *b, const analysis_run_t *c,
+static void match_runs(analysis_match_t *m, const runrec_t *b, const runrec_t *c,
                        int col)
 {
     analysis_series_t sb, sc;
-    analysis_series_build(&sb, b, ANALYSIS_TRAIN, col, ANALYSIS_SMOOTH_DEFAULT);
-    analysis_series_build(&sc, c, ANALYSIS_TRAIN, col, ANALYSIS_SMOOTH_DEFAULT);
+    analysis_series_build(&sb, b, ANALYSIS_TRAIN, col, SMOOTH_DEFAULT);
+    analysis_series_build(&sc, c, ANALYSIS_TRAIN, col, SMOOTH_DEFAULT);
     analysis_match(m, &sb, &sc);
     analysis_series_free(&sb);
     analysis_series_free(&sc);
 }
 
-static void check_stretched(const analysis_run_t *b, const analysis_run_t *c)
+static void check_stretched(const runrec_t *b, const runrec_t *c)
 {
     for (int col = -1; col < 2; col++) {
         analysis_match_t m;
@@ -134,7 +124,7 @@ static void test_stretched_curve_gives_slope(void **state)
     static curve_t cb, cc;
     make_curve(&cb, 1.0, 0, STEP_TIME_BASE);
     make_curve(&cc, STRETCH, 0, STEP_TIME_CAND);
-    analysis_run_t b, c;
+    runrec_t b, c;
     run_from_curve(&b, &cb);
     run_from_curve(&c, &cc);
     check_stretched(&b, &c);
@@ -148,7 +138,7 @@ static void test_never_reached_is_not_a_number(void **state)
     /* stretched (faster) but 0.5 nats worse: reaches the baseline's early losses,
      * never its final one */
     make_curve(&cc, STRETCH, 0.5, STEP_TIME_CAND);
-    analysis_run_t b, c;
+    runrec_t b, c;
     run_from_curve(&b, &cb);
     run_from_curve(&c, &cc);
     for (int col = -1; col < 2; col++) {
@@ -187,28 +177,28 @@ static void test_ema_exact_on_constant(void **state)
     const int64_t steps[] = {0, 1, 2, 5, 10, 11, 50, 100, 1000, 1001, 5000};
     const double c = 2.718281828459045;
     for (int wi = 0; wi < 3; wi++) {
-        double window = (double[]){0.0, ANALYSIS_SMOOTH_DEFAULT, 0.5}[wi];
-        analysis_ema_t e;
-        analysis_ema_init(&e, window);
+        double window = (double[]){0.0, SMOOTH_DEFAULT, 0.5}[wi];
+        smooth_ema_t e;
+        smooth_ema_init(&e, window);
         for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-            double s = analysis_ema_update(&e, steps[i], c);
+            double s = smooth_ema_update(&e, steps[i], c);
             /* a few roundings in m and w: a few ulps */
             assert_close(s, c, 4 * 2.2e-16, 0);
             /* a modality absent from a step leaves the value where it was */
-            assert_close(analysis_ema_update(&e, steps[i], NAN), s, 0, 0);
+            assert_close(smooth_ema_update(&e, steps[i], NAN), s, 0, 0);
         }
     }
     /* the first input comes back as is; no input yet is NaN */
-    analysis_ema_t e;
-    analysis_ema_init(&e, ANALYSIS_SMOOTH_DEFAULT);
-    assert_true(isnan(analysis_ema_update(&e, 10, NAN)));
-    assert_close(analysis_ema_update(&e, 20, 7.25), 7.25, 2.2e-16, 0);
+    smooth_ema_t e;
+    smooth_ema_init(&e, SMOOTH_DEFAULT);
+    assert_true(isnan(smooth_ema_update(&e, 10, NAN)));
+    assert_close(smooth_ema_update(&e, 20, 7.25), 7.25, 2.2e-16, 0);
     /* Against the ODE it integrates, solved independently by RK4: from step 20 to
      * 30, dm/dt = (x(t) - m) / tau and dw/dt = (1 - w) / tau, tau = window * 30, x
      * linear from 7.25 to 1; from 0 to 20 (tau = window * 20, x = 7.25 held) the
      * closed form m = 7.25 w, w = 1 - exp(-20 / tau). */
-    double tau = ANALYSIS_SMOOTH_DEFAULT * 30.0;
-    double w = 1 - exp(-20.0 / (ANALYSIS_SMOOTH_DEFAULT * 20.0)), m = 7.25 * w;
+    double tau = SMOOTH_DEFAULT * 30.0;
+    double w = 1 - exp(-20.0 / (SMOOTH_DEFAULT * 20.0)), m = 7.25 * w;
     const int n_rk = 2000;
     double h = 10.0 / n_rk;
     for (int i = 0; i < n_rk; i++) {
@@ -223,7 +213,7 @@ static void test_ema_exact_on_constant(void **state)
         w += h / 6 * (l1 + 2 * l2 + 2 * l3 + l4);
     }
     /* RK4 at h = 0.005 with tau = 3: truncation error ~ (h / tau)^4 ~ 1e-11 */
-    assert_close(analysis_ema_update(&e, 30, 1.0), m / w, 1e-10, 0);
+    assert_close(smooth_ema_update(&e, 30, 1.0), m / w, 1e-10, 0);
 }
 
 static void test_power_law_recovered(void **state)
@@ -390,7 +380,7 @@ static void write_run(const char *path, const curve_t *c, const char *kind, cons
         {"compute_time", H5T_NATIVE_DOUBLE, c->compute, 0},
         {"comm_time", H5T_NATIVE_DOUBLE, c->comm, 0},
         {"io_time", H5T_NATIVE_DOUBLE, c->io, 0},
-        {"loss_by_modality", H5T_NATIVE_DOUBLE, c->loss_by_mod, 2},
+        {"loss_by_modality", H5T_NATIVE_DOUBLE, c->loss_by_modality, 2},
         {"tokens_by_modality", H5T_NATIVE_INT64, c->tokens_by_mod, 2}};
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
         if (!skip || strcmp(skip, cols[i].name))
@@ -402,7 +392,7 @@ static void write_run(const char *path, const curve_t *c, const char *kind, cons
     dset(g, "flops", H5T_NATIVE_DOUBLE, c->flops, 0, 0);
     dset(g, "wall_time", H5T_NATIVE_DOUBLE, c->wall, 0, 0);
     dset(g, "loss", H5T_NATIVE_DOUBLE, c->loss, 0, 0);
-    dset(g, "loss_by_modality", H5T_NATIVE_DOUBLE, c->loss_by_mod, 0, 2);
+    dset(g, "loss_by_modality", H5T_NATIVE_DOUBLE, c->loss_by_modality, 0, 2);
     H5Gclose(g);
     H5Fclose(f);
 }
@@ -440,9 +430,9 @@ static void test_run_files(void **state)
     snprintf(pc, sizeof pc, "%s/cand.h5", tmpdir);
     write_run(pb, &cb, "dense", NULL);
     write_run(pc, &cc, "mot", NULL);
-    analysis_run_t b, c;
-    assert_true(analysis_run_load(pb, &b, err, sizeof err));
-    assert_true(analysis_run_load(pc, &c, err, sizeof err));
+    runrec_t b, c;
+    assert_true(runrec_load(pb, &b, err, sizeof err));
+    assert_true(runrec_load(pc, &c, err, sizeof err));
     assert_int_equal(b.n, N_ROWS);
     assert_int_equal(b.n_mod, 2);
     assert_string_equal(b.mod_names[1], "image");
@@ -450,9 +440,9 @@ static void test_run_files(void **state)
     assert_int_equal(b.d_model, 64);
     assert_int_equal(b.n_eval, 0);
     assert_int_equal(b.params_total, 123456);
-    assert_close(b.loss_by_mod[2 * 5 + 1], cb.loss_by_mod[2 * 5 + 1], 0, 0);
+    assert_close(b.loss_by_modality[2 * 5 + 1], cb.loss_by_modality[2 * 5 + 1], 0, 0);
     char v[64];
-    analysis_config_get(&b, "train", "steps", v, sizeof v);
+    runrec_config_get(&b, "train", "steps", v, sizeof v);
     assert_string_equal(v, "2000");
     char lines[8][256];
     assert_int_equal(analysis_comparability(&b, &c, lines, 8), 0);
@@ -462,17 +452,17 @@ static void test_run_files(void **state)
     int n_mod;
     char names[ANALYSIS_MAX_MOD][ANALYSIS_NAME_LEN];
     double fin[ANALYSIS_MAX_MOD], fin_all;
-    assert_true(analysis_final_losses(pb, &n_mod, names, fin, &fin_all, err, sizeof err));
+    assert_true(runrec_final_losses(pb, &n_mod, names, fin, &fin_all, err, sizeof err));
     assert_int_equal(n_mod, 2);
     assert_string_equal(names[0], "text");
     for (int col = -1; col < 2; col++) {
         analysis_series_t s;
-        analysis_series_build(&s, &b, ANALYSIS_TRAIN, col, ANALYSIS_SMOOTH_DEFAULT);
+        analysis_series_build(&s, &b, ANALYSIS_TRAIN, col, SMOOTH_DEFAULT);
         assert_close(col < 0 ? fin_all : fin[col], s.loss[s.n - 1], 0, 0);
         analysis_series_free(&s);
     }
-    analysis_run_free(&b);
-    analysis_run_free(&c);
+    runrec_free(&b);
+    runrec_free(&c);
 }
 
 static void test_bad_files_name_the_object(void **state)
@@ -481,10 +471,10 @@ static void test_bad_files_name_the_object(void **state)
     static curve_t cb;
     make_curve(&cb, 1.0, 0, STEP_TIME_BASE);
     char p[512], err[1024];
-    analysis_run_t r;
+    runrec_t r;
     snprintf(p, sizeof p, "%s/broken.h5", tmpdir);
     write_run(p, &cb, "dense", "io_time");
-    assert_false(analysis_run_load(p, &r, err, sizeof err));
+    assert_false(runrec_load(p, &r, err, sizeof err));
     print_message("# %s\n", err);
     assert_non_null(strstr(err, p));
     assert_non_null(strstr(err, "/metrics/io_time"));
@@ -493,10 +483,10 @@ static void test_bad_files_name_the_object(void **state)
     assert_non_null(f);
     fputs("not an HDF5 file\n", f);
     fclose(f);
-    assert_false(analysis_run_load(p, &r, err, sizeof err));
+    assert_false(runrec_load(p, &r, err, sizeof err));
     assert_non_null(strstr(err, p));
     snprintf(p, sizeof p, "%s/absent.h5", tmpdir);
-    assert_false(analysis_run_load(p, &r, err, sizeof err));
+    assert_false(runrec_load(p, &r, err, sizeof err));
     assert_non_null(strstr(err, "absent.h5"));
 }
 

@@ -10,12 +10,9 @@
 #include "motscale/data.h"
 #include "motscale/vocab.h"
 
-/* Modality shares over N_SHARE windows of 65 tokens (1.3M tokens, about 30k spans):
- * a share is a mean over roughly independent spans, so its standard error is about
- * sqrt(s (1 - s) / 30k) x (span-length spread, < 2) < 0.006; 0.02 is over 3 sigma,
- * while a generator that ignored data.mix (e.g. equal span counts) is off by > 0.1. */
+/* Modality shares over N_SHARE windows of 65 tokens (1.3M tokens, about 30k spans),
+ * within TOL_SHARE (tests/tolerances.env says why). */
 #define N_SHARE 20000
-#define TOL_SHARE 0.02
 /* Entropies over N_ENT windows: the plug-in estimate of H(X | Y) is biased low by
  * about (cells - rows) / (2 N ln 2) bits: 0.03 bits for 90 x 90 text pairs from
  * 200k pairs. The designed gains are > 1 bit (image, one row back) and about 0
@@ -35,9 +32,9 @@ static void load(config_t *cfg, int n, char **over)
 static data_t *open_split(const config_t *cfg, vocab_t *v, int split)
 {
     char err[1024];
-    if (!vocab_from_config(v, cfg, err, sizeof err))
+    if (!data_vocab(v, &cfg->data, err, sizeof err))
         fail_msg("vocab_from_config: %s", err);
-    data_t *d = data_open(cfg, v, split, err, sizeof err);
+    data_t *d = data_open(&cfg->data, v, split, err, sizeof err);
     if (!d)
         fail_msg("data_open: %s", err);
     return d;
@@ -50,7 +47,7 @@ static void test_vocab_layout(void **state)
     vocab_t v;
     char err[256];
     load(&cfg, 0, NULL);
-    assert_true(vocab_from_config(&v, &cfg, err, sizeof err));
+    assert_true(data_vocab(&v, &cfg.data, err, sizeof err));
     /* defaults: text 96 (boundary tokens included), image 64, one after the other */
     assert_int_equal(v.n_modalities, 2);
     assert_string_equal(v.names[0], "text");
@@ -65,7 +62,7 @@ static void test_vocab_layout(void **state)
 
     char *over[] = {"data.modalities=text,image,speech", "data.mix=1,1,1", "data.vocab_speech=40"};
     load(&cfg, 3, over);
-    assert_true(vocab_from_config(&v, &cfg, err, sizeof err));
+    assert_true(data_vocab(&v, &cfg.data, err, sizeof err));
     assert_int_equal(v.lo[2], 160);
     assert_int_equal(v.hi[2], 200);
     assert_int_equal(v.size, 200);
@@ -79,7 +76,7 @@ static void test_vocab_layout(void **state)
 
     char *tiny[] = {"data.modalities=text,image,speech", "data.mix=1,1,1", "data.vocab_text=6"};
     load(&cfg, 3, tiny);
-    assert_false(vocab_from_config(&v, &cfg, err, sizeof err));
+    assert_false(data_vocab(&v, &cfg.data, err, sizeof err));
     assert_non_null(strstr(err, "data.vocab_text"));
 }
 
@@ -90,7 +87,7 @@ static void test_same_seed_same_tokens(void **state)
     vocab_t v;
     char *over[] = {"data.modalities=text,image,speech", "data.mix=1,1,1"};
     load(&cfg, 2, over);
-    size_t w = (size_t)cfg.seq_len + 1;
+    size_t w = (size_t)cfg.model.seq_len + 1;
     data_t *a = open_split(&cfg, &v, SPLIT_TRAIN), *b = open_split(&cfg, &v, SPLIT_TRAIN);
     int32_t *x = malloc(16 * w * sizeof *x), *y = malloc(16 * w * sizeof *y);
     data_read(a, 100, 16, x);
@@ -134,7 +131,7 @@ static void test_layouts_read_the_same_batch(void **state)
     vocab_t v;
     load(&cfg, 0, NULL);
     enum { G = 8 };
-    size_t w = (size_t)cfg.seq_len + 1;
+    size_t w = (size_t)cfg.model.seq_len + 1;
     data_t *d = open_split(&cfg, &v, SPLIT_TRAIN);
     int32_t *ref = malloc(G * w * sizeof *ref), *got = malloc(G * w * sizeof *got);
     int layouts = 0;
@@ -171,7 +168,7 @@ static void test_layouts_read_the_same_batch(void **state)
 
 static int32_t *read_many(const config_t *cfg, vocab_t *v, int split, int64_t n)
 {
-    size_t w = (size_t)cfg->seq_len + 1;
+    size_t w = (size_t)cfg->model.seq_len + 1;
     int32_t *t = malloc((size_t)n * w * sizeof *t);
     data_t *d = open_split(cfg, v, split);
     data_read(d, 0, (int)n, t);
@@ -191,10 +188,10 @@ static void test_vocab_and_shares(void **state)
         config_t cfg;
         vocab_t v;
         load(&cfg, 2, (char **)mixes[c]);
-        size_t w = (size_t)cfg.seq_len + 1;
+        size_t w = (size_t)cfg.model.seq_len + 1;
         for (int split = 0; split < 2; split++) {
             int32_t *t = read_many(&cfg, &v, split, N_SHARE);
-            double n[CFG_MAX_MODALITIES] = {0};
+            double n[MAX_MODALITIES] = {0};
             for (size_t i = 0; i < (size_t)N_SHARE * w; i++) {
                 int m = vocab_modality(&v, t[i]);
                 if (m < 0)
@@ -204,8 +201,8 @@ static void test_vocab_and_shares(void **state)
             for (int m = 0; m < v.n_modalities; m++) {
                 double share = n[m] / ((double)N_SHARE * (double)w);
                 print_message("# %s split %d: %s share %.4f (mix %.4f)\n", mixes[c][1], split, v.names[m], share,
-                              cfg.mix_share[m]);
-                assert_close(share, cfg.mix_share[m], 0, TOL_SHARE);
+                              cfg.data.mix_share[m]);
+                assert_close(share, cfg.data.mix_share[m], 0, TOL_SHARE);
             }
             free(t);
         }
@@ -260,11 +257,11 @@ static void test_statistics_differ_as_designed(void **state)
     vocab_t v;
     char *over[] = {"data.modalities=text,image,speech", "data.mix=1,1,1"};
     load(&cfg, 2, over);
-    size_t w = (size_t)cfg.seq_len + 1;
-    int W = cfg.image_w;
+    size_t w = (size_t)cfg.model.seq_len + 1;
+    int W = cfg.data.synth.image_w;
     int32_t *t = read_many(&cfg, &v, SPLIT_TRAIN, N_ENT);
     int M = v.n_modalities;
-    pairs_t prev[CFG_MAX_MODALITIES], row[CFG_MAX_MODALITIES];
+    pairs_t prev[MAX_MODALITIES], row[MAX_MODALITIES];
     for (int m = 0; m < M; m++) {
         pairs_init(&prev[m], v.hi[m] - v.lo[m]);
         pairs_init(&row[m], v.hi[m] - v.lo[m]);
@@ -334,7 +331,7 @@ static void test_span_structure(void **state)
     vocab_t v;
     char *over[] = {"data.modalities=text,image,speech", "data.mix=1,1,1", "model.seq_len=255"};
     load(&cfg, 3, over);
-    size_t w = (size_t)cfg.seq_len + 1;
+    size_t w = (size_t)cfg.model.seq_len + 1;
     enum { N = 2000 };
     int32_t *t = read_many(&cfg, &v, SPLIT_TRAIN, N);
     int64_t complete = 0, starts_doc = 0;
@@ -348,7 +345,7 @@ static void test_span_structure(void **state)
                 open = (int64_t)i;
             } else if (x[i] == vocab_end_token(&v, 1)) {
                 if (open >= 0) {
-                    assert_int_equal((int64_t)i - open - 1, (int64_t)cfg.image_h * cfg.image_w);
+                    assert_int_equal((int64_t)i - open - 1, (int64_t)cfg.data.synth.image_h * cfg.data.synth.image_w);
                     complete++;
                 }
                 open = -1;

@@ -132,9 +132,9 @@ static data_t *try_open(const char *path, const char *modalities, int split, cha
     static config_t cfg;
     vocab_t v;
     file_config(&cfg, path, modalities);
-    if (!vocab_from_config(&v, &cfg, err, errlen))
+    if (!data_vocab(&v, &cfg.data, err, errlen))
         return NULL;
-    return data_open(&cfg, &v, split, err, errlen);
+    return data_open(&cfg.data, &v, split, err, errlen);
 }
 
 static void expect_refused(const char *name, const uint32_t *tok, fileopts_t o, const char *must1,
@@ -200,7 +200,7 @@ static void test_malformed_files_are_refused(void **state)
     expect_refused("signed.h5", tok, (fileopts_t){.signed_tokens = true}, "/tokens", "signed integer");
     expect_refused("no_tokens.h5", tok, (fileopts_t){.no_tokens = true}, "dataset /tokens is missing", NULL);
     expect_refused("no_spans.h5", tok, (fileopts_t){.no_spans = true}, "dataset /spans is missing", NULL);
-    expect_refused("no_vocab_lo.h5", tok, (fileopts_t){.no_vocab_lo = true}, "attribute /vocab_lo", NULL);
+    expect_refused("no_vocab_lo.h5", tok, (fileopts_t){.no_vocab_lo = true}, "/@vocab_lo: missing", NULL);
 
     /* the first half of a good file */
     char good[600], cut[600], err[2048] = "";
@@ -266,12 +266,12 @@ static void test_gen_round_trip(void **state)
     int32_t *a = malloc(20 * w * sizeof *a), *b = malloc(20 * w * sizeof *b);
     for (int split = 0; split < 2; split++) {
         vocab_t vs, vf;
-        assert_true(vocab_from_config(&vs, &syn, err, sizeof err));
-        if (!vocab_from_config(&vf, &fil, err, sizeof err))
+        assert_true(data_vocab(&vs, &syn.data, err, sizeof err));
+        if (!data_vocab(&vf, &fil.data, err, sizeof err))
             fail_msg("%s", err);
         assert_memory_equal(&vs, &vf, sizeof vs);
-        data_t *ds = data_open(&syn, &vs, split, err, sizeof err);
-        data_t *df = data_open(&fil, &vf, split, err, sizeof err);
+        data_t *ds = data_open(&syn.data, &vs, split, err, sizeof err);
+        data_t *df = data_open(&fil.data, &vf, split, err, sizeof err);
         if (!ds || !df)
             fail_msg("data_open: %s", err);
         data_read(ds, 0, (int)count[split], a);

@@ -12,6 +12,7 @@
 #include "motscale/config.h"
 #include "motscale/data.h"
 #include "motscale/model.h"
+#include "motscale/tower.h"
 
 /* Small but not trivial: two blocks, several heads, both modalities' tokens in
  * every batch (text spans of ~8 tokens, 4 x 4 images inside 32-token windows). */
@@ -35,9 +36,9 @@ static void load(config_t *cfg, int n, char **over)
 static int32_t *windows_of(const config_t *cfg, vocab_t *v)
 {
     char err[1024];
-    if (!vocab_from_config(v, cfg, err, sizeof err))
+    if (!data_vocab(v, &cfg->data, err, sizeof err))
         fail_msg("vocab_from_config: %s", err);
-    data_t *d = data_open(cfg, v, SPLIT_TRAIN, err, sizeof err);
+    data_t *d = data_open(&cfg->data, v, SPLIT_TRAIN, err, sizeof err);
     if (!d)
         fail_msg("data_open: %s", err);
     int32_t *w = malloc(sizeof *w * STEPS * B * (T + 1));
@@ -49,15 +50,15 @@ static int32_t *windows_of(const config_t *cfg, vocab_t *v)
 static void build(model_t *m, const config_t *cfg, const vocab_t *v)
 {
     tp_ctx_t tp = {.comm = MPI_COMM_NULL, .rank = 0, .size = 1};
-    model_build(m, cfg, v, tp, B);
-    model_init_params(m, cfg->seed, cfg->init_same_towers, cfg->init_std);
+    model_build(m, &cfg->model, v, tp, B);
+    model_init_params(m, cfg->seed, &cfg->init);
 }
 
 /* One step: zero, forward (mean CE over the batch), backward. */
 static void step(model_t *m, const int32_t *win, double *ls, int64_t *cnt)
 {
-    memset(ls, 0, sizeof(double) * CFG_MAX_MODALITIES);
-    memset(cnt, 0, sizeof(int64_t) * CFG_MAX_MODALITIES);
+    memset(ls, 0, sizeof(double) * MAX_MODALITIES);
+    memset(cnt, 0, sizeof(int64_t) * MAX_MODALITIES);
     model_zero_grads(m);
     model_forward(m, win, B, (real)(1.0 / (B * T)), ls, cnt);
     model_backward(m);
@@ -78,7 +79,7 @@ static void check_bit_identical(int n_dense, char **dense_over, int n_cand, char
     vocab_t vd, vc;
     load(&cd, n_dense, dense_over);
     load(&cc, n_cand, cand_over);
-    assert_int_equal(cc.n_towers, 1);
+    assert_int_equal(cc.model.n_towers, 1);
     int32_t *wd = windows_of(&cd, &vd), *wc = windows_of(&cc, &vc);
     assert_int_equal(vd.size, vc.size);
     assert_memory_equal(wd, wc, sizeof *wd * STEPS * B * (T + 1));
@@ -95,13 +96,13 @@ static void check_bit_identical(int n_dense, char **dense_over, int n_cand, char
     assert_memory_equal(md.params, mc.params, md.n_local * sizeof(real));
 
     for (int s = 0; s < STEPS; s++) {
-        double ld[CFG_MAX_MODALITIES], lc[CFG_MAX_MODALITIES];
-        int64_t nd[CFG_MAX_MODALITIES], nc[CFG_MAX_MODALITIES];
+        double ld[MAX_MODALITIES], lc[MAX_MODALITIES];
+        int64_t nd[MAX_MODALITIES], nc[MAX_MODALITIES];
         const int32_t *win = wd + (size_t)s * B * (T + 1);
         step(&md, win, ld, nd);
         step(&mc, win, lc, nc);
         int64_t total = 0;
-        for (int mod = 0; mod < cd.n_modalities; mod++) {
+        for (int mod = 0; mod < cd.data.n_modalities; mod++) {
             assert_int_equal(nd[mod], nc[mod]);
             total += nd[mod];
             if (memcmp(&ld[mod], &lc[mod], sizeof ld[mod]))
@@ -177,7 +178,7 @@ static void check_same_towers(int nmod, bool qk, int norm)
     vocab_t vd, vm;
     load(&cd, 5, dense_over);
     load(&cm, 6, mot_over);
-    assert_int_equal(cm.n_towers, nmod);
+    assert_int_equal(cm.model.n_towers, nmod);
     int32_t *win = windows_of(&cd, &vd), *wm = windows_of(&cm, &vm);
     assert_memory_equal(win, wm, sizeof *win * B * (T + 1));
 
@@ -186,7 +187,7 @@ static void check_same_towers(int nmod, bool qk, int norm)
     build(&mm, &cm, &vm);
 
     /* The first batch must exercise every tower, or the comparison says nothing. */
-    int64_t seen[CFG_MAX_MODALITIES] = {0};
+    int64_t seen[MAX_MODALITIES] = {0};
     for (int b = 0; b < B; b++)
         for (int i = 0; i < T; i++)
             seen[vocab_modality(&vd, win[b * (T + 1) + i])]++;
@@ -197,14 +198,14 @@ static void check_same_towers(int nmod, bool qk, int norm)
     /* Every MoT tensor starts equal (bitwise) to its dense counterpart. */
     for (int k = 0; k < mm.n_tensors; k++) {
         const tensor_info_t *t = &mm.tensors[k];
-        const tensor_info_t *u = model_tensor(&md, t->role, t->tower < 0 ? -1 : 0, t->layer);
+        const tensor_info_t *u = tower_tensor(&md, t->role, t->tower < 0 ? -1 : 0, t->layer);
         assert_non_null(u);
         assert_int_equal(t->numel, u->numel);
         assert_memory_equal(mm.params + t->offset, md.params + u->offset, t->numel * sizeof(real));
     }
 
-    double ld[CFG_MAX_MODALITIES], lm[CFG_MAX_MODALITIES];
-    int64_t nd[CFG_MAX_MODALITIES], nm[CFG_MAX_MODALITIES];
+    double ld[MAX_MODALITIES], lm[MAX_MODALITIES];
+    int64_t nd[MAX_MODALITIES], nm[MAX_MODALITIES];
     step(&md, win, ld, nd);
     step(&mm, win, lm, nm);
     double worst_loss = 0, worst_grad = 0;
@@ -225,7 +226,7 @@ static void check_same_towers(int nmod, bool qk, int norm)
         for (size_t j = 0; j < u->numel; j++) {
             double acc = 0;
             for (int t = 0; t < (u->tower < 0 ? 1 : nmod); t++) {
-                const tensor_info_t *v = model_tensor(&mm, u->role, u->tower < 0 ? -1 : t, u->layer);
+                const tensor_info_t *v = tower_tensor(&mm, u->role, u->tower < 0 ? -1 : t, u->layer);
                 acc += mm.grads[v->offset + j];
             }
             sum[u->offset + j] = (real)acc;
@@ -241,7 +242,7 @@ static void check_same_towers(int nmod, bool qk, int norm)
     }
     /* and the MoT towers really differ from each other (each saw only its own
      * tokens), so the sum above is not trivially n x one tower */
-    const tensor_info_t *w0 = model_tensor(&mm, ROLE_W1, 0, 0), *w1 = model_tensor(&mm, ROLE_W1, 1, 0);
+    const tensor_info_t *w0 = tower_tensor(&mm, ROLE_W1, 0, 0), *w1 = tower_tensor(&mm, ROLE_W1, 1, 0);
     assert_true(rel_l2(mm.grads + w0->offset, mm.grads + w1->offset, w0->numel) > 0.1);
     print_message("# %d modalities%s%s: worst loss rel diff %.3g, worst grad rel L2 diff %.3g (%s)\n",
                   nmod, qk ? ", qk_norm" : "", norm == NORM_PRE ? ", pre" : "", worst_loss,

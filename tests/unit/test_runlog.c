@@ -25,7 +25,6 @@
 #define NMOD 2
 #define WORLD 3
 
-static config_t cfg;
 static char dir[256];
 
 /* The values of row `step`: closed forms the readers (here and in h5py) recompute. */
@@ -61,27 +60,15 @@ static void make_row(row_buf_t *b, int64_t step, double salt)
 
 static runlog_meta_t make_meta(void)
 {
-    memset(&cfg, 0, sizeof cfg);
-    snprintf(cfg.name, sizeof cfg.name, "unit-run");
-    snprintf(cfg.experiment, sizeof cfg.experiment, "unit-exp");
-    cfg.kind = MODEL_MOT;
-    cfg.d_model = 64;
-    cfg.n_layers = 2;
-    cfg.n_heads = 4;
-    cfg.d_ff = 256;
-    cfg.seq_len = 128;
-    cfg.tp_backend = TP_MEGATRON;
-    cfg.n_modalities = NMOD;
-    snprintf(cfg.modality_names[0], CFG_NAME_LEN, "text");
-    snprintf(cfg.modality_names[1], CFG_NAME_LEN, "image");
-    cfg.n_towers = 2;
-    cfg.tower_of[0] = 0;
-    cfg.tower_of[1] = 1;
     return (runlog_meta_t){
-        .cfg = &cfg, .config_text = "[run]\nname = unit-run\n", .world_size = WORLD,
-        .dp = 3, .tp = 1, .hostnames = "nodeA,nodeB", .mpi_library_version = "Open MPI test",
-        .blas = "OpenBLAS test (1 thread)", .peak_flops_per_rank = 1.5e11,
-        .peak_flops_source = "config", .kind = "mot", .params_total = 123456789012LL,
+        .config_text = "[run]\nname = unit-run\n", .experiment = "unit-exp",
+        .run_name = "unit-run", .world_size = WORLD, .dp = 3, .tp = 1,
+        .tp_backend = "megatron", .hostnames = "nodeA,nodeB",
+        .mpi_library_version = "Open MPI test", .blas = "OpenBLAS test (1 thread)",
+        .peak_flops_per_rank = 1.5e11, .peak_flops_source = "config", .kind = "mot",
+        .d_model = 64, .n_layers = 2, .n_heads = 4, .d_ff = 256, .seq_len = 128,
+        .n_towers = 2, .n_modalities = NMOD, .modality_names = {"text", "image"},
+        .tower_of = {0, 1}, .params_total = 123456789012LL,
         .params_active_per_token = 61728394506LL, .flops_per_token = 7.25e8,
         .vocab_size = 1024};
 }
@@ -106,9 +93,9 @@ static void write_rows(runlog_t *r, int64_t first, int64_t stride, int n, double
 static void write_eval(runlog_t *r, int64_t step)
 {
     double lbm[NMOD] = {row_loss(step) + 0.5, row_loss(step) + 1.5};
-    runlog_eval_t ev = {.step = step, .flops = 1e9 * (double)step,
-                        .wall_time = 0.5 * (double)step, .loss = row_loss(step) + 1.0,
-                        .loss_by_modality = lbm};
+    runlog_eval_t ev = {.eval_step = step, .eval_flops = 1e9 * (double)step,
+                        .eval_wall_time = 0.5 * (double)step, .eval_loss = row_loss(step) + 1.0,
+                        .eval_loss_by_modality = lbm};
     bool ok = runlog_append_eval(r, &ev);
     assert_true(ok);
 }
@@ -442,7 +429,7 @@ static void test_create_refuses_existing(void **state)
 
     /* reopen of something that is not a run record names the file */
     err[0] = '\0';
-    r = runlog_reopen(path, 10, WORLD, WORLD, 1, err, sizeof err);
+    r = runlog_reopen(path, 10, WORLD, WORLD, 1, "[run]\nname = unit-run\n", err, sizeof err);
     assert_null(r);
     assert_non_null(strstr(err, path));
     assert_null(strchr(err, '\n'));
@@ -465,7 +452,7 @@ static void test_reopen_drops_rows(void **state)
 
     setenv("SLURM_JOB_ID", "5151", 1);
     setenv("SLURM_RESTART_COUNT", "1", 1);
-    r = runlog_reopen(path, 60, WORLD, WORLD, 1, err, sizeof err);
+    r = runlog_reopen(path, 60, WORLD, WORLD, 1, "[run]\nname = unit-run\n", err, sizeof err);
     unsetenv("SLURM_JOB_ID");
     unsetenv("SLURM_RESTART_COUNT");
     if (!r)
@@ -530,7 +517,7 @@ static void test_reopen_after_dead_writer(void **state)
     H5Eclear2(H5E_DEFAULT);
     assert_true(refused);
 
-    r = runlog_reopen(copy, 5, WORLD, WORLD, 1, err, sizeof err);
+    r = runlog_reopen(copy, 5, WORLD, WORLD, 1, "[run]\nname = unit-run\n", err, sizeof err);
     if (!r)
         fail_msg("runlog_reopen after a dead writer: %s", err);
     write_rows(r, 6, 1, 5, 0.5);
@@ -552,7 +539,7 @@ static void test_reopen_missing(void **state)
     (void)state;
     char path[512], err[512] = "";
     path_in_dir(path, sizeof path, "missing.h5");
-    runlog_t *r = runlog_reopen(path, 1, WORLD, WORLD, 1, err, sizeof err);
+    runlog_t *r = runlog_reopen(path, 1, WORLD, WORLD, 1, "[run]\nname = unit-run\n", err, sizeof err);
     assert_null(r);
     assert_non_null(strstr(err, "missing.h5"));
     assert_nothing_open();
@@ -590,7 +577,7 @@ static int mode_write(const char *path, int nflush)
 static int mode_reopen(const char *path, int64_t last, int nmore)
 {
     char err[512];
-    runlog_t *r = runlog_reopen(path, last, WORLD, WORLD, 1, err, sizeof err);
+    runlog_t *r = runlog_reopen(path, last, WORLD, WORLD, 1, "[run]\nname = unit-run\n", err, sizeof err);
     if (!r) {
         fprintf(stderr, "%s\n", err);
         return 1;

@@ -1,10 +1,10 @@
 /* The loss smoother shared by compare, report and the trainer's equal-loss stop: a
- * debiased EMA whose time constant is a fixed fraction of the step (analysis.h). */
+ * debiased EMA whose time constant is a fixed fraction of the step (smooth.h). */
 #include <math.h>
 
-#include "motscale/analysis.h"
+#include "motscale/smooth.h"
 
-void analysis_ema_init(analysis_ema_t *e, double window)
+void smooth_ema_init(smooth_ema_t *e, double window)
 {
     e->window = window > 0 ? window : 0;
     e->m = 0;
@@ -14,7 +14,7 @@ void analysis_ema_init(analysis_ema_t *e, double window)
     e->started = false;
 }
 
-double analysis_ema_update(analysis_ema_t *e, int64_t step, double x)
+double smooth_ema_update(smooth_ema_t *e, int64_t step, double x)
 {
     if (!isfinite(x))
         return e->started ? e->m / e->w : NAN;
@@ -43,11 +43,11 @@ double analysis_ema_update(analysis_ema_t *e, int64_t step, double x)
     return e->m / e->w;
 }
 
-void analysis_smooth(double *out, const int64_t *step, const double *x, size_t stride,
+void smooth_series(double *out, const int64_t *step, const double *x, size_t stride,
                      size_t n, double window)
 {
-    analysis_ema_t e;
-    analysis_ema_init(&e, window);
+    smooth_ema_t e;
+    smooth_ema_init(&e, window);
     for (size_t i = 0; i < n; i++)
-        out[i] = analysis_ema_update(&e, step[i], x[i * stride]);
+        out[i] = smooth_ema_update(&e, step[i], x[i * stride]);
 }

@@ -1,0 +1,192 @@
+/* The layer library of src/model, private to it: the pieces a model kind composes.
+ * Each layer is a forward/backward pair over row blocks (rows of one tower, or later
+ * one expert, contiguous), with its shapes stated; backward functions accumulate
+ * weight gradients into m->grads and say how they treat the input gradient. Shapes:
+ * N rows, d model width, dl / fl this rank's attention / FFN widths (Megatron
+ * slices), hl local heads of hd. Every matrix product goes through gemm(). */
+#ifndef MOTSCALE_MODEL_LAYERS_H
+#define MOTSCALE_MODEL_LAYERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "motscale/model.h"
+
+struct sl_state; /* ScaLAPACK grids (scalapack.h); NULL under the Megatron backend */
+
+/* ---- the tensor table (tensors.c) --------------------------------------------- */
+
+/* A tensor to add: the kind's role (seeds its init), tower and layer (-1: none),
+ * logical shape and how it is sharded, decayed and initialised. */
+typedef struct tensor_spec {
+    const char *name;              /* full documented name */
+    int role, tower, layer;
+    int64_t rows, cols;
+    int shard;                     /* enum shard_kind */
+    bool grid2d, decay;
+    int init;                      /* enum tensor_init */
+    double init_div;
+    int stage;
+} tensor_spec_t;
+
+/* Tables are built in two passes over one list of specs: count (tensors == NULL),
+ * then fill; the offsets of the flat buffers follow the order of the list. */
+typedef struct table_builder {
+    tensor_info_t *tensors;        /* NULL: counting pass */
+    int n, cap;
+    size_t n_local;
+    int backend, tp_rank, tp_size; /* where this rank's slice is */
+} table_builder_t;
+
+/* Add one tensor (or count it); returns its index. */
+int table_add(table_builder_t *b, const tensor_spec_t *spec);
+
+/* This rank's slice of a logical (rows x cols) tensor: a Megatron column or row
+ * slice, or for a grid2d tensor under the ScaLAPACK backend its 2D block. The one
+ * place a slice is decided, for both backends. */
+void tensor_slice(int shard, bool grid2d, int backend, int tp_rank, int tp_size, int64_t rows,
+                  int64_t cols, int64_t *row0, int64_t *lrows, int64_t *col0, int64_t *lcols);
+
+/* ---- the activation plan (plan.c) --------------------------------------------- */
+
+/* Activations and scratch live in one allocation laid out by one list: the kind
+ * calls plan_take for every buffer twice, first to size (base NULL), then to carve. */
+typedef struct plan {
+    real *base, *cursor;           /* NULL while sizing */
+    size_t total;                  /* elements taken so far */
+    size_t kept;                   /* of those, kept from forward for backward */
+} plan_t;
+
+enum plan_use { PLAN_KEPT, PLAN_SCRATCH };
+real *plan_take(plan_t *p, size_t n, int use);
+
+/* ---- row blocks ------------------------------------------------------------- */
+
+/* Rows [off[b], off[b + 1]) of a batch belong to block b (its tower). */
+typedef struct blocks {
+    int n;
+    const int64_t *off;
+} blocks_t;
+
+static inline int64_t blocks_rows(const blocks_t *b, int k) { return b->off[k + 1] - b->off[k]; }
+
+/* ---- towered linear (linear.c) ---------------------------------------------------
+ * One weight per block, w[k] its table index: Y[rows of k] = X[rows of k] W_k with
+ * X: (N, in), W_k: this rank's (in, out) slice, Y: (N, out). Under the ScaLAPACK
+ * backend the same product runs as PSGEMM on the 2D grid (in, out are then the
+ * Megatron widths the activations keep). */
+void linear_forward(model_t *m, struct sl_state *sl, const blocks_t *b, const int *w, real *Y,
+                    int64_t out, const real *X, int64_t in);
+/* dX (+)= dY W_k^T (accumulate chooses), dW_k += X^T dY. */
+void linear_backward(model_t *m, struct sl_state *sl, const blocks_t *b, const int *w, real *dX,
+                     bool accumulate, const real *dY, int64_t out, const real *X, int64_t in);
+
+/* ---- norms (norm.c) ------------------------------------------------------------- */
+
+/* Y = RMSNorm(X; w_k) row-wise over d, per block; rstd: (N). */
+void norm_forward(model_t *m, const blocks_t *b, const int *w, real *Y, real *rstd, const real *X,
+                  int64_t d, real eps);
+/* dX += backward of the line above; dw_k += its weight gradient. */
+void norm_backward(model_t *m, const blocks_t *b, const int *w, real *dX, const real *dY,
+                   const real *X, const real *rstd, int64_t d);
+/* QK-norm: RMSNorm of each head's hd values of (N, hl * hd), weight slice per head;
+ * rstd: (N * hl). */
+void qknorm_forward(model_t *m, const blocks_t *b, const int *w, real *Y, real *rstd,
+                    const real *X, int hl, int64_t hd, real eps);
+void qknorm_backward(model_t *m, const blocks_t *b, const int *w, real *dX, const real *dY,
+                     const real *X, const real *rstd, int hl, int64_t hd);
+
+/* ---- rotary embedding (attention.c) --------------------------------------------- */
+
+typedef struct rope {
+    int64_t T, hd;
+    real *cos, *sin;               /* (T, hd/2): angle i * theta^(-2j/hd) */
+} rope_t;
+
+void rope_init(rope_t *r, int64_t T, int64_t hd, double theta);
+void rope_free(rope_t *r);
+
+/* ---- attention (attention.c) -----------------------------------------------------
+ * Which keys row i of a query sequence sees: keys [0, hi[i]) of the key sequence.
+ * One representation covers every kind the model kinds need:
+ *   MASK_CAUSAL               hi[i] = i + 1
+ *   MASK_CAUSAL_SPANS         hi[i] = the end of i's bidirectional span (an image),
+ *                             i + 1 outside spans
+ *   MASK_BIDIRECTIONAL        hi[i] = T_k
+ *   MASK_CROSS                another stream's keys, sorted by position: hi[i] = how
+ *                             many of them come before query i; 0 gives a zero row
+ * The kind builds hi per sequence (B x T_q) in attn_mask_build; causal needs none. */
+enum mask_kind { MASK_CAUSAL, MASK_CAUSAL_SPANS, MASK_BIDIRECTIONAL, MASK_CROSS };
+
+typedef struct attn_mask {
+    int kind;
+    int64_t Tq, Tk;
+    int64_t *hi;                   /* visible-prefix lengths: sequence b's row i is */
+    int64_t stride;                /* hi[b * stride + i]; stride 0: one row for all */
+} attn_mask_t;
+
+/* The causal mask of sequences of T: hi[i] = i + 1 for every sequence. */
+void attn_mask_causal(attn_mask_t *mk, int64_t T);
+void attn_mask_free(attn_mask_t *mk);
+
+/* Self-attention of B sequences of T positions, hl heads of hd, with rows in grouped
+ * order: inv[b T + i] is the grouped row of sequence position i of sequence b. */
+typedef struct attn_geom {
+    int B, hl;
+    int64_t T, hd, dl;             /* dl = hl * hd: the width of q, k, v rows */
+    const int64_t *inv;
+    const rope_t *rope;
+    const attn_mask_t *mask;
+} attn_geom_t;
+
+/* What forward keeps for backward (B, hl, T, hd) / (B, hl, T, T), and scratch. */
+typedef struct attn_acts {
+    real *qa, *ka, *va;            /* sequence order, RoPE applied to q and k */
+    real *p;                       /* softmax probabilities, zero outside the mask */
+} attn_acts_t;
+typedef struct attn_scratch {
+    real *o;                       /* (T, hd) one head's output / its gradient */
+    real *dp;                      /* (T, T) */
+    real *dqa, *dka, *dva;         /* (B, hl, T, hd) */
+} attn_scratch_t;
+
+/* att (N, dl) = softmax(mask(q k^T / sqrt(hd))) v per head, from q, k, v (N, dl)
+ * in grouped rows; q, k rotated by RoPE in the copy to sequence order. */
+void attention_forward(const attn_geom_t *g, attn_acts_t *A, attn_scratch_t *S, real *att,
+                       const real *q, const real *k, const real *v);
+/* dq, dk, dv (N, dl), overwritten, from datt (N, dl). */
+void attention_backward(const attn_geom_t *g, const attn_acts_t *A, attn_scratch_t *S, real *dq,
+                        real *dk, real *dv, const real *datt);
+
+/* ---- the FFN slot (ffn.c) --------------------------------------------------------
+ * A block's FFN: for now the dense SwiGLU per tower, z = (silu(x W_1) * (x W_3)) W_2,
+ * x: (N, d), u, w, s: (N, fl), z: (N, d) before the caller's g all-reduce. A mixture
+ * of experts fills the same slot later (experts as blocks of gathered rows). */
+typedef struct ffn_weights {
+    const int *w1, *w3, *w2;       /* per block */
+} ffn_weights_t;
+typedef struct ffn_acts {
+    real *u, *w, *s;               /* kept: W_1 out, W_3 out, silu(u) * w */
+} ffn_acts_t;
+typedef struct ffn_scratch {
+    real *du, *dw, *ds;            /* (N, fl) */
+} ffn_scratch_t;
+
+void ffn_forward(model_t *m, struct sl_state *sl, const blocks_t *b, const ffn_weights_t *f,
+                 ffn_acts_t *A, real *z, const real *x, int64_t d, int64_t fl, int64_t N);
+/* dx (N, d) overwritten (this rank's part, before the caller's f all-reduce). */
+void ffn_backward(model_t *m, struct sl_state *sl, const blocks_t *b, const ffn_weights_t *f,
+                  const ffn_acts_t *A, ffn_scratch_t *S, real *dx, const real *dz, const real *x,
+                  int64_t d, int64_t fl, int64_t N);
+
+/* ---- losses (loss.c) ---------------------------------------------------------------
+ * Each adds per-modality sums and counts, by the modality of the target. */
+
+/* Softmax cross-entropy of logits (N, V) against target[perm[g]] for row g (perm NULL:
+ * target[g]): loss_sum[mod] += -log p, count[mod]++; the logits become
+ * d(scale * sum of losses)/d logits (scale 0: just the loss). */
+void loss_cross_entropy(real *logits, int64_t N, int64_t V, const int32_t *target,
+                        const int64_t *perm, const vocab_t *vocab, real scale, double *loss_sum,
+                        int64_t *count);
+
+#endif

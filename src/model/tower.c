@@ -1,0 +1,593 @@
+/* The tower transformer (DESIGN.md §2, docs/model.md): dense, MoT and every grouping
+ * in between as one model kind. Its tensor table comes from one role list; its
+ * activations from one plan; forward and backward compose the layer library over
+ * per-tower row blocks, with one permutation per micro-batch from sequence order to
+ * grouped order (tower by tower) that attention reads through. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kinds.h"
+#include "layers.h"
+#include "motscale/gemm.h"
+#include "motscale/scalapack.h"
+#include "motscale/tower.h"
+
+/* ---- the tensor table ---------------------------------------------------------- */
+
+enum dim { DIM_ONE, DIM_D, DIM_F, DIM_V };
+
+/* One line per tensor of a block, in table order. Output projections (W_o, W_2)
+ * start at init_std / sqrt(2 n_layers); norms at one, without decay. QK-norm
+ * weights are per (head, dim), sharded with the heads. */
+static const struct layer_role {
+    int role;
+    const char *name;
+    int rows, cols, shard;
+    bool grid2d, decay, out_proj, qk;
+} LAYER_ROLES[] = {
+    {ROLE_WQ, "attn.wq", DIM_D, DIM_D, SHARD_COL, true, true, false, false},
+    {ROLE_WK, "attn.wk", DIM_D, DIM_D, SHARD_COL, true, true, false, false},
+    {ROLE_WV, "attn.wv", DIM_D, DIM_D, SHARD_COL, true, true, false, false},
+    {ROLE_WO, "attn.wo", DIM_D, DIM_D, SHARD_ROW, true, true, true, false},
+    {ROLE_W1, "ffn.w1", DIM_D, DIM_F, SHARD_COL, true, true, false, false},
+    {ROLE_W3, "ffn.w3", DIM_D, DIM_F, SHARD_COL, true, true, false, false},
+    {ROLE_W2, "ffn.w2", DIM_F, DIM_D, SHARD_ROW, true, true, true, false},
+    {ROLE_NORM_ATTN, "attn_norm", DIM_ONE, DIM_D, SHARD_NONE, false, false, false, false},
+    {ROLE_NORM_FFN, "ffn_norm", DIM_ONE, DIM_D, SHARD_NONE, false, false, false, false},
+    {ROLE_QNORM, "attn.q_norm", DIM_ONE, DIM_D, SHARD_COL, false, false, false, true},
+    {ROLE_KNORM, "attn.k_norm", DIM_ONE, DIM_D, SHARD_COL, false, false, false, true},
+};
+enum { N_LAYER_ROLES = sizeof LAYER_ROLES / sizeof LAYER_ROLES[0] };
+
+/* A block's activations: what forward keeps for backward, by layer. */
+typedef struct layer_acts {
+    real *x;                 /* (N, d)  block input (residual stream) */
+    real *xn, *rs_a;         /* pre: RMSNorm_attn(x) and its rstd */
+    real *q, *k, *rs_q, *rs_k; /* qk_norm: raw q, k (N, dl) and rstd (N hl) */
+    attn_acts_t att_keep;    /* qa, ka, va, p */
+    real *att;               /* (N, dl) attention output, grouped rows */
+    real *y, *rs_y;          /* swin: a W_o after the g all-reduce, its norm's rstd */
+    real *h;                 /* (N, d) residual after attention */
+    real *hn, *rs_h;         /* pre: RMSNorm_ffn(h) */
+    ffn_acts_t ffn;          /* u, w, s */
+    real *z, *rs_z;          /* swin: s W_2 after the g all-reduce, its norm's rstd */
+} layer_acts_t;
+
+typedef struct tower_impl {
+    int d, L, H, hd, f, T, P;          /* shape; P towers */
+    int hl, dl, fl;                    /* local heads, attention width, FFN width */
+    int64_t V, N;                      /* vocabulary; rows of the current micro-batch */
+    int B;
+    int *index;                        /* [(tower * (L + 1) + layer + 1) * ROLE_N + role] */
+    int embed, head;
+    struct sl_state *sl;               /* ScaLAPACK grids; NULL for Megatron */
+    int32_t *tok_in, *tok_tgt;         /* (N) sequence order */
+    int64_t *perm, *inv;               /* perm[g] = n, inv[n] = g */
+    int64_t tower_off[MAX_MODALITIES + 1];
+    blocks_t rows;                     /* the towers' row blocks of this micro-batch */
+    rope_t rope;
+    attn_mask_t mask;
+    real grad_scale;
+    real *act;                         /* the plan's one allocation */
+    layer_acts_t *la;
+    real *x_final, *hf, *rs_f, *logits;   /* kept: last block's output, final norm, logits */
+    /* backward scratch */
+    real *dres, *dtmp, *xq, *xk, *xv, *dq, *dk, *dv, *dqn, *dkn, *datt;
+    attn_scratch_t as;
+    ffn_scratch_t fs;
+    /* per-tower tensor indices of one layer, for the layer calls */
+    int *w;                            /* [(layer * ROLE_N + role) * P + tower] */
+} tower_impl_t;
+
+static int idx_slot(const tower_impl_t *t, int role, int tower, int layer)
+{
+    return ((tower * (t->L + 1)) + layer + 1) * ROLE_N + role;
+}
+
+const tensor_info_t *tower_tensor(const model_t *m, int role, int tower, int layer)
+{
+    const tower_impl_t *t = m->impl;
+    int i = role == ROLE_EMBED ? t->embed : role == ROLE_HEAD ? t->head
+                                                             : t->index[idx_slot(t, role, tower, layer)];
+    return i < 0 ? NULL : &m->tensors[i];
+}
+
+static int64_t dim_of(const model_shape_t *s, int32_t V, int dim)
+{
+    return dim == DIM_D ? s->d_model : dim == DIM_F ? s->d_ff : dim == DIM_V ? V : 1;
+}
+
+/* The tensor list, in table order; t (NULL while only counting) gets the indices. */
+static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, tower_impl_t *t)
+{
+    char name[64];
+    int L = s->n_layers;
+    tensor_spec_t sp = {.name = name, .tower = -1, .layer = -1, .rows = V, .cols = s->d_model,
+                        .decay = true, .init = INIT_NORMAL, .init_div = 1, .stage = L + 1};
+    snprintf(name, sizeof name, "embed");
+    sp.role = ROLE_EMBED;
+    int e = table_add(b, &sp);
+    snprintf(name, sizeof name, "head");
+    sp.role = ROLE_HEAD;
+    sp.stage = 0;
+    int h = table_add(b, &sp);
+    if (t) {
+        t->embed = e;
+        t->head = h;
+    }
+    for (int tw = 0; tw < s->n_towers; tw++) {
+        for (int l = 0; l < L; l++)
+            for (int r = 0; r < N_LAYER_ROLES; r++) {
+                const struct layer_role *lr = &LAYER_ROLES[r];
+                if (lr->qk && !s->qk_norm)
+                    continue;
+                snprintf(name, sizeof name, "tower%d.layer%d.%s", tw, l, lr->name);
+                tensor_spec_t ls = {.name = name, .role = lr->role, .tower = tw, .layer = l,
+                                    .rows = dim_of(s, V, lr->rows), .cols = dim_of(s, V, lr->cols),
+                                    .shard = lr->shard, .grid2d = lr->grid2d, .decay = lr->decay,
+                                    .init = lr->decay ? INIT_NORMAL : INIT_ONES,
+                                    .init_div = lr->out_proj ? sqrt(2.0 * L) : 1,
+                                    .stage = L - l};
+                int i = table_add(b, &ls);
+                if (t)
+                    t->index[idx_slot(t, lr->role, tw, l)] = i;
+            }
+        snprintf(name, sizeof name, "tower%d.final_norm", tw);
+        tensor_spec_t fn = {.name = name, .role = ROLE_NORM_FINAL, .tower = tw, .layer = -1, .rows = 1,
+                            .cols = s->d_model, .init = INIT_ONES, .init_div = 1, .stage = 0};
+        int i = table_add(b, &fn);
+        if (t)
+            t->index[idx_slot(t, ROLE_NORM_FINAL, tw, -1)] = i;
+    }
+}
+
+/* ---- the activation plan ------------------------------------------------------- */
+
+/* Every buffer, in one list: sized when p->base is NULL, carved otherwise. */
+static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_seqs, plan_t *p,
+                       tower_impl_t *t)
+{
+    size_t T = (size_t)s->seq_len, N = (size_t)max_seqs * T, d = (size_t)s->d_model;
+    size_t hl = (size_t)(s->n_heads / tp_size), dl = hl * (size_t)(s->d_model / s->n_heads);
+    size_t fl = (size_t)(s->d_ff / tp_size), hd = (size_t)(s->d_model / s->n_heads);
+    bool pre = s->norm == NORM_PRE, qk = s->qk_norm;
+    layer_acts_t dummy;
+    for (int l = 0; l < s->n_layers; l++) {
+        layer_acts_t *A = t ? &t->la[l] : &dummy;
+        memset(A, 0, sizeof *A);
+        A->x = plan_take(p, N * d, PLAN_KEPT);
+        if (pre) {
+            A->xn = plan_take(p, N * d, PLAN_KEPT);
+            A->rs_a = plan_take(p, N, PLAN_KEPT);
+        }
+        if (qk) {
+            A->q = plan_take(p, N * dl, PLAN_KEPT);
+            A->k = plan_take(p, N * dl, PLAN_KEPT);
+            A->rs_q = plan_take(p, N * hl, PLAN_KEPT);
+            A->rs_k = plan_take(p, N * hl, PLAN_KEPT);
+        }
+        A->att_keep.qa = plan_take(p, N * dl, PLAN_KEPT);
+        A->att_keep.ka = plan_take(p, N * dl, PLAN_KEPT);
+        A->att_keep.va = plan_take(p, N * dl, PLAN_KEPT);
+        A->att_keep.p = plan_take(p, N * hl * T, PLAN_KEPT);
+        A->att = plan_take(p, N * dl, PLAN_KEPT);
+        A->h = plan_take(p, N * d, PLAN_KEPT);
+        if (pre) {
+            A->hn = plan_take(p, N * d, PLAN_KEPT);
+            A->rs_h = plan_take(p, N, PLAN_KEPT);
+        } else {
+            A->y = plan_take(p, N * d, PLAN_KEPT);
+            A->rs_y = plan_take(p, N, PLAN_KEPT);
+            A->z = plan_take(p, N * d, PLAN_KEPT);
+            A->rs_z = plan_take(p, N, PLAN_KEPT);
+        }
+        A->ffn.u = plan_take(p, N * fl, PLAN_KEPT);
+        A->ffn.w = plan_take(p, N * fl, PLAN_KEPT);
+        A->ffn.s = plan_take(p, N * fl, PLAN_KEPT);
+    }
+    tower_impl_t sc;
+    tower_impl_t *o = t ? t : &sc;
+    o->x_final = plan_take(p, N * d, PLAN_KEPT);
+    o->hf = plan_take(p, N * d, PLAN_KEPT);
+    o->rs_f = plan_take(p, N, PLAN_KEPT);
+    o->logits = plan_take(p, N * (size_t)V, PLAN_KEPT);
+    /* scratch: q, k, v before the copy to attention order (and y, z under pre),
+     * then backward's gradients */
+    o->xq = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->xk = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->xv = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->dres = plan_take(p, N * d, PLAN_SCRATCH);
+    o->dtmp = plan_take(p, N * d, PLAN_SCRATCH);
+    o->dq = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->dk = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->dv = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->dqn = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->dkn = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->datt = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->as.dqa = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->as.dka = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->as.dva = plan_take(p, N * dl, PLAN_SCRATCH);
+    o->fs.du = plan_take(p, N * fl, PLAN_SCRATCH);
+    o->fs.dw = plan_take(p, N * fl, PLAN_SCRATCH);
+    o->fs.ds = plan_take(p, N * fl, PLAN_SCRATCH);
+    o->as.dp = plan_take(p, T * T, PLAN_SCRATCH);
+    o->as.o = plan_take(p, T * hd, PLAN_SCRATCH);
+}
+
+/* ---- build ------------------------------------------------------------------------ */
+
+static void tower_list_cb(const model_t *m, table_builder_t *b, void *ctx)
+{
+    tower_list(&m->shape, m->vocab.size, b, b->tensors ? ctx : NULL);
+}
+
+static void tower_build(model_t *m)
+{
+    const model_shape_t *s = &m->shape;
+    tower_impl_t *t = xcalloc(1, sizeof *t);
+    m->impl = t;
+    t->d = s->d_model;
+    t->L = s->n_layers;
+    t->H = s->n_heads;
+    t->hd = s->d_model / s->n_heads;
+    t->f = s->d_ff;
+    t->T = s->seq_len;
+    t->P = s->n_towers;
+    t->hl = s->n_heads / m->tp.size;
+    t->dl = t->hl * t->hd;
+    t->fl = s->d_ff / m->tp.size;
+    t->V = m->vocab.size;
+    size_t nidx = (size_t)t->P * (size_t)(t->L + 1) * ROLE_N;
+    t->index = xmalloc(nidx * sizeof *t->index);
+    for (size_t i = 0; i < nidx; i++)
+        t->index[i] = -1;
+    model_table_build(m, tower_list_cb, t);
+    /* per-layer weight lists for the layer calls: w[(l * ROLE_N + role) * P + tower] */
+    t->w = xcalloc((size_t)(t->L + 1) * ROLE_N * (size_t)t->P, sizeof *t->w);
+    for (int l = -1; l < t->L; l++)
+        for (int r = 0; r < ROLE_N; r++)
+            for (int tw = 0; tw < t->P; tw++)
+                t->w[((size_t)(l + 1) * ROLE_N + r) * (size_t)t->P + tw] = t->index[idx_slot(t, r, tw, l)];
+    if (s->tp_backend == TP_SCALAPACK)
+        t->sl = sl_create(&m->tp, (int64_t)m->max_seqs * t->T, t->d > t->f ? t->d : t->f);
+    size_t N = (size_t)m->max_seqs * (size_t)t->T;
+    t->tok_in = xmalloc(N * sizeof *t->tok_in);
+    t->tok_tgt = xmalloc(N * sizeof *t->tok_tgt);
+    t->perm = xmalloc(N * sizeof *t->perm);
+    t->inv = xmalloc(N * sizeof *t->inv);
+    rope_init(&t->rope, t->T, t->hd, s->rope_theta);
+    attn_mask_causal(&t->mask, t->T);
+    t->la = xcalloc((size_t)t->L, sizeof *t->la);
+    plan_t p = {0};
+    tower_plan(s, m->vocab.size, m->tp.size, m->max_seqs, &p, NULL);
+    t->act = xcalloc(p.total, sizeof(real));
+    plan_t carve = {.base = t->act, .cursor = t->act};
+    tower_plan(s, m->vocab.size, m->tp.size, m->max_seqs, &carve, t);
+    t->rows.n = t->P;
+    t->rows.off = t->tower_off;
+    m->n_stages = t->L + 2;
+}
+
+static void tower_free(model_t *m)
+{
+    tower_impl_t *t = m->impl;
+    if (!t)
+        return;
+    sl_free(t->sl);
+    free(t->index);
+    free(t->w);
+    free(t->tok_in);
+    free(t->tok_tgt);
+    free(t->perm);
+    free(t->inv);
+    rope_free(&t->rope);
+    attn_mask_free(&t->mask);
+    free(t->act);
+    free(t->la);
+    free(t);
+    m->impl = NULL;
+}
+
+/* The per-tower tensor indices of (role, layer), one per row block. */
+static const int *W(const tower_impl_t *t, int role, int layer)
+{
+    return t->w + ((size_t)(layer + 1) * ROLE_N + (size_t)role) * (size_t)t->P;
+}
+
+/* ---- forward ------------------------------------------------------------------ */
+
+/* Group positions by tower (stable counting sort), fill perm/inv and tower_off. */
+static void group_by_tower(model_t *m, tower_impl_t *t)
+{
+    int64_t count[MAX_MODALITIES + 1] = {0};
+    const int *tower_of = m->shape.tower_of;
+    for (int64_t n = 0; n < t->N; n++)
+        count[tower_of[vocab_modality(&m->vocab, t->tok_in[n])]]++;
+    t->tower_off[0] = 0;
+    for (int k = 0; k < t->P; k++)
+        t->tower_off[k + 1] = t->tower_off[k] + count[k];
+    int64_t next[MAX_MODALITIES];
+    for (int k = 0; k < t->P; k++)
+        next[k] = t->tower_off[k];
+    for (int64_t n = 0; n < t->N; n++) {
+        int64_t g = next[tower_of[vocab_modality(&m->vocab, t->tok_in[n])]]++;
+        t->perm[g] = n;
+        t->inv[n] = g;
+    }
+}
+
+static attn_geom_t geom(const tower_impl_t *t)
+{
+    return (attn_geom_t){.B = t->B, .hl = t->hl, .T = t->T, .hd = t->hd, .dl = t->dl,
+                         .inv = t->inv, .rope = &t->rope, .mask = &t->mask};
+}
+
+/* The attention half of block l: from A->x to A->h. */
+static void attn_half_forward(model_t *m, tower_impl_t *t, int l)
+{
+    layer_acts_t *A = &t->la[l];
+    int64_t N = t->N, d = t->d, dl = t->dl;
+    bool pre = m->shape.norm == NORM_PRE;
+    real eps = (real)m->shape.norm_eps;
+    const blocks_t *b = &t->rows;
+    /* attention input: swin x; pre RMSNorm_attn(x).  q, k, v = in W_{q,k,v} (f: identity) */
+    const real *ain = A->x;
+    if (pre) {
+        norm_forward(m, b, W(t, ROLE_NORM_ATTN, l), A->xn, A->rs_a, A->x, d, eps);
+        ain = A->xn;
+    }
+    real *q = m->shape.qk_norm ? A->q : t->xq, *k = m->shape.qk_norm ? A->k : t->xk;
+    linear_forward(m, t->sl, b, W(t, ROLE_WQ, l), q, dl, ain, d);
+    linear_forward(m, t->sl, b, W(t, ROLE_WK, l), k, dl, ain, d);
+    linear_forward(m, t->sl, b, W(t, ROLE_WV, l), t->xv, dl, ain, d);
+    if (m->shape.qk_norm) {
+        qknorm_forward(m, b, W(t, ROLE_QNORM, l), t->xq, A->rs_q, A->q, t->hl, t->hd, eps);
+        qknorm_forward(m, b, W(t, ROLE_KNORM, l), t->xk, A->rs_k, A->k, t->hl, t->hd, eps);
+    }
+    attn_geom_t g = geom(t);
+    attention_forward(&g, &A->att_keep, &t->as, A->att, t->xq, t->xk, t->xv);
+    /* y = att W_o (row-parallel), g: all-reduce;  swin: h = x + RMSNorm_attn(y);  pre: h = x + y */
+    real *y = pre ? t->dtmp : A->y;
+    linear_forward(m, t->sl, b, W(t, ROLE_WO, l), y, d, A->att, dl);
+    tp_g_forward(&m->tp, y, (size_t)(N * d));
+    if (pre) {
+        for (int64_t i = 0; i < N * d; i++)
+            A->h[i] = A->x[i] + y[i];
+    } else {
+        norm_forward(m, b, W(t, ROLE_NORM_ATTN, l), A->h, A->rs_y, y, d, eps);
+        for (int64_t i = 0; i < N * d; i++)
+            A->h[i] += A->x[i];
+    }
+}
+
+/* The FFN half of block l: from A->h to x_out. */
+static void ffn_half_forward(model_t *m, tower_impl_t *t, int l, real *x_out)
+{
+    layer_acts_t *A = &t->la[l];
+    int64_t N = t->N, d = t->d;
+    bool pre = m->shape.norm == NORM_PRE;
+    real eps = (real)m->shape.norm_eps;
+    const blocks_t *b = &t->rows;
+    /* FFN input: swin h; pre RMSNorm_ffn(h).  z = FFN(in), g: all-reduce */
+    const real *fin = A->h;
+    if (pre) {
+        norm_forward(m, b, W(t, ROLE_NORM_FFN, l), A->hn, A->rs_h, A->h, d, eps);
+        fin = A->hn;
+    }
+    ffn_weights_t fw = {W(t, ROLE_W1, l), W(t, ROLE_W3, l), W(t, ROLE_W2, l)};
+    real *z = pre ? t->dtmp : A->z;
+    ffn_forward(m, t->sl, b, &fw, &A->ffn, z, fin, d, t->fl, N);
+    tp_g_forward(&m->tp, z, (size_t)(N * d));
+    /* swin: out = h + RMSNorm_ffn(z);  pre: out = h + z */
+    if (pre) {
+        for (int64_t i = 0; i < N * d; i++)
+            x_out[i] = A->h[i] + z[i];
+    } else {
+        norm_forward(m, b, W(t, ROLE_NORM_FFN, l), x_out, A->rs_z, z, d, eps);
+        for (int64_t i = 0; i < N * d; i++)
+            x_out[i] += A->h[i];
+    }
+}
+
+static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
+                          double *loss_sum, int64_t *count)
+{
+    tower_impl_t *t = m->impl;
+    int64_t T = t->T, d = t->d, V = t->V;
+    t->B = B;
+    t->N = (int64_t)B * T;
+    t->grad_scale = grad_scale;
+    for (int b = 0; b < B; b++)
+        for (int64_t i = 0; i < T; i++) {
+            t->tok_in[b * T + i] = windows[b * (T + 1) + i];
+            t->tok_tgt[b * T + i] = windows[b * (T + 1) + i + 1];
+        }
+    group_by_tower(m, t);
+    /* x0[g] = embed[token at perm[g]] */
+    real *x = t->L > 0 ? t->la[0].x : t->x_final;
+    const real *E = m->params + m->tensors[t->embed].offset;
+    for (int64_t g = 0; g < t->N; g++)
+        memcpy(x + g * d, E + (int64_t)t->tok_in[t->perm[g]] * d, (size_t)d * sizeof(real));
+    for (int l = 0; l < t->L; l++) {
+        attn_half_forward(m, t, l);
+        ffn_half_forward(m, t, l, l + 1 < t->L ? t->la[l + 1].x : t->x_final);
+    }
+    /* hf = RMSNorm_final^t(x);  logits = hf head^T: (N, V) */
+    norm_forward(m, &t->rows, W(t, ROLE_NORM_FINAL, -1), t->hf, t->rs_f, t->x_final, d,
+                 (real)m->shape.norm_eps);
+    gemm(GEMM_HEAD, false, true, t->N, V, d, 1, t->hf, d, m->params + m->tensors[t->head].offset, d, 0,
+         t->logits, V);
+    /* cross-entropy by target modality; logits become d(scale * sum CE)/d logits */
+    loss_cross_entropy(t->logits, t->N, V, t->tok_tgt, t->perm, &m->vocab, grad_scale, loss_sum, count);
+}
+
+/* ---- backward ----------------------------------------------------------------- */
+
+/* Into a residual branch's output: swin out = h + RMSNorm(z; n) gives dz the norm's
+ * backward of dout; pre out = h + z gives dz = dout. */
+static void branch_out_backward(model_t *m, tower_impl_t *t, int role, int l, real *dz, const real *z,
+                                const real *rs)
+{
+    size_t n = (size_t)(t->N * t->d);
+    if (m->shape.norm == NORM_PRE) {
+        memcpy(dz, t->dres, n * sizeof(real));
+    } else {
+        memset(dz, 0, n * sizeof(real));
+        norm_backward(m, &t->rows, W(t, role, l), dz, t->dres, z, rs, t->d);
+    }
+}
+
+/* Out of a branch's input: swin in = h adds din to dres; pre in = RMSNorm(h; n) adds
+ * the norm's backward of din. */
+static void branch_in_backward(model_t *m, tower_impl_t *t, int role, int l, const real *din, const real *h,
+                               const real *rs)
+{
+    if (m->shape.norm == NORM_PRE)
+        norm_backward(m, &t->rows, W(t, role, l), t->dres, din, h, rs, t->d);
+    else
+        for (int64_t i = 0; i < t->N * t->d; i++)
+            t->dres[i] += din[i];
+}
+
+/* The FFN half of block l: dres holds d loss / d x_out on entry, d loss / d h on exit. */
+static void ffn_half_backward(model_t *m, tower_impl_t *t, int l)
+{
+    layer_acts_t *A = &t->la[l];
+    int64_t N = t->N, d = t->d;
+    bool pre = m->shape.norm == NORM_PRE;
+    real *dz = t->dtmp;
+    /* out = h + branch(z) */
+    branch_out_backward(m, t, ROLE_NORM_FFN, l, dz, A->z, A->rs_z);
+    /* z = FFN(in) (g: identity backward); d in, then f: all-reduce */
+    const real *fin = pre ? A->hn : A->h;
+    real *dfin = dz; /* the FFN reads dz before it writes d in */
+    ffn_weights_t fw = {W(t, ROLE_W1, l), W(t, ROLE_W3, l), W(t, ROLE_W2, l)};
+    ffn_backward(m, t->sl, &t->rows, &fw, &A->ffn, &t->fs, dfin, dz, fin, d, t->fl, N);
+    tp_f_backward(&m->tp, dfin, (size_t)(N * d));
+    branch_in_backward(m, t, ROLE_NORM_FFN, l, dfin, A->h, A->rs_h);
+}
+
+/* The attention half of block l: dres holds d loss / d h on entry, d loss / d x on exit. */
+static void attn_half_backward(model_t *m, tower_impl_t *t, int l)
+{
+    layer_acts_t *A = &t->la[l];
+    int64_t N = t->N, d = t->d, dl = t->dl;
+    bool pre = m->shape.norm == NORM_PRE;
+    const blocks_t *b = &t->rows;
+    real *dy = t->dtmp;
+    /* h = x + branch(y) */
+    branch_out_backward(m, t, ROLE_NORM_ATTN, l, dy, A->y, A->rs_y);
+    /* y = att W_o:  datt = dy W_o^T,  dW_o += att^T dy */
+    linear_backward(m, t->sl, b, W(t, ROLE_WO, l), t->datt, false, dy, d, A->att, dl);
+    attn_geom_t g = geom(t);
+    attention_backward(&g, &A->att_keep, &t->as, t->dqn, t->dkn, t->dv, t->datt);
+    /* q = qknorm(q_raw): dq from dqn */
+    real *dq = t->dqn, *dk = t->dkn;
+    if (m->shape.qk_norm) {
+        memset(t->dq, 0, (size_t)(N * dl) * sizeof(real));
+        memset(t->dk, 0, (size_t)(N * dl) * sizeof(real));
+        qknorm_backward(m, b, W(t, ROLE_QNORM, l), t->dq, t->dqn, A->q, A->rs_q, t->hl, t->hd);
+        qknorm_backward(m, b, W(t, ROLE_KNORM, l), t->dk, t->dkn, A->k, A->rs_k, t->hl, t->hd);
+        dq = t->dq;
+        dk = t->dk;
+    }
+    /* q, k, v = in W_{q,k,v}:  d in = sum dq W^T, then f: all-reduce */
+    const real *ain = pre ? A->xn : A->x;
+    real *dain = t->dtmp; /* dy is no longer needed */
+    linear_backward(m, t->sl, b, W(t, ROLE_WQ, l), dain, false, dq, dl, ain, d);
+    linear_backward(m, t->sl, b, W(t, ROLE_WK, l), dain, true, dk, dl, ain, d);
+    linear_backward(m, t->sl, b, W(t, ROLE_WV, l), dain, true, t->dv, dl, ain, d);
+    tp_f_backward(&m->tp, dain, (size_t)(N * d));
+    branch_in_backward(m, t, ROLE_NORM_ATTN, l, dain, A->x, A->rs_a);
+}
+
+static void stage_done(model_t *m, int stage)
+{
+    if (m->on_stage)
+        m->on_stage(m->on_stage_ctx, stage);
+}
+
+static void tower_backward(model_t *m)
+{
+    tower_impl_t *t = m->impl;
+    int64_t d = t->d, V = t->V;
+    const tensor_info_t *head = &m->tensors[t->head];
+    /* logits = hf head^T:  dhead += dlogits^T hf,  dhf = dlogits head */
+    gemm(GEMM_HEAD, true, false, V, d, t->N, 1, t->logits, V, t->hf, d, 1, m->grads + head->offset, d);
+    gemm(GEMM_HEAD, false, false, t->N, d, V, 1, t->logits, V, m->params + head->offset, d, 0, t->dtmp, d);
+    /* hf = RMSNorm_final(x) */
+    memset(t->dres, 0, (size_t)(t->N * d) * sizeof(real));
+    norm_backward(m, &t->rows, W(t, ROLE_NORM_FINAL, -1), t->dres, t->dtmp, t->x_final, t->rs_f, d);
+    stage_done(m, 0);
+    for (int l = t->L - 1; l >= 0; l--) {
+        ffn_half_backward(m, t, l);
+        attn_half_backward(m, t, l);
+        stage_done(m, t->L - l);
+    }
+    /* x0[g] = embed[token]:  dembed[token] += dx0[g] */
+    real *dE = m->grads + m->tensors[t->embed].offset;
+    for (int64_t g = 0; g < t->N; g++) {
+        real *row = dE + (int64_t)t->tok_in[t->perm[g]] * d;
+        const real *src = t->dres + g * d;
+        for (int64_t j = 0; j < d; j++)
+            row[j] += src[j];
+    }
+    stage_done(m, t->L + 1);
+}
+
+/* ---- FLOPs and memory ------------------------------------------------------------
+ * Derivation (per token, forward; a multiply-add counts 2):
+ *   q, k, v, o projections   4 matmuls of (1 x d)(d x d)          2 * 4 d^2
+ *   SwiGLU                    W_1, W_3: (1 x d)(d x f); W_2 (f x d)  2 * 3 d f
+ *   attention                 QK^T and AV: position i attends to i+1 keys, 2 * 2 * d * (i+1);
+ *                             averaged over a sequence of s positions ~ 2 * s * d ("half the square")
+ *   head                      (1 x d)(d x V)                        2 * d V
+ * Backward costs two forward matmuls per forward matmul, so training is 3 x forward.
+ * Excluded, and said so in docs/model.md: norms, RoPE, softmax, the SwiGLU gate,
+ * embedding lookup and the optimizer. Every tower has the same shapes, so MoT and
+ * dense of one width have the same FLOPs per token. */
+static void tower_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab_size)
+{
+    memset(r, 0, sizeof *r);
+    double d = s->d_model, f = s->d_ff, T = s->seq_len, V = vocab_size, L = s->n_layers;
+    int64_t di = s->d_model, fi = s->d_ff;
+    int64_t per_layer = 4 * di * di + 3 * di * fi + 2 * di + (s->qk_norm ? 2 * di : 0);
+    int64_t embedding = 2 * (int64_t)vocab_size * di;
+    int64_t per_tower = s->n_layers * per_layer + di; /* + final norm */
+    flops_add_params(r, "embedding + head", (double)embedding);
+    flops_add_params(r, "per tower", (double)per_tower);
+    flops_add_params(r, "non-embedding", (double)(s->n_towers * per_tower));
+    r->params_total = embedding + s->n_towers * per_tower;
+    r->params_active_per_token = embedding + per_tower;
+    flops_add_fwd(r, "q,k,v,o", L * 2 * 4 * d * d, true);
+    flops_add_fwd(r, "SwiGLU", L * 2 * 3 * d * f, true);
+    flops_add_fwd(r, "attention", L * 2 * T * d, false);
+    flops_add_fwd(r, "head", 2 * d * V, true);
+    flops_finish(r, s->n_modalities);
+}
+
+static void tower_memory(model_memory_t *r, const model_shape_t *s, int32_t vocab_size, int tp_size,
+                         int max_seqs)
+{
+    table_builder_t b = {.backend = s->tp_backend, .tp_rank = 0, .tp_size = tp_size};
+    tower_list(s, vocab_size, &b, NULL);
+    plan_t p = {0};
+    tower_plan(s, vocab_size, tp_size, max_seqs, &p, NULL);
+    double elem = (double)sizeof(real);
+    r->params = r->grads = elem * (double)b.n_local;
+    r->moments = 2 * elem * (double)b.n_local;
+    r->activations = elem * (double)p.kept;
+    r->scratch = elem * (double)(p.total - p.kept);
+    r->analytic_min = r->params + r->grads + r->moments + r->activations;
+}
+
+const model_kind_ops_t tower_kind = {
+    .name = "tower transformer",
+    .build = tower_build,
+    .free = tower_free,
+    .forward = tower_forward,
+    .backward = tower_backward,
+    .flops = tower_flops,
+    .memory = tower_memory,
+};

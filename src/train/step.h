@@ -1,0 +1,45 @@
+/* One optimizer step and one held-out evaluation, over the mesh. Private to
+ * src/train. */
+#ifndef MOTSCALE_TRAIN_STEP_H
+#define MOTSCALE_TRAIN_STEP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "motscale/data.h"
+#include "motscale/dp.h"
+#include "motscale/mesh.h"
+#include "motscale/model.h"
+#include "motscale/optim.h"
+
+typedef struct step_params {
+    int global_batch, micro_batch, seq_len;
+    double grad_clip;               /* 0: off */
+    lr_schedule_t sched;
+    adamw_hp_t adamw;
+} step_params_t;
+
+typedef struct step_result {
+    double loss_sum[MAX_MODALITIES];  /* summed over the data-parallel group */
+    int64_t count[MAX_MODALITIES];
+    int64_t tokens;
+    double loss, grad_norm, lr;       /* loss: mean over every target of the global batch */
+    bool finite;                      /* loss and gradient norm; false: no update was made */
+    double io_s, comm_s;              /* data reads; TP, DP and loss-reduction waits */
+} step_result_t;
+
+/* Step `step` (0-based): this DP rank's micro-batches of windows
+ *   step * global_batch + dp_rank * (global_batch / dp) + i * micro_batch + j,
+ * gradients all-reduced in buckets overlapped with the last backward, the global
+ * norm clipped to grad_clip, AdamW at lr_at(step). windows holds micro_batch windows.
+ * A non-finite loss or norm returns with r->finite false before the update. */
+void train_step(model_t *m, adamw_t *opt, dp_sync_t *dps, data_t *train, int32_t *windows,
+                const step_params_t *p, const mesh_t *mesh, int64_t step, step_result_t *r);
+
+/* Held-out loss over the first ceil(eval_tokens / seq_len) windows of the held-out
+ * split, windows dealt in contiguous runs over DP ranks. Sums by modality into
+ * loss_sum / count (reduced over DP). */
+void train_evaluate(model_t *m, data_t *held, int64_t eval_tokens, int seq_len, int micro_batch,
+                    const mesh_t *mesh, int32_t *windows, double *loss_sum, int64_t *count);
+
+#endif
