@@ -107,6 +107,10 @@ def main():
     R = f["/metrics/step"].shape[0]
     E = f["/eval/step"].shape[0]
     S = f["/restarts/step"].shape[0]
+    # a model with experts has the "with experts" objects; any other has none of them
+    experts = "moe_experts" in f["/model"].attrs
+    K = int(f["/model"].attrs["moe_layers"]) if experts else 0
+    NE = int(f["/model"].attrs["moe_experts"]) if experts else 0
 
     def dtype_ok(dt, want):
         base = want.split("[")[0]
@@ -119,6 +123,13 @@ def main():
     n_attr = n_ds = 0
     for p, kind, dtype, shape in rows:
         documented.add(p)
+        if "with experts" in kind:
+            present = ("@" in p and p.split("@")[1] in f[p.split("@")[0]].attrs) or (
+                "@" not in p and p in f)
+            if not experts:
+                if present:
+                    bad.append("%s: present in a model without experts" % p)
+                continue
         if kind == "group":
             if not isinstance(f.get(p), h5py.Group):
                 bad.append("%s: group missing" % p)
@@ -133,7 +144,7 @@ def main():
             a = holder.attrs.get_id(name)
             if not dtype_ok(a.dtype, dtype):
                 bad.append("%s: dtype %s, documented %s" % (p, a.dtype, dtype))
-            want = () if shape == "scalar" else (M,)
+            want = () if shape == "scalar" else (K,) if shape == "(K,)" else (M,)
             if a.shape != want:
                 bad.append("%s: shape %s, documented %s" % (p, a.shape, shape))
             v = holder.attrs[name]  # read the value
@@ -148,7 +159,7 @@ def main():
         if not dtype_ok(d.dtype, dtype):
             bad.append("%s: dtype %s, documented %s" % (p, d.dtype, dtype))
         want = {"(rows,)": (R,), "(eval_rows,)": (E,), "(rows, M)": (R, M), "(eval_rows, M)": (E, M),
-                "(rows, W)": (R, W), "(restarts,)": (S,)}.get(shape)
+                "(rows, W)": (R, W), "(restarts,)": (S,), "(rows, K x E x M)": (R, K * NE * M)}.get(shape)
         if d.shape != want or d.shape[0] == 0:
             bad.append("%s: shape %s, documented %s = %s" % (p, d.shape, shape, want))
         if d.maxshape[0] is not None or d.chunks is None:

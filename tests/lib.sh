@@ -68,3 +68,41 @@ PYEOF
 
 # runcmp CMD ...: tests/runcmp.py, the one reader and comparer of run records
 runcmp() { $PY tests/runcmp.py "$@"; }
+
+# start NAME NP [key=value ...]: a run in the background; sets pid (mpirun's)
+start() {
+    name=$1
+    np=$2
+    shift 2
+    $MPIRUN "$np" "$MOTSCALE" train "$SCRATCH/base.ini" run.name="$name" "$@" \
+        </dev/null >>"$SCRATCH/$name.out" 2>&1 &
+    pid=$!
+}
+
+# wait_line FILE PATTERN PID: until PATTERN is in FILE (false if PID ended first or
+# after 60 s)
+wait_line() {
+    i=0
+    while ! grep -q "$2" "$1" 2>/dev/null; do
+        kill -0 "$3" 2>/dev/null || return 1
+        i=$((i + 1))
+        [ $i -gt 1200 ] && return 1
+        sleep 0.05
+    done
+}
+
+# wait_pid PID: its exit status, killing it after 120 s (the guard takes its sleep
+# with it when it is told to stop, so nothing holds the test's output open)
+wait_pid() {
+    (
+        sleep 120 &
+        s=$!
+        trap 'kill $s 2>/dev/null; exit 0' TERM
+        wait $s && kill -KILL "$1" 2>/dev/null
+    ) &
+    guard=$!
+    wait "$1"
+    rc=$?
+    kill "$guard" 2>/dev/null
+    wait "$guard" 2>/dev/null
+}

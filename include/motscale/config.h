@@ -32,6 +32,7 @@ typedef struct config {
     model_shape_t model;
     model_init_t init;
     char towers[CFG_PATH_LEN];           /* "text,image | speech" when kind = towers */
+    char moe_towers[CFG_PATH_LEN];       /* "text": towers with experts, kind mot|towers */
     char size[16];                       /* xs|s|m|l|xl preset, or "" */
     /* data: source, path, synthetic generators; names, mix_share, seq_len and seed
      * resolved */

@@ -18,7 +18,11 @@
 
 /* Values of model.kind, model.norm and parallel.tp_backend, in the order of their
  * names in the config key table (config_enum_name spells them). */
-enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS };
+enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS, MODEL_MOE };
+/* Most experts of a mixture-of-experts FFN (model.moe_experts). */
+#define MOE_MAX_EXPERTS 64
+enum moe_group { MOE_GROUP_BATCH, MOE_GROUP_SEQUENCE };
+enum moe_eval { MOE_EVAL_EC, MOE_EVAL_TOP1 };
 enum norm_place { NORM_SWIN, NORM_PRE };
 enum tp_backend { TP_MEGATRON, TP_SCALAPACK };
 
@@ -32,6 +36,14 @@ typedef struct model_shape {
     int n_modalities, n_towers;
     int tower_of[MAX_MODALITIES];       /* modality -> parameter tower */
     int tp_backend;                     /* enum tp_backend */
+    /* mixture of experts: the FFN of the towers in moe_tower_mask (bit t: tower t) */
+    uint32_t moe_tower_mask;            /* 0: no experts anywhere */
+    int moe_experts;                    /* E */
+    double moe_capacity;                /* k = ceil(capacity x group / E) */
+    int moe_group;                      /* enum moe_group */
+    double moe_zloss;                   /* weight of the router z-loss */
+    int moe_eval;                       /* enum moe_eval: routing without gradient */
+    bool expert_parallel;               /* whole experts per TP rank */
 } model_shape_t;
 
 /* Initialisation: normal(0, std) matrices (output projections scaled, see the
@@ -41,7 +53,9 @@ typedef struct model_init {
     bool same_towers;
 } model_init_t;
 
-enum shard_kind { SHARD_NONE, SHARD_COL, SHARD_ROW };
+/* SHARD_EXPERT: whole on one TP rank (its owner), nothing on the others (expert
+ * parallelism); the group's sum is the tensor, like a slice. */
+enum shard_kind { SHARD_NONE, SHARD_COL, SHARD_ROW, SHARD_EXPERT };
 enum tensor_init { INIT_NORMAL, INIT_ONES };
 
 typedef struct tensor_info {
@@ -51,6 +65,8 @@ typedef struct tensor_info {
     int64_t lrows, lcols;          /* this rank's slice */
     int64_t row0, col0;            /* where the slice starts in the logical tensor */
     int shard;                     /* enum shard_kind: how 1D tensor parallelism slices it */
+    int owner;                     /* SHARD_EXPERT: the TP rank that holds it whole; -1 */
+    int expert;                    /* the expert it belongs to (seeds its init); -1 */
     bool grid2d;                   /* a projection: the ScaLAPACK backend keeps a 2D block */
     bool decay;                    /* weight decay applies (matrices, not norms) */
     int init;                      /* enum tensor_init */
@@ -81,6 +97,20 @@ typedef struct model {
     int n_stages;
     void (*on_stage)(void *ctx, int stage);
     void *on_stage_ctx;
+
+    /* What a step may add beside the loss, summed over the forwards with gradient
+     * since the trainer last reset them: auxiliary losses (the router z-loss, as
+     * its weight x sum of lse^2 over tokens) and the tokens each expert took by
+     * modality ([n_load] = [moe layers][experts][modalities]). */
+    double aux_loss_sum;
+    int n_load;
+    double *load;
+    /* input tokens by their modality over the same forwards: the FLOP count charges
+     * a position to the tower its input token chose */
+    int64_t tokens_in[MAX_MODALITIES];
+    /* Tests only: forwards reuse the routing of the last forward (the expert choice
+     * is piecewise constant in the parameters, so finite differences hold it fixed). */
+    bool moe_freeze_routing;
 } model_t;
 
 /* Build the tensor table and allocate parameters, gradients and activations for

@@ -18,6 +18,12 @@ typedef struct runlog_meta {
     const char *config_text;        /* resolved INI text */
     const char *experiment, *run_name;
     int world_size, dp, tp;
+    int load_width;                 /* /metrics/expert_load columns; 0: no experts */
+    int moe_layers, moe_experts;    /* its shape: [moe_layers][moe_experts][modality] */
+    const int32_t *moe_layer_tower, *moe_layer_index; /* per moe layer: its tower and layer */
+    const char *moe_eval_routing;   /* "ec" | "top1" (with experts) */
+    const char *moe_group;          /* "batch" | "sequence" (with experts) */
+    double moe_capacity, moe_zloss;
     const char *tp_backend;         /* megatron | scalapack */
     const char *hostnames;          /* comma-separated, one per distinct host */
     const char *mpi_library_version;

@@ -25,10 +25,13 @@ typedef struct runrec {
     char mod_names[RUNREC_MAX_MOD][RUNREC_NAME_LEN];
     int64_t params_total, params_active_per_token;
     double flops_per_token;
+    int moe_experts, moe_layers;      /* 0 without experts */
+    char moe_eval_routing[16];
     /* n rows of /metrics and /ranks, n_eval rows of /eval (0 without evaluations);
      * n_ranks columns of /ranks. Arrays are rows x width, row-major; a column
      * missing from an older record reads NaN (float) or 0 (integer). */
     size_t n, n_eval, n_ranks;
+    size_t n_load;                    /* expert_load columns: moe_layers x moe_experts x n_mod */
     RUNREC_METRICS(RUNREC_READ_FIELD)
     RUNREC_EVAL(RUNREC_READ_FIELD)
 } runrec_t;

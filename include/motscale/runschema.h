@@ -8,6 +8,7 @@
  *   width    ONE            (rows,)
  *            MOD            (rows, M): one column per modality
  *            WORLD          (rows, W): one column per world rank (widens on resume)
+ *            LOAD           (rows, K): a model's per-step counts (K = 0: no dataset)
  *   reader   REQ            a record without it is refused by the reader
  *            OPT            older records may lack it: the reader gives NaN (or 0)
  * The field names the value in runlog_row_t / runlog_eval_t and the array in
@@ -38,6 +39,8 @@
     X("/metrics/tokens_by_modality", tokens_by_modality, I64, MOD, OPT)     \
     X("/metrics/load_avg", load_avg, F64, ONE, OPT)                         \
     X("/metrics/cpu_steal", cpu_steal, F64, ONE, OPT)                       \
+    X("/metrics/aux_loss", aux_loss, F64, ONE, OPT)                         \
+    X("/metrics/expert_load", expert_load, I64, LOAD, OPT)                  \
     X("/ranks/step_time", rank_step_time, F64, WORLD, OPT)                  \
     X("/ranks/comm_time", rank_comm_time, F64, WORLD, OPT)
 
@@ -59,6 +62,7 @@ typedef const int64_t *runrec_w_I64_MOD;
 typedef const double *runrec_w_F64_MOD;
 typedef const int64_t *runrec_w_I64_WORLD;
 typedef const double *runrec_w_F64_WORLD;
+typedef const int64_t *runrec_w_I64_LOAD;
 /* What the reader holds per column: rows x width values. */
 typedef int64_t runrec_r_I64;
 typedef double runrec_r_F64;
@@ -66,7 +70,9 @@ typedef double runrec_r_F64;
 #define RUNREC_ROW_FIELD(path, field, st, w, rq) runrec_w_##st##_##w field;
 #define RUNREC_READ_FIELD(path, field, st, w, rq) runrec_r_##st *field;
 
-/* One row of /metrics and /ranks, for one logged step. */
+/* One row of /metrics and /ranks, for one logged step. LOAD: /metrics/expert_load,
+ * the tokens each expert took by modality over the step, [moe layer][expert][modality]
+ * flattened (docs/run-record.md); K = 0 for a model without experts. */
 typedef struct runlog_row {
     RUNREC_METRICS(RUNREC_ROW_FIELD)
 } runlog_row_t;
@@ -75,7 +81,7 @@ typedef struct runlog_eval {
     RUNREC_EVAL(RUNREC_ROW_FIELD)
 } runlog_eval_t;
 
-enum runrec_width { RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD };
+enum runrec_width { RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD };
 enum runrec_group { RUNREC_IN_METRICS, RUNREC_IN_EVAL };
 
 /* The table generated from the lists above (src/io/runschema.c). */

@@ -17,12 +17,12 @@ static void print_memory(const config_t *cfg, int32_t vocab_size)
     model_memory_t mm;
     model_memory(&mm, &cfg->model, vocab_size, cfg->tp, micro > 0 ? micro : 1);
     printf("\nmemory per rank (tp %d, micro-batch %d sequences; bytes)\n", cfg->tp, micro);
-    printf("  %-28s %16.0f\n", "parameters", mm.params);
-    printf("  %-28s %16.0f\n", "gradients", mm.grads);
-    printf("  %-28s %16.0f\n", "AdamW moments", mm.moments);
-    printf("  %-28s %16.0f\n", "activations for backward", mm.activations);
-    printf("  %-28s %16.0f\n", "analytic minimum", mm.analytic_min);
-    printf("  %-28s %16.0f\n", "backward scratch", mm.scratch);
+    printf("  %-34s %16.0f\n", "parameters", mm.params);
+    printf("  %-34s %16.0f\n", "gradients", mm.grads);
+    printf("  %-34s %16.0f\n", "AdamW moments", mm.moments);
+    printf("  %-34s %16.0f\n", "activations for backward", mm.activations);
+    printf("  %-34s %16.0f\n", "analytic minimum", mm.analytic_min);
+    printf("  %-34s %16.0f\n", "backward scratch", mm.scratch);
 }
 
 int cmd_flops(int argc, char **argv)
@@ -33,8 +33,10 @@ int cmd_flops(int argc, char **argv)
                 "Prints parameters (total, per tower, embedding vs. non-embedding, active per token),\n"
                 "model FLOPs per token by term, per step, and the memory one rank needs (parameters,\n"
                 "gradients, AdamW moments, activations kept for backward: the analytic minimum; and\n"
-                "backward scratch), without MPI and without training. The formula and what it\n"
-                "leaves out: docs/model.md.\n");
+                "backward scratch), without MPI and without training. With experts (model.kind =\n"
+                "moe, model.moe_towers) also the router's share of the forward FLOPs and the ratio\n"
+                "to the same model with dense FFNs. The formula and what it leaves out:\n"
+                "docs/model.md.\n");
         return argc < 1 ? EXIT_BADINPUT : EXIT_OK;
     }
     config_t cfg;
@@ -59,22 +61,41 @@ int cmd_flops(int argc, char **argv)
         printf(" %s->%d", cfg.data.names[m], s->tower_of[m]);
     printf("\n\nparameters\n");
     for (int i = 0; i < r.n_params; i++)
-        printf("  %-28s %16.0f\n", r.params[i].name, r.params[i].value);
-    printf("  %-28s %16lld\n", "total", (long long)r.params_total);
-    printf("  %-28s %16lld\n", "active per token", (long long)r.params_active_per_token);
+        printf("  %-34s %16.0f\n", r.params[i].name, r.params[i].value);
+    printf("  %-34s %16lld\n", "total", (long long)r.params_total);
+    printf("  %-34s %16lld\n", "active per token", (long long)r.params_active_per_token);
     printf("\nmodel FLOPs per token (formula %s)\n", FLOPS_FORMULA_VERSION);
     char name[64];
     for (int i = 0; i < r.n_fwd; i++) {
         snprintf(name, sizeof name, "forward %s", r.fwd[i].name);
-        printf("  %-28s %16.0f\n", name, r.fwd[i].value);
+        printf("  %-34s %16.0f\n", name, r.fwd[i].value);
     }
-    printf("  %-28s %16.0f\n", "forward", r.fwd_per_token);
-    printf("  %-28s %16.0f\n", "backward", r.bwd_per_token);
-    printf("  %-28s %16.0f\n", "train", r.train_per_token);
+    printf("  %-34s %16.0f\n", "forward", r.fwd_per_token);
+    printf("  %-34s %16.0f\n", "backward", r.bwd_per_token);
+    printf("  %-34s %16.0f\n", "train", r.train_per_token);
+    if (s->moe_tower_mask) {
+        /* the same model with dense FFNs, for the ratio the issue of experts asks */
+        model_shape_t ds = *s;
+        ds.moe_tower_mask = 0;
+        flops_report_t dr;
+        model_flops(&dr, &ds, v.size);
+        double router = 0;
+        for (int i = 0; i < r.n_fwd; i++)
+            router += !strncmp(r.fwd[i].name, "router", 6) ? r.fwd[i].value : 0;
+        printf("  %-34s %15.3f%%\n", "router share of forward", 100 * router / r.fwd_per_token);
+        printf("  %-34s %16.4f\n", "forward / dense forward", r.fwd_per_token / dr.fwd_per_token);
+        if (s->moe_tower_mask != (1u << s->n_towers) - 1) {
+            printf("  (forward and train: a token of a tower with experts, the costlier; [..] terms\n"
+                   "   apply to those towers' tokens only)\n  train per token of");
+            for (int m = 0; m < s->n_modalities; m++)
+                printf(" %s %.0f", cfg.data.names[m], r.train_per_token_of[m]);
+            printf(" (experts in: %s)\n", cfg.moe_towers);
+        }
+    }
     double tokens = (double)cfg.global_batch * s->seq_len;
     printf("\nper step (%d sequences x %d tokens)\n", cfg.global_batch, s->seq_len);
-    printf("  %-28s %16.6g\n", "train FLOPs", tokens * r.train_per_token);
-    printf("  %-28s %16.6g\n", "train FLOPs, whole run", tokens * r.train_per_token * (double)cfg.steps);
+    printf("  %-34s %16.6g\n", "train FLOPs", tokens * r.train_per_token);
+    printf("  %-34s %16.6g\n", "train FLOPs, whole run", tokens * r.train_per_token * (double)cfg.steps);
     int dp = cfg.dp > 0 ? cfg.dp : 1;
     int micro = cfg.micro_batch > 0 ? cfg.micro_batch : cfg.global_batch / dp;
     micro = micro > 0 ? micro : 1;

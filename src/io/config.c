@@ -32,8 +32,14 @@ static const key_t_ keys[] = {
     {"run", "experiment", K_STR, F(experiment), "", NULL, "experiment the run belongs to (set by sweeps; groups runs in reports)"},
     {"run", "out_dir", K_STR, F(out_dir), "results", NULL, "directory that holds run directories"},
     {"run", "seed", K_U64, F(seed), "1", "[0, 18446744073709551615]", "seed of initialisation and data"},
-    {"model", "kind", K_ENUM, F(model.kind), "dense", "dense|mot|towers", "dense: one tower; mot: one tower per modality; towers: groups from model.towers"},
+    {"model", "kind", K_ENUM, F(model.kind), "dense", "dense|mot|towers|moe", "dense: one tower; mot: one tower per modality; towers: groups from model.towers; moe: one tower whose FFNs are mixtures of experts"},
     {"model", "towers", K_STR, F(towers), "", NULL, "with kind=towers: modality groups, e.g. 'text,image | speech'"},
+    {"model", "moe_experts", K_INT, F(model.moe_experts), "4", "[1, 64]", "experts per mixture-of-experts FFN (kind=moe, or moe_towers)"},
+    {"model", "moe_capacity", K_DBL, F(model.moe_capacity), "1", "(0, 64]", "expert capacity factor: each expert takes ceil(capacity x group / experts) tokens"},
+    {"model", "moe_group", K_ENUM, F(model.moe_group), "batch", "batch|sequence", "routing group: the micro-batch's tokens of the tower, or each sequence's"},
+    {"model", "moe_zloss", K_DBL, F(model.moe_zloss), "0", "[0, 1]", "weight of the router z-loss: adds weight x (sum over expert layers and tokens of logsumexp(router logits)^2) / (global_batch x seq_len) to the objective"},
+    {"model", "moe_eval_routing", K_ENUM, F(model.moe_eval), "ec", "ec|top1", "held-out routing: expert choice as in training (sees later tokens of its group), or each token to its top expert"},
+    {"model", "moe_towers", K_STR, F(moe_towers), "", NULL, "with kind=mot|towers: modalities whose tower gets mixture-of-experts FFNs, e.g. 'text'"},
     {"model", "size", K_STR, F(size), "", NULL, "preset xs|s|m|l|xl for d_model, n_layers, n_heads, d_ff (docs/config.md); empty: use the keys"},
     {"model", "d_model", K_INT, F(model.d_model), "64", "[1, 65536]", "model width"},
     {"model", "n_layers", K_INT, F(model.n_layers), "2", "[1, 1024]", "transformer blocks"},
@@ -77,6 +83,7 @@ static const key_t_ keys[] = {
     {"parallel", "tp", K_INT, F(tp), "1", "[1, 4096]", "tensor-parallel degree"},
     {"parallel", "dp", K_INT, F(dp), "0", "[0, 1048576]", "data-parallel degree; 0 or auto = world size / tp"},
     {"parallel", "tp_backend", K_ENUM, F(model.tp_backend), "megatron", "megatron|scalapack", "1D Megatron-style or 2D ScaLAPACK tensor parallelism"},
+    {"parallel", "expert_parallel", K_BOOL, F(model.expert_parallel), "false", NULL, "whole experts spread over the tensor-parallel group (tp must divide model.moe_experts) instead of sharding each"},
     {"parallel", "bucket_mb", K_DBL, F(bucket_mb), "4", "(0, 65536]", "gradient all-reduce bucket size in MiB"},
     {"parallel", "blas_threads", K_INT, F(blas_threads), "0", "[0, 1024]", "BLAS threads per rank; 0 = OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set, else SLURM_CPUS_PER_TASK (--cpus-per-task), else 1"},
     {"log", "every", K_I64, F(log_every), "10", "[1, 1099511627776]", "steps between logged rows and progress lines"},
@@ -472,6 +479,40 @@ static const struct { const char *name; int d, L, H, f; } presets[] = {
     {"l", 256, 4, 8, 1024}, {"xl", 512, 8, 8, 2048},
 };
 
+/* Which towers have mixture-of-experts FFNs, and what expert parallelism needs. */
+static bool resolve_moe(config_t *cfg, char *err, size_t errlen)
+{
+    model_shape_t *s = &cfg->model;
+    s->moe_tower_mask = s->kind == MODEL_MOE ? 1u : 0u;
+    if (cfg->moe_towers[0]) {
+        if (s->kind != MODEL_MOT && s->kind != MODEL_TOWERS)
+            return errorf(err, errlen, "model.moe_towers: only with model.kind = mot or towers (kind = moe "
+                          "puts experts in its one tower)");
+        char names[MAX_MODALITIES + 1][CFG_NAME_LEN];
+        int k = split_list(cfg->moe_towers, names, MAX_MODALITIES);
+        if (k <= 0)
+            return errorf(err, errlen, "model.moe_towers: expected modality names, got '%s'", cfg->moe_towers);
+        for (int j = 0; j < k; j++) {
+            int m;
+            for (m = 0; m < cfg->data.n_modalities && strcmp(cfg->data.names[m], names[j]); m++)
+                ;
+            if (m == cfg->data.n_modalities)
+                return errorf(err, errlen, "model.moe_towers: '%s' is not in data.modalities", names[j]);
+            s->moe_tower_mask |= 1u << s->tower_of[m];
+        }
+    }
+    if (s->expert_parallel) {
+        if (!s->moe_tower_mask)
+            return errorf(err, errlen, "parallel.expert_parallel: the model has no experts (model.kind = moe or model.moe_towers)");
+        if (s->moe_experts % cfg->tp)
+            return errorf(err, errlen, "parallel.expert_parallel: model.moe_experts = %d is not divisible by parallel.tp = %d",
+                          s->moe_experts, cfg->tp);
+        if (s->tp_backend == TP_SCALAPACK)
+            return errorf(err, errlen, "parallel.expert_parallel: not with parallel.tp_backend = scalapack");
+    }
+    return true;
+}
+
 bool config_resolve(config_t *cfg, char *err, size_t errlen)
 {
     if (cfg->size[0]) {
@@ -554,7 +595,7 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         cfg->data.mix_share[m] /= tot;
 
     /* towers */
-    if (cfg->model.kind == MODEL_DENSE) {
+    if (cfg->model.kind == MODEL_DENSE || cfg->model.kind == MODEL_MOE) {
         cfg->model.n_towers = 1;
         for (int m = 0; m < n; m++)
             cfg->model.tower_of[m] = 0;
@@ -592,6 +633,8 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
             if (cfg->model.tower_of[m] < 0)
                 return errorf(err, errlen, "model.towers: modality '%s' is in no group", cfg->data.names[m]);
     }
+    if (!resolve_moe(cfg, err, errlen))
+        return false;
     /* what several modules share */
     cfg->data.seq_len = cfg->model.seq_len;
     cfg->data.seed = cfg->seed;

@@ -22,7 +22,7 @@
 struct runlog {
     hid_t file;
     char path[CFG_PATH_LEN];
-    hsize_t width[3];               /* by enum runrec_width: 1, n_modalities, world_size */
+    hsize_t width[4];               /* by enum runrec_width: 1, n_modalities, world_size, load */
     hid_t ds[RUNREC_N_COLUMNS];
     hsize_t rows[2];                /* rows written, by enum runrec_group */
     int64_t last_step[2];           /* last step written, by group */
@@ -40,6 +40,9 @@ static h5ctx_t ctx_of(runlog_t *r)
 }
 
 static int rank_of(const runrec_column_t *col) { return col->width == RUNREC_ONE ? 1 : 2; }
+
+/* A LOAD column exists only for a model with experts (width > 0). */
+static bool present(const runlog_t *r, const runrec_column_t *col) { return r->width[col->width] > 0; }
 
 /* Slurm variables of this job into the root attributes (create and reopen). */
 static bool write_slurm(const h5ctx_t *c, hid_t file)
@@ -81,6 +84,22 @@ static bool write_root_attrs(const h5ctx_t *c, hid_t file, const runlog_meta_t *
                            m->peak_flops_source ? m->peak_flops_source : "unknown");
 }
 
+/* A model with experts: what /metrics/expert_load's columns are, and its routing. */
+static bool write_moe_attrs(const h5ctx_t *c, hid_t g, const runlog_meta_t *m)
+{
+    const char *o = "/model";
+    return h5_attr_put_i32(c, g, o, "moe_experts", m->moe_experts) &&
+           h5_attr_put_i32(c, g, o, "moe_layers", m->moe_layers) &&
+           h5_attr_put(c, g, o, "moe_layer_tower", H5T_STD_I32LE, H5T_NATIVE_INT32, (hsize_t)m->moe_layers,
+                       m->moe_layer_tower) &&
+           h5_attr_put(c, g, o, "moe_layer_index", H5T_STD_I32LE, H5T_NATIVE_INT32, (hsize_t)m->moe_layers,
+                       m->moe_layer_index) &&
+           h5_attr_put_f64(c, g, o, "moe_capacity", m->moe_capacity) &&
+           h5_attr_put_f64(c, g, o, "moe_zloss", m->moe_zloss) &&
+           h5_attr_put_str(c, g, o, "moe_group", m->moe_group) &&
+           h5_attr_put_str(c, g, o, "moe_eval_routing", m->moe_eval_routing);
+}
+
 static bool write_model_attrs(const h5ctx_t *c, hid_t g, const runlog_meta_t *m)
 {
     const char *o = "/model";
@@ -95,7 +114,8 @@ static bool write_model_attrs(const h5ctx_t *c, hid_t g, const runlog_meta_t *m)
            h5_attr_put_i32(c, g, o, "n_towers", m->n_towers) &&
            h5_attr_put_i64(c, g, o, "params_total", m->params_total) &&
            h5_attr_put_i64(c, g, o, "params_active_per_token", m->params_active_per_token) &&
-           h5_attr_put_f64(c, g, o, "flops_per_token", m->flops_per_token);
+           h5_attr_put_f64(c, g, o, "flops_per_token", m->flops_per_token) &&
+           (m->load_width == 0 || write_moe_attrs(c, g, m));
 }
 
 /* /restarts: one row per (re)start of the run, written before SWMR starts (SWMR
@@ -156,7 +176,7 @@ static void close_datasets(runlog_t *r)
 static bool open_datasets(const h5ctx_t *c, runlog_t *r)
 {
     for (size_t i = 0; i < RUNREC_N_COLUMNS; i++)
-        if ((r->ds[i] = h5_dset_open(c, r->file, runrec_columns[i].path)) < 0)
+        if (present(r, &runrec_columns[i]) && (r->ds[i] = h5_dset_open(c, r->file, runrec_columns[i].path)) < 0)
             return false;
     return true;
 }
@@ -209,6 +229,8 @@ static bool create_objects(const h5ctx_t *c, runlog_t *r, const runlog_meta_t *m
     }
     for (size_t i = 0; i < RUNREC_N_COLUMNS; i++) {
         const runrec_column_t *col = &runrec_columns[i];
+        if (!present(r, col))
+            continue;
         /* /ranks may widen when a resumed run has more ranks; missing ranks read NaN */
         if (!h5_column_create(c, r->file, col->path, col->i64, rank_of(col), r->width[col->width],
                               col->width == RUNREC_WORLD, CHUNK_ROWS))
@@ -237,6 +259,7 @@ runlog_t *runlog_create(const char *path, const runlog_meta_t *meta, char *err, 
     r->width[RUNREC_ONE] = 1;
     r->width[RUNREC_MOD] = (hsize_t)meta->n_modalities;
     r->width[RUNREC_WORLD] = (hsize_t)meta->world_size;
+    r->width[RUNREC_LOAD] = (hsize_t)(meta->load_width > 0 ? meta->load_width : 0);
     r->world_now = r->width[RUNREC_WORLD];
     /* Made under a temporary name and renamed once SWMR has started, so a reader never
      * sees a half-made file. No HDF5 file lock: the run directory's lock already
@@ -272,7 +295,7 @@ static bool rows_to_keep(const h5ctx_t *c, runlog_t *r, int group, int64_t last_
     size_t step_col = RUNREC_N_COLUMNS;
     for (size_t i = 0; i < RUNREC_N_COLUMNS; i++) {
         const runrec_column_t *col = &runrec_columns[i];
-        if (col->group != group)
+        if (col->group != group || !present(r, col))
             continue;
         if (step_col == RUNREC_N_COLUMNS)
             step_col = i; /* the first column of a group is its step */
@@ -310,16 +333,27 @@ static bool reopen_columns(const h5ctx_t *c, runlog_t *r, int64_t last_step, int
     if (version != RUNLOG_SCHEMA_VERSION)
         return h5_fail(c, "/@schema_version", "is %d, this motscale writes %d", (int)version,
                        RUNLOG_SCHEMA_VERSION);
+    /* Modalities, world size and load come from the file: the first 2-D column of
+     * each (a LOAD column only if the file has one). */
+    r->width[RUNREC_ONE] = r->width[RUNREC_MOD] = r->width[RUNREC_WORLD] = 1;
+    r->width[RUNREC_LOAD] = 0;
+    for (size_t i = 0; i < RUNREC_N_COLUMNS; i++)
+        if (runrec_columns[i].width == RUNREC_LOAD) {
+            int e = h5_exists(c, r->file, runrec_columns[i].path);
+            if (e < 0)
+                return false;
+            r->width[RUNREC_LOAD] = e > 0;
+        }
     if (!open_datasets(c, r))
         return false;
-    /* Modalities and world size come from the file: the first 2-D column of each. */
-    r->width[RUNREC_ONE] = 1;
+    bool known[4] = {true, false, false, false};
     for (size_t i = 0; i < RUNREC_N_COLUMNS; i++) {
         const runrec_column_t *col = &runrec_columns[i];
         int rank;
         hsize_t dims[2];
-        if (col->width == RUNREC_ONE || r->width[col->width])
+        if (known[col->width] || !present(r, col))
             continue;
+        known[col->width] = true;
         if (!h5_dset_shape(c, r->ds[i], col->path, &rank, dims))
             return false;
         r->width[col->width] = dims[1];
@@ -332,7 +366,7 @@ static bool reopen_columns(const h5ctx_t *c, runlog_t *r, int64_t last_step, int
         r->width[RUNREC_WORLD] = r->world_now;
     for (size_t i = 0; i < RUNREC_N_COLUMNS; i++) {
         const runrec_column_t *col = &runrec_columns[i];
-        if (!h5_column_resize(c, r->ds[i], col->path, rank_of(col), r->rows[col->group],
+        if (present(r, col) && !h5_column_resize(c, r->ds[i], col->path, rank_of(col), r->rows[col->group],
                               r->width[col->width]))
             return false;
     }
@@ -387,7 +421,7 @@ static bool append_group(runlog_t *r, int group, int64_t step, const void *row)
     int n_pad = 0;
     for (size_t i = 0; i < RUNREC_N_COLUMNS && ok; i++) {
         const runrec_column_t *col = &runrec_columns[i];
-        if (col->group != group)
+        if (col->group != group || !present(r, col))
             continue;
         const void *v = value_of(col, row);
         if (col->width == RUNREC_WORLD && v && r->pad[0] && r->world_now < r->width[RUNREC_WORLD]) {

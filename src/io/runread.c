@@ -75,6 +75,15 @@ static void load_attrs(reader_t *r, runrec_t *run)
     attr_num(r, model, "/model", "params_total", H5T_NATIVE_INT64, &run->params_total);
     attr_num(r, model, "/model", "params_active_per_token", H5T_NATIVE_INT64, &run->params_active_per_token);
     attr_num(r, model, "/model", "flops_per_token", H5T_NATIVE_DOUBLE, &run->flops_per_token);
+    /* a model with experts (it has /metrics/expert_load): that dataset's shape */
+    int e = r->failed ? 0 : h5_exists(&r->c, r->file, "/metrics/expert_load");
+    r->failed |= e < 0;
+    if (e > 0) {
+        attr_num(r, model, "/model", "moe_experts", H5T_NATIVE_INT, &run->moe_experts);
+        attr_num(r, model, "/model", "moe_layers", H5T_NATIVE_INT, &run->moe_layers);
+        attr_text(r, model, "/model", "moe_eval_routing", run->moe_eval_routing, sizeof run->moe_eval_routing,
+                  false);
+    }
     if (!r->failed && !h5_attr_get_strs(&r->c, model, "/model", "modality_names", &run->mod_names[0][0],
                                         RUNREC_NAME_LEN, RUNREC_MAX_MOD, &run->n_mod))
         r->failed = true;
@@ -116,6 +125,15 @@ static void group_rows(reader_t *r, runrec_t *run, int group, bool *present, siz
         size_t want = col->width == RUNREC_MOD ? (size_t)run->n_mod : 1;
         if (col->width == RUNREC_WORLD) {
             run->n_ranks = (size_t)dims[1];
+        } else if (col->width == RUNREC_LOAD) {
+            run->n_load = rank == 2 ? (size_t)dims[1] : 0;
+            if (run->moe_layers < 1 || run->moe_experts < 1 ||
+                run->n_load != (size_t)run->moe_layers * (size_t)run->moe_experts * (size_t)run->n_mod) {
+                r->failed = !h5_fail(&r->c, col->path, "has %zu columns, not /model@moe_layers x moe_experts x "
+                                     "modalities = %d x %d x %d", run->n_load, run->moe_layers,
+                                     run->moe_experts, run->n_mod);
+                return;
+            }
         } else if ((size_t)dims[1] != want || (col->width == RUNREC_ONE) != (rank == 1)) {
             r->failed = !h5_fail(&r->c, col->path, "has %llu columns but %zu were expected%s",
                                  (unsigned long long)dims[1], want,
@@ -135,7 +153,8 @@ static void read_group(reader_t *r, runrec_t *run, int group, const bool *presen
         const runrec_column_t *col = &runrec_columns[i];
         if (col->group != group)
             continue;
-        size_t width = col->width == RUNREC_ONE ? 1 : col->width == RUNREC_MOD ? (size_t)run->n_mod : run->n_ranks;
+        size_t width = col->width == RUNREC_ONE ? 1 : col->width == RUNREC_MOD ? (size_t)run->n_mod
+                     : col->width == RUNREC_LOAD ? run->n_load : run->n_ranks;
         size_t n = rows * width;
         void *buf = xcalloc(n + 1, 8);
         *(void **)column_ptr(run, col) = buf;

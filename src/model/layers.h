@@ -23,6 +23,7 @@ typedef struct tensor_spec {
     int role, tower, layer;
     int64_t rows, cols;
     int shard;                     /* enum shard_kind */
+    int owner, expert;             /* SHARD_EXPERT's TP rank; the expert (-1: none) */
     bool grid2d, decay;
     int init;                      /* enum tensor_init */
     double init_div;
@@ -44,7 +45,7 @@ int table_add(table_builder_t *b, const tensor_spec_t *spec);
 /* This rank's slice of a logical (rows x cols) tensor: a Megatron column or row
  * slice, or for a grid2d tensor under the ScaLAPACK backend its 2D block. The one
  * place a slice is decided, for both backends. */
-void tensor_slice(int shard, bool grid2d, int backend, int tp_rank, int tp_size, int64_t rows,
+void tensor_slice(int shard, int owner, bool grid2d, int backend, int tp_rank, int tp_size, int64_t rows,
                   int64_t cols, int64_t *row0, int64_t *lrows, int64_t *col0, int64_t *lcols);
 
 /* ---- the activation plan (plan.c) --------------------------------------------- */
@@ -59,6 +60,9 @@ typedef struct plan {
 
 enum plan_use { PLAN_KEPT, PLAN_SCRATCH };
 real *plan_take(plan_t *p, size_t n, int use);
+/* bytes for other element types (indices, doubles), 8-byte aligned in the one
+ * allocation (the alignment is decided by the offset, so both passes agree). */
+void *plan_take_bytes(plan_t *p, size_t bytes, int use);
 
 /* ---- row blocks ------------------------------------------------------------- */
 
@@ -178,6 +182,72 @@ void ffn_forward(model_t *m, struct sl_state *sl, const blocks_t *b, const ffn_w
 void ffn_backward(model_t *m, struct sl_state *sl, const blocks_t *b, const ffn_weights_t *f,
                   const ffn_acts_t *A, ffn_scratch_t *S, real *dx, const real *dz, const real *x,
                   int64_t d, int64_t fl, int64_t N);
+
+/* ---- the mixture-of-experts FFN slot (moe.c) ---------------------------------------
+ * For one block of n rows (one tower's tokens of a micro-batch): router logits and
+ * probabilities (n, E), expert choice per routing group, each chosen row gathered
+ * into its expert's rows of xe (rows, d), the experts as FFN blocks over xe, and
+ * z[t] = sum over the experts e that took t of p[t, e] FFN_e(x[t]). */
+typedef struct moe_geom {
+    int E;                         /* experts */
+    double capacity;               /* k = ceil(capacity x group rows / E) */
+    bool eval_top1;                /* forward without gradient: top-1 token choice */
+    bool expert_parallel;          /* whole experts per TP rank */
+    int tp_rank, tp_size;
+    int64_t d, fl;                 /* model width; this rank's expert FFN width */
+} moe_geom_t;
+
+/* Expert e runs on this rank: every expert when sharded, its own under expert
+ * parallelism (experts [r E / tp, (r + 1) E / tp) on TP rank r). */
+static inline bool moe_runs_here(const moe_geom_t *g, int e)
+{
+    return !g->expert_parallel || e / (g->E / g->tp_size) == g->tp_rank;
+}
+
+typedef struct moe_weights {
+    int router;                    /* (d, E), replicated */
+    const int *w1, *w3, *w2;       /* per expert; -1 for experts another rank holds */
+} moe_weights_t;
+
+/* What forward keeps (capacities: n up to N rows, rows up to the plan's bound). */
+typedef struct moe_acts {
+    int64_t n;
+    real *logits, *probs;          /* (N, E) */
+    double *lse;                   /* (N) log-sum-exp of the logits, for the z-loss */
+    double zloss_sum;              /* sum over the n rows of lse^2 */
+    int64_t *rows, *off;           /* expert e took rows[off[e] .. off[e+1]) (in row order) */
+    int64_t *scratch;              /* (max(N, E)) */
+    int n_run;                     /* experts run here, their ids, and their blocks in xe */
+    int *run;
+    int64_t *run_off;
+    int *w1, *w3, *w2;             /* the run experts' tensors, for the FFN layer */
+    real *xe, *ye;                 /* (rows, d) gathered inputs, expert outputs */
+    ffn_acts_t ffn;                /* (rows, fl) */
+} moe_acts_t;
+typedef struct moe_scratch {
+    real *dp;                      /* (N, E) */
+    real *dye, *dxe;               /* (rows, d) */
+    ffn_scratch_t fs;              /* (rows, fl) */
+} moe_scratch_t;
+
+/* k of a routing group of n rows. */
+int64_t moe_capacity_rows(const moe_geom_t *g, int64_t n);
+/* Routing of n rows with probabilities probs (n, E): expert choice within each group
+ * [group_off[q], group_off[q+1]) (ties to the earlier row), or top1 (each row to its
+ * most probable expert, ties to the lower expert). rows/off as in moe_acts_t;
+ * scratch: max(n, E) values. */
+void moe_route(const moe_geom_t *g, const real *probs, int64_t n, const int64_t *group_off,
+               int n_groups, bool top1, int64_t *rows, int64_t *off, int64_t *scratch);
+/* z (n, d) overwritten with this rank's part (the caller's g all-reduce completes
+ * it); eval: a forward without gradient (routing by g->eval_top1). */
+void moe_forward(model_t *m, struct sl_state *sl, const moe_geom_t *g, const moe_weights_t *w,
+                 moe_acts_t *A, real *z, const real *x, int64_t n, const int64_t *group_off,
+                 int n_groups, bool eval);
+/* dx (n, d) overwritten with this rank's part (before the caller's f all-reduce);
+ * router and expert gradients accumulated. zloss_scale: d(objective)/d(sum lse^2). */
+void moe_backward(model_t *m, struct sl_state *sl, const moe_geom_t *g, const moe_weights_t *w,
+                  const moe_acts_t *A, moe_scratch_t *S, real *dx, const real *dz, const real *x,
+                  real zloss_scale);
 
 /* ---- losses (loss.c) ---------------------------------------------------------------
  * Each adds per-modality sums and counts, by the modality of the target. */

@@ -15,6 +15,8 @@ void linear_forward(model_t *m, struct sl_state *sl, const blocks_t *b, const in
     /* Y[rows of k] = X[rows of k] W_k   X: (N, in), W_k: (in, out), Y: (N, out) */
     for (int k = 0; k < b->n; k++) {
         int64_t o = b->off[k];
+        if (blocks_rows(b, k) == 0)
+            continue;
         const tensor_info_t *t = &m->tensors[w[k]];
         if (sl) {
             /* in/out above are the local widths; the grid needs the logical ones */

@@ -10,13 +10,15 @@
 
 #include "kinds.h"
 
-/* model.kind -> entry: dense, mot and towers are all the tower transformer. */
+/* model.kind -> entry: dense, mot, towers and moe are all the tower transformer
+ * (moe: one tower whose FFN slot holds experts). */
 const model_kind_ops_t *model_kind_of(int kind)
 {
     switch (kind) {
     case MODEL_DENSE:
     case MODEL_MOT:
     case MODEL_TOWERS:
+    case MODEL_MOE:
         return &tower_kind;
     }
     DIE(EXIT_FAULT, "model kind %d has no entry in the kind table", kind);
@@ -82,7 +84,9 @@ void model_init_params(model_t *m, uint64_t seed, const model_init_t *init)
             continue;
         }
         int tower = init->same_towers && t->tower >= 0 ? 0 : t->tower;
-        uint64_t id = ((uint64_t)t->role << 40) ^ ((uint64_t)(tower + 1) << 20) ^ (uint64_t)(t->layer + 1);
+        /* expert e > 0 adds its index; expert 0 draws what the dense FFN draws */
+        uint64_t id = ((uint64_t)t->role << 40) ^ ((uint64_t)(tower + 1) << 20) ^ (uint64_t)(t->layer + 1) ^
+                      ((uint64_t)(t->expert > 0 ? t->expert : 0) << 50);
         gsl_rng_set(rng, (unsigned long)(splitmix64(seed ^ splitmix64(id)) & 0xffffffffu));
         double std = init->std / t->init_div;
         /* Draw the whole logical tensor in row-major order; keep this rank's slice. */
@@ -127,8 +131,11 @@ double model_bytes_per_rank(const model_shape_t *s, int32_t vocab_size, int tp_s
 {
     /* an upper bound in double first: every plan and table product is below it */
     double d = s->d_model, f = s->d_ff, V = vocab_size, L = s->n_layers, N = (double)max_seqs * s->seq_len;
-    double params = s->n_towers * L * (4 * d * d + 3 * d * f + 4 * d) + 2 * V * d;
-    double acts = N * (L * (12 * d + 4 * f + s->n_heads * (double)s->seq_len) + V + 4 * d);
+    /* experts: E FFNs and a router per layer; their rows up to capacity x N + E per group */
+    double E = s->moe_tower_mask ? s->moe_experts : 0, c = s->moe_tower_mask ? s->moe_capacity + E : 0;
+    double params = s->n_towers * L * (4 * d * d + 3 * d * f * (E > 1 ? E : 1) + 4 * d + d * E) + 2 * V * d;
+    double acts = N * (L * (12 * d + 4 * f + s->n_heads * (double)s->seq_len + c * (2 * d + 4 * f) + 4 * E) +
+                       V + 4 * d);
     *activations_dominate = acts > 4 * params;
     if (16 * params + 8 * acts > 0x1p62)
         return INFINITY;

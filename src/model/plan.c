@@ -14,3 +14,10 @@ real *plan_take(plan_t *p, size_t n, int use)
     p->cursor += n;
     return v;
 }
+
+void *plan_take_bytes(plan_t *p, size_t bytes, int use)
+{
+    size_t unit = sizeof(real), at = p->total * unit, pad = (8 - at % 8) % 8;
+    real *v = plan_take(p, (pad + bytes + unit - 1) / unit, use);
+    return v ? (char *)v + pad : NULL;
+}

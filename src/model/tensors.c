@@ -6,13 +6,17 @@
 #include "layers.h"
 #include "motscale/scalapack.h"
 
-void tensor_slice(int shard, bool grid2d, int backend, int tp_rank, int tp_size, int64_t rows,
+void tensor_slice(int shard, int owner, bool grid2d, int backend, int tp_rank, int tp_size, int64_t rows,
                   int64_t cols, int64_t *row0, int64_t *lrows, int64_t *col0, int64_t *lcols)
 {
     *row0 = *col0 = 0;
     *lrows = rows;
     *lcols = cols;
-    if (grid2d && backend == TP_SCALAPACK) {
+    if (shard == SHARD_EXPERT) {
+        /* whole on its owner, nothing elsewhere */
+        if (owner != tp_rank)
+            *lrows = *lcols = 0;
+    } else if (grid2d && backend == TP_SCALAPACK) {
         /* 2D: a projection holds this rank's block of the ScaLAPACK grid; init,
          * checkpoints, the optimizer and the DP buckets address it by row0/col0
          * like a Megatron slice, unaware of the backend */
@@ -30,7 +34,7 @@ int table_add(table_builder_t *b, const tensor_spec_t *spec)
 {
     int i = b->n++;
     int64_t row0, lrows, col0, lcols;
-    tensor_slice(spec->shard, spec->grid2d, b->backend, b->tp_rank, b->tp_size, spec->rows,
+    tensor_slice(spec->shard, spec->owner, spec->grid2d, b->backend, b->tp_rank, b->tp_size, spec->rows,
                  spec->cols, &row0, &lrows, &col0, &lcols);
     size_t numel = (size_t)(lrows * lcols);
     size_t offset = b->n_local;
@@ -52,6 +56,8 @@ int table_add(table_builder_t *b, const tensor_spec_t *spec)
     t->lrows = lrows;
     t->lcols = lcols;
     t->shard = spec->shard;
+    t->owner = spec->owner;
+    t->expert = spec->expert;
     t->grid2d = spec->grid2d;
     t->decay = spec->decay;
     t->init = spec->init;

@@ -9,15 +9,15 @@
 
 #include "kinds.h"
 #include "layers.h"
+#include "tower_int.h"
 #include "motscale/gemm.h"
 #include "motscale/scalapack.h"
 #include "motscale/tower.h"
 
 /* ---- the tensor table ---------------------------------------------------------- */
 
-enum dim { DIM_ONE, DIM_D, DIM_F, DIM_V };
-
-/* One line per tensor of a block, in table order. Output projections (W_o, W_2)
+/* One line per tensor of a block, in table order; the FFN's three (or a router and
+ * experts) come from tower_ffn_list at W_1's place. Output projections (W_o, W_2)
  * start at init_std / sqrt(2 n_layers); norms at one, without decay. QK-norm
  * weights are per (head, dim), sharded with the heads. */
 static const struct layer_role {
@@ -40,50 +40,6 @@ static const struct layer_role {
 };
 enum { N_LAYER_ROLES = sizeof LAYER_ROLES / sizeof LAYER_ROLES[0] };
 
-/* A block's activations: what forward keeps for backward, by layer. */
-typedef struct layer_acts {
-    real *x;                 /* (N, d)  block input (residual stream) */
-    real *xn, *rs_a;         /* pre: RMSNorm_attn(x) and its rstd */
-    real *q, *k, *rs_q, *rs_k; /* qk_norm: raw q, k (N, dl) and rstd (N hl) */
-    attn_acts_t att_keep;    /* qa, ka, va, p */
-    real *att;               /* (N, dl) attention output, grouped rows */
-    real *y, *rs_y;          /* swin: a W_o after the g all-reduce, its norm's rstd */
-    real *h;                 /* (N, d) residual after attention */
-    real *hn, *rs_h;         /* pre: RMSNorm_ffn(h) */
-    ffn_acts_t ffn;          /* u, w, s */
-    real *z, *rs_z;          /* swin: s W_2 after the g all-reduce, its norm's rstd */
-} layer_acts_t;
-
-typedef struct tower_impl {
-    int d, L, H, hd, f, T, P;          /* shape; P towers */
-    int hl, dl, fl;                    /* local heads, attention width, FFN width */
-    int64_t V, N;                      /* vocabulary; rows of the current micro-batch */
-    int B;
-    int *index;                        /* [(tower * (L + 1) + layer + 1) * ROLE_N + role] */
-    int embed, head;
-    struct sl_state *sl;               /* ScaLAPACK grids; NULL for Megatron */
-    int32_t *tok_in, *tok_tgt;         /* (N) sequence order */
-    int64_t *perm, *inv;               /* perm[g] = n, inv[n] = g */
-    int64_t tower_off[MAX_MODALITIES + 1];
-    blocks_t rows;                     /* the towers' row blocks of this micro-batch */
-    rope_t rope;
-    attn_mask_t mask;
-    real grad_scale;
-    real *act;                         /* the plan's one allocation */
-    layer_acts_t *la;
-    real *x_final, *hf, *rs_f, *logits;   /* kept: last block's output, final norm, logits */
-    /* backward scratch */
-    real *dres, *dtmp, *xq, *xk, *xv, *dq, *dk, *dv, *dqn, *dkn, *datt;
-    attn_scratch_t as;
-    ffn_scratch_t fs;
-    /* per-tower tensor indices of one layer, for the layer calls */
-    int *w;                            /* [(layer * ROLE_N + role) * P + tower] */
-} tower_impl_t;
-
-static int idx_slot(const tower_impl_t *t, int role, int tower, int layer)
-{
-    return ((tower * (t->L + 1)) + layer + 1) * ROLE_N + role;
-}
 
 const tensor_info_t *tower_tensor(const model_t *m, int role, int tower, int layer)
 {
@@ -104,6 +60,7 @@ static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, to
     char name[64];
     int L = s->n_layers;
     tensor_spec_t sp = {.name = name, .tower = -1, .layer = -1, .rows = V, .cols = s->d_model,
+                        .owner = -1, .expert = -1,
                         .decay = true, .init = INIT_NORMAL, .init_div = 1, .stage = L + 1};
     snprintf(name, sizeof name, "embed");
     sp.role = ROLE_EMBED;
@@ -122,10 +79,16 @@ static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, to
                 const struct layer_role *lr = &LAYER_ROLES[r];
                 if (lr->qk && !s->qk_norm)
                     continue;
+                if (lr->role == ROLE_W3 || lr->role == ROLE_W2)
+                    continue;
+                if (lr->role == ROLE_W1) {
+                    tower_ffn_list(s, b, t, tw, l);
+                    continue;
+                }
                 snprintf(name, sizeof name, "tower%d.layer%d.%s", tw, l, lr->name);
                 tensor_spec_t ls = {.name = name, .role = lr->role, .tower = tw, .layer = l,
                                     .rows = dim_of(s, V, lr->rows), .cols = dim_of(s, V, lr->cols),
-                                    .shard = lr->shard, .grid2d = lr->grid2d, .decay = lr->decay,
+                                    .shard = lr->shard, .owner = -1, .expert = -1, .grid2d = lr->grid2d, .decay = lr->decay,
                                     .init = lr->decay ? INIT_NORMAL : INIT_ONES,
                                     .init_div = lr->out_proj ? sqrt(2.0 * L) : 1,
                                     .stage = L - l};
@@ -135,6 +98,7 @@ static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, to
             }
         snprintf(name, sizeof name, "tower%d.final_norm", tw);
         tensor_spec_t fn = {.name = name, .role = ROLE_NORM_FINAL, .tower = tw, .layer = -1, .rows = 1,
+                            .owner = -1, .expert = -1,
                             .cols = s->d_model, .init = INIT_ONES, .init_div = 1, .stage = 0};
         int i = table_add(b, &fn);
         if (t)
@@ -150,12 +114,13 @@ static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_s
 {
     size_t T = (size_t)s->seq_len, N = (size_t)max_seqs * T, d = (size_t)s->d_model;
     size_t hl = (size_t)(s->n_heads / tp_size), dl = hl * (size_t)(s->d_model / s->n_heads);
-    size_t fl = (size_t)(s->d_ff / tp_size), hd = (size_t)(s->d_model / s->n_heads);
+    size_t hd = (size_t)(s->d_model / s->n_heads);
     bool pre = s->norm == NORM_PRE, qk = s->qk_norm;
     layer_acts_t dummy;
     for (int l = 0; l < s->n_layers; l++) {
         layer_acts_t *A = t ? &t->la[l] : &dummy;
         memset(A, 0, sizeof *A);
+        A->moe = t && t->moe_acts ? t->moe_acts + (size_t)l * (size_t)s->n_towers : NULL;
         A->x = plan_take(p, N * d, PLAN_KEPT);
         if (pre) {
             A->xn = plan_take(p, N * d, PLAN_KEPT);
@@ -182,9 +147,7 @@ static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_s
             A->z = plan_take(p, N * d, PLAN_KEPT);
             A->rs_z = plan_take(p, N, PLAN_KEPT);
         }
-        A->ffn.u = plan_take(p, N * fl, PLAN_KEPT);
-        A->ffn.w = plan_take(p, N * fl, PLAN_KEPT);
-        A->ffn.s = plan_take(p, N * fl, PLAN_KEPT);
+        tower_ffn_plan(s, tp_size, max_seqs, p, A, l);
     }
     tower_impl_t sc;
     tower_impl_t *o = t ? t : &sc;
@@ -208,11 +171,13 @@ static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_s
     o->as.dqa = plan_take(p, N * dl, PLAN_SCRATCH);
     o->as.dka = plan_take(p, N * dl, PLAN_SCRATCH);
     o->as.dva = plan_take(p, N * dl, PLAN_SCRATCH);
+    size_t fl = (size_t)(s->d_ff / tp_size);
     o->fs.du = plan_take(p, N * fl, PLAN_SCRATCH);
     o->fs.dw = plan_take(p, N * fl, PLAN_SCRATCH);
     o->fs.ds = plan_take(p, N * fl, PLAN_SCRATCH);
     o->as.dp = plan_take(p, T * T, PLAN_SCRATCH);
     o->as.o = plan_take(p, T * hd, PLAN_SCRATCH);
+    tower_ffn_scratch_plan(s, tp_size, max_seqs, p, t);
 }
 
 /* ---- build ------------------------------------------------------------------------ */
@@ -242,6 +207,7 @@ static void tower_build(model_t *m)
     t->index = xmalloc(nidx * sizeof *t->index);
     for (size_t i = 0; i < nidx; i++)
         t->index[i] = -1;
+    tower_ffn_init(m, t);
     model_table_build(m, tower_list_cb, t);
     /* per-layer weight lists for the layer calls: w[(l * ROLE_N + role) * P + tower] */
     t->w = xcalloc((size_t)(t->L + 1) * ROLE_N * (size_t)t->P, sizeof *t->w);
@@ -249,9 +215,9 @@ static void tower_build(model_t *m)
         for (int r = 0; r < ROLE_N; r++)
             for (int tw = 0; tw < t->P; tw++)
                 t->w[((size_t)(l + 1) * ROLE_N + r) * (size_t)t->P + tw] = t->index[idx_slot(t, r, tw, l)];
-    if (s->tp_backend == TP_SCALAPACK)
-        t->sl = sl_create(&m->tp, (int64_t)m->max_seqs * t->T, t->d > t->f ? t->d : t->f);
     size_t N = (size_t)m->max_seqs * (size_t)t->T;
+    if (s->tp_backend == TP_SCALAPACK)
+        t->sl = sl_create(&m->tp, t->rows_max > (int64_t)N ? t->rows_max : (int64_t)N, t->d > t->f ? t->d : t->f);
     t->tok_in = xmalloc(N * sizeof *t->tok_in);
     t->tok_tgt = xmalloc(N * sizeof *t->tok_tgt);
     t->perm = xmalloc(N * sizeof *t->perm);
@@ -275,6 +241,7 @@ static void tower_free(model_t *m)
     if (!t)
         return;
     sl_free(t->sl);
+    tower_ffn_free(m, t);
     free(t->index);
     free(t->w);
     free(t->tok_in);
@@ -289,11 +256,6 @@ static void tower_free(model_t *m)
     m->impl = NULL;
 }
 
-/* The per-tower tensor indices of (role, layer), one per row block. */
-static const int *W(const tower_impl_t *t, int role, int layer)
-{
-    return t->w + ((size_t)(layer + 1) * ROLE_N + (size_t)role) * (size_t)t->P;
-}
 
 /* ---- forward ------------------------------------------------------------------ */
 
@@ -375,9 +337,8 @@ static void ffn_half_forward(model_t *m, tower_impl_t *t, int l, real *x_out)
         norm_forward(m, b, W(t, ROLE_NORM_FFN, l), A->hn, A->rs_h, A->h, d, eps);
         fin = A->hn;
     }
-    ffn_weights_t fw = {W(t, ROLE_W1, l), W(t, ROLE_W3, l), W(t, ROLE_W2, l)};
     real *z = pre ? t->dtmp : A->z;
-    ffn_forward(m, t->sl, b, &fw, &A->ffn, z, fin, d, t->fl, N);
+    tower_ffn_forward(m, t, l, z, fin);
     tp_g_forward(&m->tp, z, (size_t)(N * d));
     /* swin: out = h + RMSNorm_ffn(z);  pre: out = h + z */
     if (pre) {
@@ -404,6 +365,9 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
             t->tok_tgt[b * T + i] = windows[b * (T + 1) + i + 1];
         }
     group_by_tower(m, t);
+    if (grad_scale > 0)
+        for (int64_t n = 0; n < t->N; n++)
+            m->tokens_in[vocab_modality(&m->vocab, t->tok_in[n])]++;
     /* x0[g] = embed[token at perm[g]] */
     real *x = t->L > 0 ? t->la[0].x : t->x_final;
     const real *E = m->params + m->tensors[t->embed].offset;
@@ -462,8 +426,7 @@ static void ffn_half_backward(model_t *m, tower_impl_t *t, int l)
     /* z = FFN(in) (g: identity backward); d in, then f: all-reduce */
     const real *fin = pre ? A->hn : A->h;
     real *dfin = dz; /* the FFN reads dz before it writes d in */
-    ffn_weights_t fw = {W(t, ROLE_W1, l), W(t, ROLE_W3, l), W(t, ROLE_W2, l)};
-    ffn_backward(m, t->sl, &t->rows, &fw, &A->ffn, &t->fs, dfin, dz, fin, d, t->fl, N);
+    tower_ffn_backward(m, t, l, dfin, dz, fin);
     tp_f_backward(&m->tp, dfin, (size_t)(N * d));
     branch_in_backward(m, t, ROLE_NORM_FFN, l, dfin, A->h, A->rs_h);
 }
@@ -543,28 +506,65 @@ static void tower_backward(model_t *m)
  *   attention                 QK^T and AV: position i attends to i+1 keys, 2 * 2 * d * (i+1);
  *                             averaged over a sequence of s positions ~ 2 * s * d ("half the square")
  *   head                      (1 x d)(d x V)                        2 * d V
+ * A tower with experts replaces SwiGLU by its router, (1 x d)(d x E): 2 d E, and the
+ * experts at their capacity c (each token is, on average, taken c times): c 2 * 3 d f.
  * Backward costs two forward matmuls per forward matmul, so training is 3 x forward.
  * Excluded, and said so in docs/model.md: norms, RoPE, softmax, the SwiGLU gate,
- * embedding lookup and the optimizer. Every tower has the same shapes, so MoT and
- * dense of one width have the same FLOPs per token. */
+ * routing, gate scaling, embedding lookup and the optimizer. Every dense tower has
+ * the same shapes, so MoT and dense of one width have the same FLOPs per token. */
 static void tower_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab_size)
 {
     memset(r, 0, sizeof *r);
     double d = s->d_model, f = s->d_ff, T = s->seq_len, V = vocab_size, L = s->n_layers;
-    int64_t di = s->d_model, fi = s->d_ff;
-    int64_t per_layer = 4 * di * di + 3 * di * fi + 2 * di + (s->qk_norm ? 2 * di : 0);
+    double E = s->moe_experts, c = s->moe_capacity;
+    int64_t di = s->d_model, fi = s->d_ff, Ei = s->moe_experts;
+    int64_t attn = 4 * di * di + 2 * di + (s->qk_norm ? 2 * di : 0), ffn = 3 * di * fi;
+    int64_t dense_layer = attn + ffn, moe_layer = attn + Ei * ffn + di * Ei;
     int64_t embedding = 2 * (int64_t)vocab_size * di;
-    int64_t per_tower = s->n_layers * per_layer + di; /* + final norm */
+    /* + final norm */
+    int64_t dense_tower = s->n_layers * dense_layer + di, moe_tower = s->n_layers * moe_layer + di;
+    int n_moe = 0;
+    for (int tw = 0; tw < s->n_towers; tw++)
+        n_moe += (s->moe_tower_mask >> tw) & 1u;
+    int n_dense = s->n_towers - n_moe;
     flops_add_params(r, "embedding + head", (double)embedding);
-    flops_add_params(r, "per tower", (double)per_tower);
-    flops_add_params(r, "non-embedding", (double)(s->n_towers * per_tower));
-    r->params_total = embedding + s->n_towers * per_tower;
-    r->params_active_per_token = embedding + per_tower;
+    if (n_dense)
+        flops_add_params(r, n_moe ? "per tower without experts" : "per tower", (double)dense_tower);
+    if (n_moe) {
+        flops_add_params(r, n_dense ? "per tower with experts" : "per tower", (double)moe_tower);
+        flops_add_params(r, "  of which routers", (double)(s->n_layers * di * Ei));
+        flops_add_params(r, "  of which experts", (double)(s->n_layers * Ei * ffn));
+    }
+    int64_t non_embedding = n_dense * dense_tower + n_moe * moe_tower;
+    flops_add_params(r, "non-embedding", (double)non_embedding);
+    r->params_total = embedding + non_embedding;
+    /* a token of a tower with experts meets the router and, on average, c experts:
+     * exact when E divides c x the routing group (moe_capacity_rows) */
+    int64_t moe_active = s->n_layers * (attn + di * Ei + (int64_t)llround(c * (double)ffn)) + di;
+    r->params_active_per_token = embedding + (n_moe ? (moe_active > dense_tower || !n_dense ? moe_active : dense_tower)
+                                                    : dense_tower);
     flops_add_fwd(r, "q,k,v,o", L * 2 * 4 * d * d, true);
-    flops_add_fwd(r, "SwiGLU", L * 2 * 3 * d * f, true);
+    /* a hybrid's FFN terms apply to some tokens only: said in their names */
+    bool hybrid = n_dense && n_moe;
+    if (n_dense)
+        flops_add_fwd_scoped(r, hybrid ? "SwiGLU [dense towers]" : "SwiGLU", L * 2 * 3 * d * f, true,
+                             hybrid ? FLOPS_DENSE_FFN : FLOPS_ALL);
+    if (n_moe) {
+        flops_add_fwd_scoped(r, hybrid ? "router [expert towers]" : "router", L * 2 * d * E, true,
+                             hybrid ? FLOPS_EXPERTS : FLOPS_ALL);
+        flops_add_fwd_scoped(r, hybrid ? "experts [expert towers]" : "experts", L * c * 2 * 3 * d * f, true,
+                             hybrid ? FLOPS_EXPERTS : FLOPS_ALL);
+    }
     flops_add_fwd(r, "attention", L * 2 * T * d, false);
     flops_add_fwd(r, "head", 2 * d * V, true);
-    flops_finish(r, s->n_modalities);
+    uint32_t expert_modalities = 0;
+    for (int m = 0; m < s->n_modalities; m++)
+        if ((s->moe_tower_mask >> s->tower_of[m]) & 1u)
+            expert_modalities |= 1u << m;
+    flops_finish(r, s->n_modalities, expert_modalities);
+    r->expert_row_train = n_moe ? 3 * 2 * 3 * d * f : 0;
+    for (int m = 0; m < s->n_modalities; m++)
+        r->expert_train_of[m] = (expert_modalities >> m & 1u) ? 3 * L * c * 2 * 3 * d * f : 0;
 }
 
 static void tower_memory(model_memory_t *r, const model_shape_t *s, int32_t vocab_size, int tp_size,

@@ -14,6 +14,10 @@ void train_step(model_t *m, adamw_t *opt, dp_sync_t *dps, data_t *train, int32_t
     int per_dp = p->global_batch / mesh->dp;
     real scale = (real)(1.0 / ((double)p->global_batch * (double)p->seq_len));
     double tp0 = m->tp.comm_s, dp0 = dps->comm_s;
+    m->aux_loss_sum = 0;
+    memset(m->tokens_in, 0, sizeof m->tokens_in);
+    if (m->n_load)
+        memset(m->load, 0, (size_t)m->n_load * sizeof *m->load);
     /* gradients are zero here: allocated so, and zeroed by each AdamW step */
     for (int mi = 0; mi < n_micro; mi++) {
         int64_t first = step * p->global_batch + (int64_t)mesh->dp_rank * per_dp + (int64_t)mi * p->micro_batch;
@@ -30,8 +34,18 @@ void train_step(model_t *m, adamw_t *opt, dp_sync_t *dps, data_t *train, int32_t
     if (mesh->dp > 1) {
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, r->loss_sum, M, MPI_DOUBLE, MPI_SUM, mesh->dp_comm));
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, r->count, M, MPI_INT64_T, MPI_SUM, mesh->dp_comm));
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, m->tokens_in, M, MPI_INT64_T, MPI_SUM, mesh->dp_comm));
+        if (m->n_load) {
+            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, m->load, m->n_load, MPI_DOUBLE, MPI_SUM, mesh->dp_comm));
+            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &m->aux_loss_sum, 1, MPI_DOUBLE, MPI_SUM, mesh->dp_comm));
+        }
     }
     double red_s = now_seconds() - c0;
+    memcpy(r->tokens_in, m->tokens_in, sizeof r->tokens_in);
+    r->expert_rows = m->n_load ? 0 : -1;
+    for (int i = 0; i < m->n_load; i++)
+        r->expert_rows += m->load[i];
+    r->aux_loss = m->aux_loss_sum / ((double)p->global_batch * (double)p->seq_len);
     r->grad_norm = grad_global_norm(m);
     for (int k = 0; k < M; k++) {
         r->loss += r->loss_sum[k];

@@ -23,8 +23,12 @@ typedef struct step_result {
     double loss_sum[MAX_MODALITIES];  /* summed over the data-parallel group */
     int64_t count[MAX_MODALITIES];
     int64_t tokens;
+    int64_t tokens_in[MAX_MODALITIES]; /* input tokens by modality (summed over DP): FLOPs */
     double loss, grad_norm, lr;       /* loss: mean over every target of the global batch */
     bool finite;                      /* loss and gradient norm; false: no update was made */
+    double aux_loss;                  /* the router z-loss term, per target token (0 without) */
+    double expert_rows;               /* rows every expert of every layer took; -1 without experts
+                                       * (m->load holds them by layer, expert and modality) */
     double io_s, comm_s;              /* data reads; TP, DP and loss-reduction waits */
 } step_result_t;
 
@@ -32,7 +36,8 @@ typedef struct step_result {
  *   step * global_batch + dp_rank * (global_batch / dp) + i * micro_batch + j,
  * gradients all-reduced in buckets overlapped with the last backward, the global
  * norm clipped to grad_clip, AdamW at lr_at(step). windows holds micro_batch windows.
- * A non-finite loss or norm returns with r->finite false before the update. */
+ * A non-finite loss or norm returns with r->finite false before the update. With
+ * experts, m->load and m->aux_loss_sum hold the step's sums over the DP group. */
 void train_step(model_t *m, adamw_t *opt, dp_sync_t *dps, data_t *train, int32_t *windows,
                 const step_params_t *p, const mesh_t *mesh, int64_t step, step_result_t *r);
 

@@ -68,6 +68,8 @@ typedef struct trainer {
     char *ini;
     double peak;
     double *rank_step, *rank_comm;          /* rank 0: this logged step's per-rank times */
+    int64_t *load;                          /* rank 0: this logged step's expert load */
+    int32_t *moe_layer_tower, *moe_layer_index;
     reporter_t rep;
     provenance_cpu_t cpu_mark;
     double ckpt_bytes, ckpt_s, pending_issued, log_total_s, step_total_s;
@@ -219,6 +221,17 @@ static runlog_meta_t record_meta(const trainer_t *t, const char *hosts, const ch
         meta.modality_names[k] = cfg->data.names[k];
         meta.tower_of[k] = cfg->model.tower_of[k];
     }
+    if (t->model.n_load) {
+        meta.load_width = t->model.n_load;
+        meta.moe_experts = cfg->model.moe_experts;
+        meta.moe_layers = t->model.n_load / (cfg->model.moe_experts * t->M);
+        meta.moe_layer_tower = t->moe_layer_tower;
+        meta.moe_layer_index = t->moe_layer_index;
+        meta.moe_capacity = cfg->model.moe_capacity;
+        meta.moe_zloss = cfg->model.moe_zloss;
+        meta.moe_group = config_enum_name("model", "moe_group", cfg->model.moe_group);
+        meta.moe_eval_routing = config_enum_name("model", "moe_eval_routing", cfg->model.moe_eval);
+    }
     return meta;
 }
 
@@ -240,6 +253,15 @@ static int open_record(trainer_t *t)
             fprintf(stderr, "motscale: cannot write %s/config.ini: %s\n", t->rd.dir, strerror(errno));
             fail = EXIT_FAULT;
         }
+        /* the experts' layers in /metrics/expert_load order: towers with experts, then layers */
+        const model_shape_t *s = &t->cfg->model;
+        t->moe_layer_tower = xcalloc((size_t)(s->n_towers * s->n_layers) + 1, sizeof(int32_t));
+        t->moe_layer_index = xcalloc((size_t)(s->n_towers * s->n_layers) + 1, sizeof(int32_t));
+        for (int tw = 0, j = 0; tw < s->n_towers; tw++)
+            for (int l = 0; l < s->n_layers && (s->moe_tower_mask >> tw & 1u); l++, j++) {
+                t->moe_layer_tower[j] = tw;
+                t->moe_layer_index[j] = l;
+            }
         runlog_meta_t meta = record_meta(t, hosts, mpiv, blas, peak_src);
         if (!fail)
             t->log = t->rd.exists ? runlog_reopen(t->rd.runfile, t->prog.step, mesh->world_size, mesh->dp,
@@ -253,6 +275,7 @@ static int open_record(trainer_t *t)
             rundir_set_status(&t->rd, "running");
         t->rank_step = xcalloc((size_t)mesh->world_size, sizeof(double));
         t->rank_comm = xcalloc((size_t)mesh->world_size, sizeof(double));
+        t->load = xcalloc((size_t)t->model.n_load + 1, sizeof *t->load);
     }
     free(hosts);
     return agree_max(mesh, fail);
@@ -303,7 +326,10 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
             .compute_time = step_s - comm_s - r->io_s, .comm_time = comm_s, .io_time = r->io_s,
             .loss_by_modality = lbm, .tokens_by_modality = r->count,
             .load_avg = provenance_load_average(), .cpu_steal = provenance_cpu_steal(&t->cpu_mark, &cpu_now),
-            .rank_step_time = t->rank_step, .rank_comm_time = t->rank_comm};
+            .rank_step_time = t->rank_step, .rank_comm_time = t->rank_comm,
+            .aux_loss = r->aux_loss, .expert_load = t->load};
+        for (int i = 0; i < t->model.n_load; i++)
+            t->load[i] = (int64_t)t->model.load[i];
         t->cpu_mark = cpu_now;
         double avail;
         if (!rundir_has_room(&t->rd, RECORD_ROOM, &avail)) {
@@ -474,7 +500,7 @@ static int loop(trainer_t *t)
         double step_s = now_seconds() - t0;
         t->prog.step++;
         t->prog.tokens += r.tokens;
-        double step_flops = flops_train_step(&t->fr, r.count);
+        double step_flops = flops_train_step(&t->fr, r.tokens_in, r.expert_rows);
         t->prog.flops += step_flops;
         /* FLOPs issued to BLAS by this rank; summed over the world when logged */
         t->pending_issued += issued_flops() - gf0;
@@ -525,6 +551,9 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         rundir_unlock(&t.rd);
     free(t.rank_step);
     free(t.rank_comm);
+    free(t.load);
+    free(t.moe_layer_tower);
+    free(t.moe_layer_index);
     free(t.ini);
     free(t.windows);
     if (built) {

@@ -42,38 +42,6 @@ train() {
     rc=$?
 }
 
-# start NAME NP [key=value ...]: a run in the background; sets pid (mpirun's)
-start() {
-    name=$1
-    np=$2
-    shift 2
-    $MPIRUN "$np" "$MOTSCALE" train "$SCRATCH/base.ini" run.name="$name" "$@" \
-        </dev/null >>"$SCRATCH/$name.out" 2>&1 &
-    pid=$!
-}
-
-# wait_line FILE PATTERN PID: until PATTERN is in FILE (false if PID ended first or
-# after 60 s)
-wait_line() {
-    i=0
-    while ! grep -q "$2" "$1" 2>/dev/null; do
-        kill -0 "$3" 2>/dev/null || return 1
-        i=$((i + 1))
-        [ $i -gt 1200 ] && return 1
-        sleep 0.05
-    done
-}
-
-# wait_pid PID: its exit status, killing it after 120 s
-wait_pid() {
-    (sleep 120 && kill -KILL "$1" 2>/dev/null) &
-    guard=$!
-    wait "$1"
-    rc=$?
-    kill "$guard" 2>/dev/null
-    wait "$guard" 2>/dev/null
-}
-
 status_is() { [ "$(cat "$SCRATCH/runs/$1/status" 2>/dev/null)" = "$2" ]; }
 
 show() { tail -n 4 "$SCRATCH/$1.out" | sed 's/^/# /'; }

@@ -1,0 +1,95 @@
+/* The tower transformer's state, shared by tower.c (the table, the plan, attention
+ * and the block) and tower_ffn.c (the FFN slot of each tower: dense or experts).
+ * Private to src/model. */
+#ifndef MOTSCALE_MODEL_TOWER_INT_H
+#define MOTSCALE_MODEL_TOWER_INT_H
+
+#include "layers.h"
+#include "motscale/tower.h"
+
+enum dim { DIM_ONE, DIM_D, DIM_F, DIM_V };
+
+/* A block's activations: what forward keeps for backward, by layer. */
+typedef struct layer_acts {
+    real *x;                 /* (N, d)  block input (residual stream) */
+    real *xn, *rs_a;         /* pre: RMSNorm_attn(x) and its rstd */
+    real *q, *k, *rs_q, *rs_k; /* qk_norm: raw q, k (N, dl) and rstd (N hl) */
+    attn_acts_t att_keep;    /* qa, ka, va, p */
+    real *att;               /* (N, dl) attention output, grouped rows */
+    real *y, *rs_y;          /* swin: a W_o after the g all-reduce, its norm's rstd */
+    real *h;                 /* (N, d) residual after attention */
+    real *hn, *rs_h;         /* pre: RMSNorm_ffn(h) */
+    ffn_acts_t ffn;          /* dense towers' u, w, s (N, fl) */
+    moe_acts_t *moe;         /* per tower, for towers with experts (else unused) */
+    moe_acts_t moe_pool;     /* the layer's arrays the towers with experts carve */
+    real *z, *rs_z;          /* swin: s W_2 after the g all-reduce, its norm's rstd */
+} layer_acts_t;
+
+typedef struct tower_impl {
+    int d, L, H, hd, f, T, P;          /* shape; P towers */
+    int hl, dl, fl;                    /* local heads, attention width, FFN width */
+    int64_t V, N;                      /* vocabulary; rows of the current micro-batch */
+    int B;
+    int *index;                        /* [(tower * (L + 1) + layer + 1) * ROLE_N + role] */
+    int embed, head;
+    struct sl_state *sl;               /* ScaLAPACK grids; NULL for Megatron */
+    int32_t *tok_in, *tok_tgt;         /* (N) sequence order */
+    int64_t *perm, *inv;               /* perm[g] = n, inv[n] = g */
+    int64_t tower_off[MAX_MODALITIES + 1];
+    blocks_t rows;                     /* the towers' row blocks of this micro-batch */
+    rope_t rope;
+    attn_mask_t mask;
+    real grad_scale;
+    real *act;                         /* the plan's one allocation */
+    layer_acts_t *la;
+    real *x_final, *hf, *rs_f, *logits;   /* kept: last block's output, final norm, logits */
+    /* backward scratch */
+    real *dres, *dtmp, *xq, *xk, *xv, *dq, *dk, *dv, *dqn, *dkn, *datt;
+    attn_scratch_t as;
+    ffn_scratch_t fs;
+    /* mixture of experts: the geometry, the expert tensors, and backward's scratch */
+    moe_geom_t moe;
+    int *router;                       /* [(tower * L + layer)], -1 without experts */
+    int *expert;                       /* [((tower * L + layer) * E + e) * 3 + {w1, w3, w2}] */
+    int64_t rows_max;                  /* expert rows a block may gather */
+    moe_acts_t *moe_acts;              /* [layer * P + tower] */
+    moe_scratch_t ms;
+    real *moe_logits;                  /* (N, E) router logits, forward scratch */
+    int64_t *moe_sort;                 /* (max(N, E)) routing sort */
+    int64_t *groups;                   /* (max_seqs + 2) routing group offsets */
+    /* per-tower tensor indices of one layer, for the layer calls */
+    int *w;                            /* [(layer * ROLE_N + role) * P + tower] */
+} tower_impl_t;
+
+static inline int idx_slot(const tower_impl_t *t, int role, int tower, int layer)
+{
+    return ((tower * (t->L + 1)) + layer + 1) * ROLE_N + role;
+}
+
+/* The per-tower tensor indices of (role, layer), one per row block. */
+static inline const int *W(const tower_impl_t *t, int role, int layer)
+{
+    return t->w + ((size_t)(layer + 1) * ROLE_N + (size_t)role) * (size_t)t->P;
+}
+
+/* Tower tw has mixture-of-experts FFNs. */
+static inline bool tower_has_experts(const model_shape_t *s, int tw) { return s->moe_tower_mask >> tw & 1u; }
+
+/* The FFN tensors of (tower tw, layer l), at the FFN's place in the table: dense
+ * W_1, W_3, W_2, or the router and each expert's three. t NULL: counting. */
+void tower_ffn_list(const model_shape_t *s, table_builder_t *b, tower_impl_t *t, int tw, int l);
+/* The FFN's kept activations of layer l (into A), and (layer < 0) its scratch. */
+void tower_ffn_plan(const model_shape_t *s, int tp_size, int max_seqs, plan_t *p, layer_acts_t *A, int l);
+void tower_ffn_scratch_plan(const model_shape_t *s, int tp_size, int max_seqs, plan_t *p, tower_impl_t *t);
+/* The FFN slot's geometry and index tables (after the shape and TP are known, before
+ * the table is built), and their release. */
+void tower_ffn_init(model_t *m, tower_impl_t *t);
+void tower_ffn_free(model_t *m, tower_impl_t *t);
+/* z (N, d) = FFN(fin) of block l over every tower, this rank's part (before g). */
+void tower_ffn_forward(model_t *m, tower_impl_t *t, int l, real *z, const real *fin);
+/* dfin (N, d) from dz, this rank's part (before f). dz and dfin may be one buffer. */
+void tower_ffn_backward(model_t *m, tower_impl_t *t, int l, real *dfin, const real *dz, const real *fin);
+/* The FFN's forward FLOPs per token and parameters of one tower's layer. */
+double tower_ffn_flops(const model_shape_t *s, int tw, double *params);
+
+#endif
