@@ -57,7 +57,7 @@ $(BUILD)/motscale: $(BUILD)/f32/src/cli/main.o $(BUILD)/libmotscale.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 	@ln -sf $(notdir $@) $(BUILD)/motscale-bin 2>/dev/null || true
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/testutil.h $(BUILD)/libmotscale.a
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) $(BUILD)/libmotscale.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libmotscale.a $(LDFLAGS) $(LDLIBS) -lcmocka
 $(BUILD)/tests/mpi_%: tests/unit/mpi_%.c tests/unit/testutil.h tests/unit/mpitest.h $(BUILD)/libmotscale.a

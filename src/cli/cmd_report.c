@@ -56,5 +56,7 @@ int cmd_report(int argc, char **argv)
         snprintf(outbuf, sizeof outbuf, "%s/report", dir);
         out = outbuf;
     }
-    return analysis_report_write(dir, out);
+    analysis_opts_t o = {.metric = ANALYSIS_TRAIN, .window = SMOOTH_DEFAULT,
+                         .resamples = ANALYSIS_RESAMPLES, .seed = 1};
+    return analysis_report_write(dir, out, &o);
 }
