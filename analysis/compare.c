@@ -210,7 +210,7 @@ static void sensitivity(analysis_comparison_t *c, const analysis_runset_t *set, 
     double lo = fmin(fmin(s->sens[0], s->sens[1]), s->sens[2]);
     double hi = fmax(fmax(s->sens[0], s->sens[1]), s->sens[2]);
     s->sensitive = isfinite(iv->lo) && isfinite(iv->hi) && isfinite(lo) &&
-                   hi - lo > (iv->hi - iv->lo) / 2;
+                   hi - lo > fmax((iv->hi - iv->lo) / 2, ANALYSIS_SENS_MIN * fabs(iv->value));
 }
 
 static bool steptime_applies(const analysis_steptime_t *st, const analysis_run_t *b,

@@ -86,6 +86,9 @@ void analysis_match_values(const analysis_match_t *m, double v[ANALYSIS_N_STATS]
 #define ANALYSIS_AR_MAX 8            /* largest order of the prewhitening filter */
 #define ANALYSIS_AR_BURN 100         /* rows a recoloured replicate runs in before use */
 #define ANALYSIS_METHOD_LEN 256
+/* The smoothing sensitivity is flagged when the step slope at smooth 0, W and 2W spans
+ * more than half its interval and more than this fraction of the slope. */
+#define ANALYSIS_SENS_MIN 0.01
 
 /* A number with its interval; lo/hi NaN where there is none, method says how. */
 typedef struct analysis_interval {
