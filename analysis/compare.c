@@ -404,7 +404,7 @@ void analysis_compare_table(FILE *out, const analysis_runset_t *set,
         paired = paired || c[i].steptime_used;
     fprintf(out, "\nstep matching: slope through the origin of the candidate's matching step "
                  "against the baseline's [95%% interval]; R^2 of the step fit; the step slope "
-                 "at smoothing 0, W, 2W ((!): moves by more than half the interval)%s\n",
+                 "at smoothing 0, W, 2W ((!): it moves by more than half the interval and 1%%)%s\n",
             paired ? "; wall-clock (paired): FLOPs slope x paired step-time ratio" : "");
     fprintf(out, "%-14s %-6s %-5s %-9s %-9s %-22s %-22s %-24s %-6s %s%s\n", "candidate", "size",
             "seeds", "series", "matched", "steps", "FLOPs", "wall-clock", "R^2",
@@ -427,8 +427,9 @@ void analysis_compare_table(FILE *out, const analysis_runset_t *set,
             fmt_sens(sens, sizeof sens, s);
             if (paired)
                 fmt_iv(pw, sizeof pw, &s->wall_paired, false);
-            fprintf(out, "%-14s %-6s %-5zu %-9s %-9s %-22s %-22s %-24s %-6s %-20s%s%s\n", k->label,
-                    k->size, c[i].n_pairs, s->name, mt, a, b, w, r2, sens, paired ? " " : "", pw);
+            fprintf(out, "%-14s %-6s %-5zu %-9s %-9s %-22s %-22s %-24s %-6s %-*s%s%s\n", k->label,
+                    k->size, c[i].n_pairs, s->name, mt, a, b, w, r2, paired ? 20 : 0, sens,
+                    paired ? " " : "", pw);
         }
     }
     fprintf(out, "\nequal loss: what the candidate needs to reach the baseline's final loss, as "
