@@ -1,8 +1,7 @@
 /* Step matching between a baseline and a candidate run (the MoT paper's method) and
- * the equal-loss point, on the step, FLOPs and wall-clock axes; the comparability
- * check of two runs. Method and choices: docs/analysis.md. */
+ * the equal-loss point, on the step, FLOPs and wall-clock axes. Method and choices:
+ * docs/analysis.md. */
 #include <gsl/gsl_fit.h>
-#include <ini.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,24 +20,31 @@ void analysis_series_build(analysis_series_t *s, const runrec_t *run,
     const double *src = col < 0 ? (train ? run->loss : run->eval_loss)
                                 : (train ? run->loss_by_modality : run->eval_loss_by_modality) + col;
     size_t stride = col < 0 ? 1 : (size_t)run->n_mod;
-    double *sm = xmalloc((n + 1) * sizeof *sm);
-    smooth_series(sm, step, src, stride, n, train ? window : 0);
-    s->step = xmalloc((n + 1) * sizeof *s->step);
-    s->flops = xmalloc((n + 1) * sizeof *s->flops);
-    s->wall = xmalloc((n + 1) * sizeof *s->wall);
-    s->loss = xmalloc((n + 1) * sizeof *s->loss);
+    double **cols[] = {&s->step, &s->flops, &s->wall, &s->raw, &s->loss};
+    for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++)
+        *cols[k] = xmalloc((n + 1) * sizeof(double));
     s->n = 0;
     for (size_t i = 0; i < n; i++) {
         /* a row where the modality had no tokens carries no loss of it */
-        if (!isfinite(src[i * stride]) || !isfinite(sm[i]))
+        if (!isfinite(src[i * stride]))
             continue;
         s->step[s->n] = (double)step[i];
         s->flops[s->n] = flops[i];
         s->wall[s->n] = wall[i];
-        s->loss[s->n] = sm[i];
+        s->raw[s->n] = src[i * stride];
         s->n++;
     }
-    free(sm);
+    /* The smoother skips a NaN input without moving its clock, so smoothing the
+     * finite rows alone is smoothing the column. */
+    analysis_series_smooth(s, train ? window : 0);
+}
+
+void analysis_series_smooth(analysis_series_t *s, double window)
+{
+    smooth_ema_t e;
+    smooth_ema_init(&e, window);
+    for (size_t i = 0; i < s->n; i++)
+        s->loss[i] = smooth_ema_update(&e, (int64_t)s->step[i], s->raw[i]);
 }
 
 void analysis_series_free(analysis_series_t *s)
@@ -46,6 +52,7 @@ void analysis_series_free(analysis_series_t *s)
     free(s->step);
     free(s->flops);
     free(s->wall);
+    free(s->raw);
     free(s->loss);
     memset(s, 0, sizeof *s);
 }
@@ -107,27 +114,57 @@ void analysis_fit_origin(const double *x, const double *y, size_t n, double *slo
     *r2 = sst > 0 ? 1 - sumsq / sst : NAN;
 }
 
+/* The first crossing of target by y, from y's running minimum env (non-increasing):
+ * the first row whose envelope is at or below target, found by bisection, is the
+ * first row at or below it, and the crossing lies on the segment from env[j - 1]
+ * down to y[j] = env[j] (analysis_first_crossing, in O(log n)). */
+static bool crossing_on_envelope(const double *y, const double *env, size_t n, double target,
+                                 double *pos)
+{
+    if (n == 0 || !isfinite(target) || !(env[n - 1] <= target))
+        return false;
+    if (env[0] <= target) {
+        *pos = 0;
+        return true;
+    }
+    size_t lo = 0, hi = n - 1; /* env[lo] > target >= env[hi] */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (env[mid] <= target)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    *pos = (double)lo + (env[lo] - target) / (env[lo] - y[hi]);
+    return true;
+}
+
 void analysis_match(analysis_match_t *m, const analysis_series_t *base,
                     const analysis_series_t *cand)
 {
     memset(m, 0, sizeof *m);
-    size_t nb = base->n;
+    size_t nb = base->n, nc = cand->n;
     m->n_base = nb;
     double **cols[] = {&m->base_step, &m->cand_step, &m->base_flops,
                        &m->cand_flops, &m->base_wall, &m->cand_wall};
     for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++)
         *cols[k] = xmalloc((nb + 1) * sizeof(double));
+    m->matched = xmalloc((nb + 1) * sizeof *m->matched);
+    double *env = xmalloc((nc + 1) * sizeof *env);
+    for (size_t j = 0; j < nc; j++)
+        env[j] = j ? fmin(env[j - 1], cand->loss[j]) : cand->loss[0];
     for (size_t i = 0; i < nb; i++) {
         double pos;
-        if (!analysis_first_crossing(cand->loss, cand->n, base->loss[i], &pos))
+        m->matched[i] = crossing_on_envelope(cand->loss, env, nc, base->loss[i], &pos);
+        if (!m->matched[i])
             continue;
         size_t k = m->n_matched++;
         m->base_step[k] = base->step[i];
         m->base_flops[k] = base->flops[i];
         m->base_wall[k] = base->wall[i];
-        m->cand_step[k] = analysis_at(cand->step, cand->n, pos);
-        m->cand_flops[k] = analysis_at(cand->flops, cand->n, pos);
-        m->cand_wall[k] = analysis_at(cand->wall, cand->n, pos);
+        m->cand_step[k] = analysis_at(cand->step, nc, pos);
+        m->cand_flops[k] = analysis_at(cand->flops, nc, pos);
+        m->cand_wall[k] = analysis_at(cand->wall, nc, pos);
     }
     size_t k = m->n_matched;
     analysis_fit_origin(m->base_step, m->cand_step, k, &m->slope_step, &m->r2_step);
@@ -141,15 +178,26 @@ void analysis_match(analysis_match_t *m, const analysis_series_t *base,
     m->at_step = m->at_flops = m->at_wall = NAN;
     m->frac_step = m->frac_flops = m->frac_wall = NAN;
     double pos;
-    m->reached = nb > 0 && analysis_first_crossing(cand->loss, cand->n, m->target_loss, &pos);
+    m->reached = nb > 0 && crossing_on_envelope(cand->loss, env, nc, m->target_loss, &pos);
     if (m->reached) {
-        m->at_step = analysis_at(cand->step, cand->n, pos);
-        m->at_flops = analysis_at(cand->flops, cand->n, pos);
-        m->at_wall = analysis_at(cand->wall, cand->n, pos);
+        m->at_step = analysis_at(cand->step, nc, pos);
+        m->at_flops = analysis_at(cand->flops, nc, pos);
+        m->at_wall = analysis_at(cand->wall, nc, pos);
         m->frac_step = m->at_step / m->base_step_final;
         m->frac_flops = m->at_flops / m->base_flops_final;
         m->frac_wall = m->at_wall / m->base_wall_final;
     }
+    free(env);
+}
+
+void analysis_match_values(const analysis_match_t *m, double v[ANALYSIS_N_STATS])
+{
+    v[ANALYSIS_SLOPE_STEP] = m->slope_step;
+    v[ANALYSIS_SLOPE_FLOPS] = m->slope_flops;
+    v[ANALYSIS_SLOPE_WALL] = m->slope_wall;
+    v[ANALYSIS_FRAC_STEP] = m->frac_step;
+    v[ANALYSIS_FRAC_FLOPS] = m->frac_flops;
+    v[ANALYSIS_FRAC_WALL] = m->frac_wall;
 }
 
 void analysis_match_free(analysis_match_t *m)
@@ -160,86 +208,6 @@ void analysis_match_free(analysis_match_t *m)
     free(m->cand_flops);
     free(m->base_wall);
     free(m->cand_wall);
+    free(m->matched);
     memset(m, 0, sizeof *m);
-}
-
-/* Tokens per step from the metrics: the last row's cumulative tokens over its step
- * (the first row may be step 0 with no tokens). */
-static double tokens_per_step(const runrec_t *r)
-{
-    for (size_t i = r->n; i-- > 0;)
-        if (r->step[i] > 0)
-            return (double)r->tokens[i] / (double)r->step[i];
-    return NAN;
-}
-
-typedef struct kv {
-    char key[64];
-    char value[192];
-} kv_t;
-
-typedef struct kv_list {
-    const char *section;
-    kv_t items[64];
-    int n;
-} kv_list_t;
-
-static int collect_section(void *user, const char *section, const char *name, const char *value)
-{
-    kv_list_t *l = user;
-    if (strcmp(section, l->section) || l->n >= 64)
-        return 1;
-    snprintf(l->items[l->n].key, sizeof l->items[l->n].key, "%s", name);
-    snprintf(l->items[l->n].value, sizeof l->items[l->n].value, "%s", value);
-    l->n++;
-    return 1;
-}
-
-static const char *kv_find(const kv_list_t *l, const char *key)
-{
-    for (int i = 0; i < l->n; i++)
-        if (!strcmp(l->items[i].key, key))
-            return l->items[i].value;
-    return NULL;
-}
-
-int analysis_comparability(const runrec_t *a, const runrec_t *b,
-                           char lines[][256], int max)
-{
-    int n = 0;
-#define ADD(...)                                                                           \
-    do {                                                                                   \
-        if (n < max)                                                                       \
-            snprintf(lines[n++], 256, __VA_ARGS__);                                        \
-    } while (0)
-    /* the data the runs saw: every key of [data] */
-    kv_list_t da = {.section = "data"}, db = {.section = "data"};
-    if (a->config)
-        ini_parse_string(a->config, collect_section, &da);
-    if (b->config)
-        ini_parse_string(b->config, collect_section, &db);
-    for (int i = 0; i < da.n; i++) {
-        const char *vb = kv_find(&db, da.items[i].key);
-        if (!vb || strcmp(vb, da.items[i].value))
-            ADD("data.%s differs: '%s' vs '%s'", da.items[i].key, da.items[i].value,
-                vb ? vb : "(unset)");
-    }
-    for (int i = 0; i < db.n; i++)
-        if (!kv_find(&da, db.items[i].key))
-            ADD("data.%s differs: '(unset)' vs '%s'", db.items[i].key, db.items[i].value);
-    char sa[64], sb[64];
-    double ta = tokens_per_step(a), tb = tokens_per_step(b);
-    if (!(ta == tb))
-        ADD("tokens per step differ: %.0f vs %.0f", ta, tb);
-    runrec_config_get(a, "train", "steps", sa, sizeof sa);
-    runrec_config_get(b, "train", "steps", sb, sizeof sb);
-    if (strcmp(sa, sb))
-        ADD("schedule length train.steps differs: '%s' vs '%s'", sa, sb);
-    bool same_mod = a->n_mod == b->n_mod;
-    for (int m = 0; same_mod && m < a->n_mod; m++)
-        same_mod = !strcmp(a->mod_names[m], b->mod_names[m]);
-    if (!same_mod)
-        ADD("modalities differ: %d vs %d, or in name or order", a->n_mod, b->n_mod);
-#undef ADD
-    return n;
 }

@@ -1,44 +1,26 @@
-/* A baseline/candidate pair analysed series by series (overall, then each modality),
- * and its table, JSON and headline output; shared by compare and report. Private to
- * analysis/. */
+/* Private to analysis/: the text and JSON writers shared by compare, report and
+ * steptime. */
 #ifndef MOTSCALE_ANALYSIS_PAIR_H
 #define MOTSCALE_ANALYSIS_PAIR_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "motscale/analysis.h"
 
-#define PAIR_MAX_WARN 16
-
-typedef struct pair_series {
-    char name[ANALYSIS_NAME_LEN];     /* "overall" or the modality */
-    analysis_series_t base, cand;
-    analysis_match_t match;
-} pair_series_t;
-
-typedef struct pair {
-    const runrec_t *base, *cand;
-    analysis_metric_t metric;
-    double window;
-    int n_series;
-    pair_series_t series[ANALYSIS_MAX_MOD + 1];
-    int n_warn;
-    char warn[PAIR_MAX_WARN][256];
-} pair_t;
-
-/* Modalities are matched by name; one missing from the candidate is skipped with a
- * warning. */
-void pair_compute(pair_t *p, const runrec_t *base, const runrec_t *cand,
-                  analysis_metric_t metric, double window);
-void pair_free(pair_t *p);
-const char *pair_metric_name(analysis_metric_t m);
-void pair_print_table(FILE *out, const pair_t *p);
-void pair_print_json(FILE *out, const pair_t *p);
-/* "headline: mot reaches dense's final image training loss (...) with X% of the
- * FLOPs, Y% of the wall-clock", one line per series. */
-void pair_print_headlines(FILE *out, const pair_t *p);
+/* snprintf for labels, messages and file names, where cutting a long one short is
+ * fine. */
+void sfmt(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 void json_string(FILE *out, const char *s);
+/* A number, or null where it is not one (not reached, too few points). */
 void json_number(FILE *out, double v);
+void json_array(FILE *out, const double *v, size_t n);
+/* `, "key": "value"` / `, "key": number` (without the comma when first). */
+void json_kv_str(FILE *out, bool first, const char *key, const char *value);
+void json_kv_num(FILE *out, bool first, const char *key, double value);
+/* {"value": .., "lo": .., "hi": .., "method": ".."}; _fields leaves it open. */
+void json_interval(FILE *out, const analysis_interval_t *iv);
+void json_interval_fields(FILE *out, const analysis_interval_t *iv);
 
 #endif

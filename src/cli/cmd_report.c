@@ -1,5 +1,5 @@
 /* `motscale report RESULTS_DIR [--out OUTDIR]`: the arguments, then the analysis's
- * report (analysis_report_write). */
+ * report (analysis_report_write) with the default smoothing and bootstrap. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,10 +12,11 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: motscale report RESULTS_DIR [--out OUTDIR]\n\n"
-            "Finds every run.h5 under RESULTS_DIR, groups runs by experiment, size and kind,\n"
-            "pairs each mot/towers run with the dense run of the same experiment and size\n"
-            "(same run.seed when there are several), and writes OUTDIR/report.md with PNG and\n"
-            "SVG figures rendered by gnuplot (method: docs/analysis.md).\n\n"
+            "Finds every run.h5 under RESULTS_DIR, groups runs by experiment and configuration\n"
+            "(runs that differ only in run.seed are its seeds), compares each mot/towers\n"
+            "configuration with the dense one of the same experiment and size (seeds paired,\n"
+            "every number with a 95%% interval), fits scaling laws, and writes OUTDIR/report.md\n"
+            "with PNG and SVG figures rendered by gnuplot (method: docs/analysis.md).\n\n"
             "  --out OUTDIR, -o OUTDIR  where the report goes (default RESULTS_DIR/report)\n\n"
             "Exit status: 0 done, 1 figures could not be rendered (no gnuplot, or it failed),\n"
             "2 bad arguments or no readable run file.\n");
@@ -56,5 +57,7 @@ int cmd_report(int argc, char **argv)
         snprintf(outbuf, sizeof outbuf, "%s/report", dir);
         out = outbuf;
     }
-    return analysis_report_write(dir, out);
+    analysis_opts_t o = {.metric = ANALYSIS_TRAIN, .window = SMOOTH_DEFAULT,
+                         .resamples = ANALYSIS_RESAMPLES, .seed = 1};
+    return analysis_report_write(dir, out, &o);
 }

@@ -13,9 +13,10 @@ static const struct {
     {"train", cmd_train, "train a model (under mpirun/srun, or alone)"},
     {"flops", cmd_flops, "parameters and FLOPs of a config, without MPI"},
     {"data", cmd_data, "generate, inspect or import token files"},
-    {"compare", cmd_compare, "step matching and equal-loss ratios of two runs"},
+    {"compare", cmd_compare, "step matching and equal-loss ratios, with intervals"},
     {"report", cmd_report, "tables and figures of every run in a directory"},
     {"sweep", cmd_sweep, "expand an experiment's sweep (Slurm arrays use it)"},
+    {"steptime", cmd_steptime, "paired step-time ratio of two configurations"},
 };
 
 static void usage(FILE *out)

@@ -160,7 +160,9 @@ else
     not_ok "jobs/submit: 2-point array (exit $rc)"
     cat "$T/submit.out" "$T"/out/sweep-* 2>/dev/null | tail -20 | sed 's/^/# /'
 fi
-"$JOBS/local" "$TINY" run.out_dir="$T/local" >"$T/local.out" 2>&1
+# --no-reuse: the Slurm runs under $T are the same configurations, and jobs/local
+# would link them instead of training the points this compares them with
+"$JOBS/local" "$TINY" --no-reuse run.out_dir="$T/local" >"$T/local.out" 2>&1
 check "jobs/local ran the same 2 points" status_is "$T/local/mot-xs-s3" completed
 for p in dense-xs-s3 mot-xs-s3; do
     check "$p: Slurm loss curve equals the local run, bitwise" \

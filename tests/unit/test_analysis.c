@@ -6,15 +6,15 @@
 
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
-#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "motscale/analysis.h"
+#include "runfile.h"
 
-/* TOL_SLOPE_REL, TOL_FIT_REL and TOL_EXACT_REL: tests/tolerances.env */
+/* TOL_SLOPE_REL, TOL_FIT_REL, TOL_FIT_ND_* and TOL_EXACT_REL: tests/tolerances.env */
 #define STRETCH 0.4
 #define STEP_TIME_BASE 1.0
 #define STEP_TIME_CAND 1.5
@@ -229,18 +229,75 @@ static void test_power_law_recovered(void **state)
         double clean = E + A_raw * pow(C[i], -alpha);
         L[i] = clean * (1 + gsl_ran_gaussian(rng, 0.002));
     }
-    L[N / 2] *= 1.10; /* one bad point: the robust loss keeps it from pulling */
+    L[N / 2] *= 1.10; /* one bad point: the Huber loss keeps it from pulling */
     gsl_rng_free(rng);
-    analysis_powerlaw_t f;
-    assert_true(analysis_fit_power_law(&f, C, L, N));
-    print_message("# E %.5f +- %.5f, A(c0) %.5f +- %.5f, alpha %.5f +- %.5f, c0 %.3g\n", f.E,
-                  f.se_E, f.A, f.se_A, f.alpha, f.se_alpha, f.c0);
-    assert_close(f.E, E, TOL_FIT_REL, 0);
-    assert_close(f.alpha, alpha, TOL_FIT_REL, 0);
-    /* A is reported at c0, where it is well determined (analysis.h) */
-    assert_close(f.A, A_raw * pow(f.c0, -alpha), TOL_FIT_REL, 0);
-    assert_true(f.se_E > 0 && f.se_A > 0 && f.se_alpha > 0);
-    assert_true(f.se_alpha < 0.1 * alpha);
+    analysis_fit_t f;
+    assert_true(analysis_fit_power_law(&f, C, L, N, NAN, ANALYSIS_FIT_RESAMPLES, 1));
+    print_message("# E %.5f [%.5f, %.5f], A(c0) %.5f [%.5f, %.5f], alpha %.5f [%.5f, %.5f], "
+                  "c0 %.3g, %d starts\n",
+                  f.par[0], f.iv[0].lo, f.iv[0].hi, f.par[1], f.iv[1].lo, f.iv[1].hi, f.par[2],
+                  f.iv[2].lo, f.iv[2].hi, f.c0, f.starts);
+    double truth[3] = {E, A_raw * pow(f.c0, -alpha), alpha}; /* A is reported at c0 */
+    for (int j = 0; j < 3; j++) {
+        assert_close(f.par[j], truth[j], TOL_FIT_REL, 0);
+        /* the bootstrap interval holds the value it was drawn around and is not empty */
+        assert_true(f.iv[j].lo < f.par[j] && f.par[j] < f.iv[j].hi);
+    }
+    assert_true(f.starts > 1);
+    assert_false(f.degenerate);
+    /* E held at its true value: A and alpha as well */
+    analysis_fit_t g;
+    assert_true(analysis_fit_power_law(&g, C, L, N, E, ANALYSIS_FIT_RESAMPLES, 1));
+    assert_close(g.par[1], A_raw * pow(g.c0, -alpha), TOL_FIT_REL, 0);
+    assert_close(g.par[2], alpha, TOL_FIT_REL, 0);
+    assert_true(isnan(g.iv[0].lo)); /* E has no interval: it was not fitted */
+    analysis_fit_free(&f);
+    analysis_fit_free(&g);
+}
+
+static void test_two_variable_surface_recovered(void **state)
+{
+    (void)state;
+    /* L(N, D) = E + A N^-a + B D^-b along training curves of four sizes, each seen at 16
+     * token counts, with 0.3% noise: Chinchilla's approach 3 on its own kind of data */
+    const double E = 1.9, A = 400.0, a = 0.34, B = 900.0, b = 0.28;
+    enum { SIZES = 4, PTS = 16, N = SIZES * PTS };
+    double Nv[N], Dv[N], L[N];
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 7);
+    for (int s = 0; s < SIZES; s++)
+        for (int k = 0; k < PTS; k++) {
+            int i = s * PTS + k;
+            Nv[i] = 1e5 * pow(4.0, s);
+            Dv[i] = 1e7 * pow(100.0, (double)k / (PTS - 1));
+            L[i] = (E + A * pow(Nv[i], -a) + B * pow(Dv[i], -b)) * (1 + gsl_ran_gaussian(rng, 0.003));
+        }
+    gsl_rng_free(rng);
+    analysis_fit_t f;
+    assert_true(analysis_fit_nd(&f, Nv, Dv, L, N, ANALYSIS_FIT_RESAMPLES, 1));
+    print_message("# E %.4f [%.4f, %.4f]  a %.4f [%.4f, %.4f]  b %.4f [%.4f, %.4f]\n", f.par[0],
+                  f.iv[0].lo, f.iv[0].hi, f.par[2], f.iv[2].lo, f.iv[2].hi, f.par[4], f.iv[4].lo,
+                  f.iv[4].hi);
+    assert_close(f.par[0], E, TOL_FIT_ND_E, 0);
+    assert_close(f.par[2], a, TOL_FIT_ND_EXP, 0);
+    assert_close(f.par[4], b, TOL_FIT_ND_EXP, 0);
+    assert_close(f.par[1], A * pow(f.c0, -a), TOL_FIT_ND_AMP, 0);
+    assert_close(f.par[3], B * pow(f.d0, -b), TOL_FIT_ND_AMP, 0);
+    /* the surface itself, at the largest size's last point, and E inside its interval */
+    assert_close(analysis_fit_eval(&f, NULL, Nv[N - 1], Dv[N - 1]),
+                 E + A * pow(Nv[N - 1], -a) + B * pow(Dv[N - 1], -b), TOL_FIT_ND_SURFACE, 0);
+    assert_true(f.iv[0].lo <= E && E <= f.iv[0].hi);
+    for (int j = 0; j < 5; j++)
+        assert_true(f.iv[j].lo <= f.par[j] && f.par[j] <= f.iv[j].hi);
+    analysis_fit_free(&f);
+    /* without noise, exactly */
+    for (int i = 0; i < N; i++)
+        L[i] = E + A * pow(Nv[i], -a) + B * pow(Dv[i], -b);
+    assert_true(analysis_fit_nd(&f, Nv, Dv, L, N, 20, 1));
+    assert_close(f.par[0], E, 1e-6, 0);
+    assert_close(f.par[2], a, 1e-6, 0);
+    assert_close(f.par[4], b, 1e-6, 0);
+    analysis_fit_free(&f);
 }
 
 static void test_compute_multiplier(void **state)
@@ -254,14 +311,53 @@ static void test_compute_multiplier(void **state)
         Lr[i] = 2.0 + 1e4 * pow(C[i], -0.3);
         Lo[i] = 2.0 + 1e4 * pow(3.0 * C[i], -0.3);
     }
-    analysis_powerlaw_t fr, fo;
-    assert_true(analysis_fit_power_law(&fr, C, Lr, N));
-    assert_true(analysis_fit_power_law(&fo, C, Lo, N));
-    assert_close(analysis_compute_multiplier(&fr, &fo, 1e16), 3.0, 1e-6, 0);
+    analysis_fit_t fr, fo;
+    assert_true(analysis_fit_power_law(&fr, C, Lr, N, NAN, ANALYSIS_FIT_RESAMPLES, 1));
+    assert_true(analysis_fit_power_law(&fo, C, Lo, N, NAN, ANALYSIS_FIT_RESAMPLES, 1));
+    analysis_interval_t iv;
+    analysis_compute_multiplier(&iv, &fr, &fo, 1e16);
+    assert_close(iv.value, 3.0, 1e-6, 0);
+    /* exact data: every bootstrap refit lands on the same fits */
+    assert_close(iv.lo, 3.0, 1e-6, 0);
+    assert_close(iv.hi, 3.0, 1e-6, 0);
     /* a loss below ref's asymptote is out of its reach: NaN, never a number */
-    analysis_powerlaw_t low = fo;
-    low.E = 1.0;
-    assert_true(isnan(analysis_compute_multiplier(&fr, &low, 1e16)));
+    analysis_fit_t low = fo;
+    low.par[0] = 1.0;
+    low.n_boot = 0;
+    analysis_compute_multiplier(&iv, &fr, &low, 1e16);
+    assert_true(isnan(iv.value));
+    analysis_fit_free(&fr);
+    analysis_fit_free(&fo);
+}
+
+static void test_degenerate_frontier_gives_no_multiplier(void **state)
+{
+    (void)state;
+    /* an undertrained, nearly flat frontier: the loss barely moves over two decades of
+     * compute and the noise is of the size of the trend; the fit wanders (E far below
+     * zero, or an exponent near zero, or intervals wider than the values) */
+    enum { N = 24 };
+    double C[N], Ld[N], Lm[N];
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 11);
+    for (int i = 0; i < N; i++) {
+        C[i] = pow(10.0, 13.0 + 2.0 * i / (N - 1));
+        Ld[i] = 4.0 - 0.004 * log10(C[i] / 1e13) + gsl_ran_gaussian(rng, 0.01);
+        Lm[i] = 3.99 - 0.004 * log10(C[i] / 1e13) + gsl_ran_gaussian(rng, 0.01);
+    }
+    gsl_rng_free(rng);
+    analysis_fit_t fd, fm;
+    analysis_fit_power_law(&fd, C, Ld, N, NAN, ANALYSIS_FIT_RESAMPLES, 1);
+    analysis_fit_power_law(&fm, C, Lm, N, NAN, ANALYSIS_FIT_RESAMPLES, 1);
+    print_message("# dense: %s; mot: %s\n", fd.degenerate_why, fm.degenerate_why);
+    assert_true(fd.degenerate || !fd.ok);
+    analysis_interval_t iv;
+    analysis_compute_multiplier(&iv, &fm, &fd, 1e15);
+    print_message("# multiplier: %s\n", iv.method);
+    assert_true(isnan(iv.value) && isnan(iv.lo) && isnan(iv.hi));
+    assert_non_null(strstr(iv.method, fd.ok ? "degenerate" : "no fit"));
+    analysis_fit_free(&fd);
+    analysis_fit_free(&fm);
 }
 
 static void test_fit_origin_r2(void **state)
@@ -287,114 +383,20 @@ static void test_fit_origin_r2(void **state)
 
 /* ---- run files, written with the HDF5 C API in the run-record layout ---------- */
 
-#define H5OK(call)                                                                         \
-    do {                                                                                   \
-        if ((call) < 0)                                                                    \
-            fail_msg("HDF5 call failed: %s", #call);                                       \
-    } while (0)
-
-static void attr_int(hid_t obj, const char *name, hid_t type, const void *v, hsize_t n)
-{
-    hid_t sp = n == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
-    hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5OK(a);
-    H5OK(H5Awrite(a, type, v));
-    H5Aclose(a);
-    H5Sclose(sp);
-}
-
-static void attr_str(hid_t obj, const char *name, const char *v)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5OK(H5Tset_size(t, H5T_VARIABLE));
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5OK(a);
-    H5OK(H5Awrite(a, t, &v));
-    H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
-}
-
-static void dset(hid_t g, const char *name, hid_t type, const void *v, hsize_t rows,
-                 hsize_t cols)
-{
-    hsize_t dims[2] = {rows, cols};
-    hid_t sp = H5Screate_simple(cols ? 2 : 1, dims, NULL);
-    hid_t d = H5Dcreate2(g, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5OK(d);
-    if (rows)
-        H5OK(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v));
-    H5Dclose(d);
-    H5Sclose(sp);
-}
-
 /* skip: a /metrics column to leave out (a malformed file), or NULL. */
 static void write_run(const char *path, const curve_t *c, const char *kind, const char *skip)
 {
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    H5OK(f);
-    int one = 1, v1 = 1;
-    double peak = 1e11;
-    attr_int(f, "schema_version", H5T_NATIVE_INT, &v1, 0);
-    attr_str(f, "config", "[run]\nname = t\nseed = 1\n[data]\nsource = synthetic\n"
-                          "modalities = text,image\n[train]\nsteps = 2000\n");
-    attr_str(f, "experiment", "unit");
-    attr_str(f, "run_name", kind);
-    attr_int(f, "world_size", H5T_NATIVE_INT, &one, 0);
-    attr_int(f, "dp", H5T_NATIVE_INT, &one, 0);
-    attr_int(f, "tp", H5T_NATIVE_INT, &one, 0);
-    attr_str(f, "tp_backend", "megatron");
-    attr_int(f, "peak_flops_per_rank", H5T_NATIVE_DOUBLE, &peak, 0);
-    hid_t m = H5Gcreate2(f, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5OK(m);
-    attr_str(m, "kind", kind);
-    int ints[] = {64, 2, 4, 256, 128, 512, 2};
-    const char *in[] = {"d_model", "n_layers", "n_heads", "d_ff", "seq_len", "vocab_size",
-                        "n_towers"};
-    for (int i = 0; i < 7; i++)
-        attr_int(m, in[i], H5T_NATIVE_INT, &ints[i], 0);
-    const char *names[] = {"text", "image"};
-    hid_t vt = H5Tcopy(H5T_C_S1);
-    H5OK(H5Tset_size(vt, H5T_VARIABLE));
-    attr_int(m, "modality_names", vt, names, 2);
-    H5Tclose(vt);
-    int32_t tower_of[] = {0, 1};
-    attr_int(m, "tower_of", H5T_NATIVE_INT32, tower_of, 2);
-    int64_t params = 123456;
-    attr_int(m, "params_total", H5T_NATIVE_INT64, &params, 0);
-    attr_int(m, "params_active_per_token", H5T_NATIVE_INT64, &params, 0);
-    double fpt = FLOPS_PER_STEP / TOKENS_PER_STEP;
-    attr_int(m, "flops_per_token", H5T_NATIVE_DOUBLE, &fpt, 0);
-    H5Gclose(m);
-    hid_t g = H5Gcreate2(f, "metrics", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5OK(g);
-    struct { const char *name; hid_t type; const void *v; hsize_t cols; } cols[] = {
-        {"step", H5T_NATIVE_INT64, c->step, 0},
-        {"tokens", H5T_NATIVE_INT64, c->tokens, 0},
-        {"flops", H5T_NATIVE_DOUBLE, c->flops, 0},
-        {"gemm_flops", H5T_NATIVE_DOUBLE, c->flops, 0},
-        {"wall_time", H5T_NATIVE_DOUBLE, c->wall, 0},
-        {"loss", H5T_NATIVE_DOUBLE, c->loss, 0},
-        {"step_time", H5T_NATIVE_DOUBLE, c->step_time, 0},
-        {"compute_time", H5T_NATIVE_DOUBLE, c->compute, 0},
-        {"comm_time", H5T_NATIVE_DOUBLE, c->comm, 0},
-        {"io_time", H5T_NATIVE_DOUBLE, c->io, 0},
-        {"loss_by_modality", H5T_NATIVE_DOUBLE, c->loss_by_modality, 2},
-        {"tokens_by_modality", H5T_NATIVE_INT64, c->tokens_by_mod, 2}};
-    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
-        if (!skip || strcmp(skip, cols[i].name))
-            dset(g, cols[i].name, cols[i].type, cols[i].v, N_ROWS, cols[i].cols);
-    H5Gclose(g);
-    g = H5Gcreate2(f, "eval", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5OK(g);
-    dset(g, "step", H5T_NATIVE_INT64, c->step, 0, 0);
-    dset(g, "flops", H5T_NATIVE_DOUBLE, c->flops, 0, 0);
-    dset(g, "wall_time", H5T_NATIVE_DOUBLE, c->wall, 0, 0);
-    dset(g, "loss", H5T_NATIVE_DOUBLE, c->loss, 0, 0);
-    dset(g, "loss_by_modality", H5T_NATIVE_DOUBLE, c->loss_by_modality, 0, 2);
-    H5Gclose(g);
-    H5Fclose(f);
+    static const char *const names[] = {"text", "image"};
+    runfile_t rf = {.config = "[run]\nname = t\nseed = 1\n[data]\nsource = synthetic\n"
+                              "modalities = text,image\n[train]\nsteps = 2000\n",
+                    .experiment = "unit", .run_name = kind, .kind = kind, .n_mod = 2,
+                    .mod_names = names, .rows = N_ROWS, .step = c->step, .tokens = c->tokens,
+                    .tokens_by_mod = c->tokens_by_mod, .flops = c->flops, .wall = c->wall,
+                    .loss = c->loss, .loss_by_modality = c->loss_by_modality,
+                    .step_time = c->step_time, .compute = c->compute, .comm = c->comm,
+                    .io = c->io, .flops_per_token = FLOPS_PER_STEP / TOKENS_PER_STEP,
+                    .skip = skip};
+    runfile_write(path, &rf);
 }
 
 static char tmpdir[256];
@@ -445,7 +447,8 @@ static void test_run_files(void **state)
     runrec_config_get(&b, "train", "steps", v, sizeof v);
     assert_string_equal(v, "2000");
     char lines[8][256];
-    assert_int_equal(analysis_comparability(&b, &c, lines, 8), 0);
+    const char *compared[] = {"model.kind", "model.towers", NULL};
+    assert_int_equal(analysis_comparability(&b, &c, compared, lines, 8), 0);
     check_stretched(&b, &c);
 
     /* the trainer's view: final smoothed losses, the same smoother */
@@ -499,7 +502,9 @@ int main(void)
         cmocka_unit_test(test_stretched_curve_gives_slope),
         cmocka_unit_test(test_never_reached_is_not_a_number),
         cmocka_unit_test(test_power_law_recovered),
+        cmocka_unit_test(test_two_variable_surface_recovered),
         cmocka_unit_test(test_compute_multiplier),
+        cmocka_unit_test(test_degenerate_frontier_gives_no_multiplier),
         cmocka_unit_test(test_run_files),
         cmocka_unit_test(test_bad_files_name_the_object),
     };
