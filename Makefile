@@ -1,5 +1,6 @@
-# motscale: build, demo, tests and benchmarks. `make demo` and `make check` first run
-# scripts/bootstrap, which installs any missing Debian package.
+# motscale: build, demo, tests and benchmarks. `make demo`, `make check` and `make bench`
+# first run scripts/bootstrap, which installs any missing Debian package (check and
+# bench also PyTorch, for the reference in bench/torch_ref.py).
 #
 #   make            the motscale binary (build/motscale)
 #   make demo       build, then the demo experiment, compare and report
@@ -72,7 +73,8 @@ $(BUILD)/bench/bench_%: bench/bench_%.c $(BUILD)/libmotscale.a
 
 tests: $(BUILD)/motscale $(TESTBIN)
 
-check: bootstrap
+check:
+	@MOTSCALE_WITH_TORCH=1 sh scripts/bootstrap
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) sh tests/run
 
@@ -80,7 +82,8 @@ demo: bootstrap
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) sh jobs/demo
 
-bench: bootstrap
+bench:
+	@MOTSCALE_WITH_TORCH=1 sh scripts/bootstrap
 	@$(MAKE) --no-print-directory all $(BENCHBIN)
 	@BUILD=$(BUILD) sh bench/run
 
