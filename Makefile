@@ -71,7 +71,8 @@ $(BUILD)/bench/bench_%: bench/bench_%.c $(BUILD)/libmotscale.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libmotscale.a $(LDFLAGS) $(LDLIBS)
 
-tests: $(BUILD)/motscale $(TESTBIN)
+# the benchmarks too: tests/e2e/bench_quick.sh runs them in their quick form
+tests: $(BUILD)/motscale $(TESTBIN) $(BENCHBIN)
 
 check:
 	@MOTSCALE_WITH_TORCH=1 sh scripts/bootstrap
