@@ -16,7 +16,7 @@ for nm in 2 3; do
     ms=""
     for r in $(seq "$REPS"); do
         for kind in dense mot; do
-            "$MOTSCALE" train /dev/null $cfg $mods model.kind=$kind run.out_dir="$SCRATCH" run.name=$kind-$nm-$r >/dev/null 2>&1 ||
+            "$MOTSCALE" train "$DEFAULTS" $cfg $mods model.kind=$kind run.out_dir="$SCRATCH" run.name=$kind-$nm-$r >/dev/null 2>&1 ||
                 { echo "result mot-$nm: run failed"; continue 3; }
         done
         d=$(pct_step "$SCRATCH/dense-$nm-$r/run.h5" "$skip" step_time 10)

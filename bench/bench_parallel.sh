@@ -17,10 +17,10 @@ tp2=""
 dpr=""
 tpr=""
 for r in $(seq "$REPS"); do
-    $MPIRUN_CORE 1 "$MOTSCALE" train /dev/null $base model.size=s train.global_batch=8 run.out_dir="$SCRATCH" run.name=dp1-$r >/dev/null 2>&1
-    $MPIRUN_CORE 2 "$MOTSCALE" train /dev/null $base model.size=s train.global_batch=16 run.out_dir="$SCRATCH" run.name=dp2-$r >/dev/null 2>&1
-    $MPIRUN_CORE 1 "$MOTSCALE" train /dev/null $base $wide run.out_dir="$SCRATCH" run.name=tp1-$r >/dev/null 2>&1
-    $MPIRUN_CORE 2 "$MOTSCALE" train /dev/null $base $wide parallel.tp=2 run.out_dir="$SCRATCH" run.name=tp2-$r >/dev/null 2>&1
+    $MPIRUN_CORE 1 "$MOTSCALE" train "$DEFAULTS" $base model.size=s train.global_batch=8 run.out_dir="$SCRATCH" run.name=dp1-$r >/dev/null 2>&1
+    $MPIRUN_CORE 2 "$MOTSCALE" train "$DEFAULTS" $base model.size=s train.global_batch=16 run.out_dir="$SCRATCH" run.name=dp2-$r >/dev/null 2>&1
+    $MPIRUN_CORE 1 "$MOTSCALE" train "$DEFAULTS" $base $wide run.out_dir="$SCRATCH" run.name=tp1-$r >/dev/null 2>&1
+    $MPIRUN_CORE 2 "$MOTSCALE" train "$DEFAULTS" $base $wide parallel.tp=2 run.out_dir="$SCRATCH" run.name=tp2-$r >/dev/null 2>&1
     a=$(median_step "$SCRATCH/dp1-$r/run.h5" "$skip")
     b=$(median_step "$SCRATCH/dp2-$r/run.h5" "$skip")
     c=$(median_step "$SCRATCH/tp1-$r/run.h5" "$skip")

@@ -17,7 +17,7 @@ figure logging.share % "$pct" $(minmax $pcts) le 1 "run-record logging, share of
 # size l, 2 ranks: a checkpoint every 2 steps (quick: size s, every step, 2 of them)
 size=$(full_or_quick l s)
 ck=$(full_or_quick "train.steps=6 train.checkpoint_every=2" "train.steps=2 train.checkpoint_every=1")
-out=$($MPIRUN 2 "$MOTSCALE" train /dev/null model.size=$size $ck log.every=2 log.eval_every=0 log.peak_flops=1e9 train.global_batch=2 run.out_dir="$SCRATCH" run.name=ck 2>/dev/null | grep '^checkpoint')
+out=$($MPIRUN 2 "$MOTSCALE" train "$DEFAULTS" model.size=$size $ck log.every=2 log.eval_every=0 log.peak_flops=1e9 train.global_batch=2 run.out_dir="$SCRATCH" run.name=ck 2>/dev/null | grep '^checkpoint')
 echo "$out" | sed 's/^/  /'
 mbs=$(echo "$out" | sed -n 's/.*(\([0-9.]*\) MB\/s)/\1/p')
 # shellcheck disable=SC2086

@@ -23,7 +23,7 @@ for tp in 2 4; do
     ratios=""
     for r in $(seq "$REPS"); do
         for b in megatron scalapack; do
-            if ! $MPIRUN "$tp" "$MOTSCALE" train /dev/null $base parallel.tp="$tp" parallel.tp_backend=$b \
+            if ! $MPIRUN "$tp" "$MOTSCALE" train "$DEFAULTS" $base parallel.tp="$tp" parallel.tp_backend=$b \
                 run.out_dir="$SCRATCH" run.name="$b-tp$tp-$r" >"$SCRATCH/$b-tp$tp-$r.out" 2>&1; then
                 echo "bench_tp_backend: the $b run at tp=$tp failed:" >&2
                 tail -5 "$SCRATCH/$b-tp$tp-$r.out" >&2

@@ -84,6 +84,13 @@ def sgemm_peak(build, reps, env):
     return float(out.strip().splitlines()[-1].split()[1])
 
 
+def defaults_ini(scratch):
+    """An empty configuration (every key at its default) as a regular file."""
+    path = os.path.join(scratch, "defaults.ini")
+    open(path, "w").close()
+    return path
+
+
 def motscale_keys(s, steps):
     return ["model.kind=dense", "model.d_model=%d" % s["d_model"], "model.n_layers=%d" % s["n_layers"],
             "model.n_heads=%d" % s["n_heads"], "model.d_ff=%d" % s["d_ff"], "model.seq_len=%d" % s["seq_len"],
@@ -91,10 +98,10 @@ def motscale_keys(s, steps):
             "data.vocab_text=%d" % s["vocab"], "train.steps=%d" % steps]
 
 
-def analytic_minimum(motscale, s, env):
+def analytic_minimum(motscale, s, scratch, env):
     """(bytes, None) from the `analytic minimum` line of `motscale flops` (its last
     field), or (None, why)."""
-    out = subprocess.run([motscale, "flops", "/dev/null"] + motscale_keys(s, 1), env=env, capture_output=True,
+    out = subprocess.run([motscale, "flops", defaults_ini(scratch)] + motscale_keys(s, 1), env=env, capture_output=True,
                          text=True, check=True).stdout
     for line in out.splitlines():
         if "analytic minimum" in line:
@@ -107,7 +114,7 @@ def analytic_minimum(motscale, s, env):
 
 def run_motscale(motscale, s, warmup, timed, peak, scratch, name, env):
     """(timed step times, peak RSS, flops per token) of one motscale run, or an error string."""
-    cmd = [motscale, "train", "/dev/null"] + motscale_keys(s, warmup + timed) + [
+    cmd = [motscale, "train", defaults_ini(scratch)] + motscale_keys(s, warmup + timed) + [
         "log.every=1", "log.eval_every=0", "log.quiet=true", "log.peak_flops=%g" % peak,
         "run.out_dir=" + scratch, "run.name=" + name]
     log = os.path.join(scratch, name + ".log")
@@ -173,7 +180,7 @@ def training_figures(s, reps, warmup, timed, peak, motscale, scratch, env, raw):
                 "torch": {"step_times": [t[0] for t in torch], "peak_rss_bytes": [t[1] for t in torch]},
                 "errors": errors}
     tokens = s["batch"] * s["seq_len"]
-    minimum, why = analytic_minimum(motscale, s, env)
+    minimum, why = analytic_minimum(motscale, s, scratch, env)
     out = []
 
     def rate(runs):

@@ -10,6 +10,10 @@ MPIRUN_CORE="mpirun --bind-to core -x OPENBLAS_NUM_THREADS=1 -np"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/motscale-bench.XXXXXX")
 trap 'rm -rf "$SCRATCH"' EXIT
+# the configuration every run starts from: empty, every key at its default (a regular
+# file, not /dev/null: the config loader may insist on one)
+DEFAULTS=$SCRATCH/defaults.ini
+: >"$DEFAULTS"
 # BENCH_QUICK=1 (bench/run --quick, run by tests/e2e/bench_quick.sh): each benchmark
 # in its cheapest form, one repetition; every figure is produced, none means much.
 QUICK=${BENCH_QUICK:-0}

@@ -53,23 +53,23 @@ for d in 256 512; do
     h=$((d / 64))
     steps=$((d == 256 ? 12 : 10))
     m="model.d_model=$d model.n_layers=4 model.n_heads=$h model.d_ff=$((4 * d)) model.seq_len=256"
-    record "m$d" "motscale dense d $d, L 4, T 256, B 8, V 4096 ($steps steps)" "$MOTSCALE" train /dev/null $m \
+    record "m$d" "motscale dense d $d, L 4, T 256, B 8, V 4096 ($steps steps)" "$MOTSCALE" train "$DEFAULTS" $m \
         train.global_batch=8 data.modalities=text data.mix=1 data.vocab_text=4096 train.steps=$steps $q run.name=m$d
     record "t$d" "PyTorch dense d $d, the same ($steps steps)" $PY bench/torch_ref.py bench --d-model $d \
         --n-layers 4 --n-heads $h --d-ff $((4 * d)) --seq-len 256 --batch 8 --vocab 4096 --steps $steps
 done
 s="model.size=s model.seq_len=128 train.global_batch=8 train.steps=60 data.modalities=text,image data.mix=1,1"
-record dense-s "bench_mot: dense, size s, 2 modalities (60 steps)" "$MOTSCALE" train /dev/null $s $q run.name=dense-s
-record mot-s "bench_mot: mot, size s, 2 modalities (60 steps)" "$MOTSCALE" train /dev/null $s model.kind=mot $q run.name=mot-s
+record dense-s "bench_mot: dense, size s, 2 modalities (60 steps)" "$MOTSCALE" train "$DEFAULTS" $s $q run.name=dense-s
+record mot-s "bench_mot: mot, size s, 2 modalities (60 steps)" "$MOTSCALE" train "$DEFAULTS" $s model.kind=mot $q run.name=mot-s
 p="model.seq_len=64 train.steps=30 $q"
-record dp2 "bench_parallel: dp=2, size s, 16 seq (30 steps, 2 ranks)" $MPIRUN_CORE 2 "$MOTSCALE" train /dev/null \
+record dp2 "bench_parallel: dp=2, size s, 16 seq (30 steps, 2 ranks)" $MPIRUN_CORE 2 "$MOTSCALE" train "$DEFAULTS" \
     model.size=s train.global_batch=16 $p run.name=dp2
 w="model.d_model=512 model.n_heads=8 model.d_ff=2048 model.n_layers=2 train.global_batch=8"
-record tp1 "bench_parallel: tp=1, d 512, L 2, T 64, B 8 (30 steps)" $MPIRUN_CORE 1 "$MOTSCALE" train /dev/null \
+record tp1 "bench_parallel: tp=1, d 512, L 2, T 64, B 8 (30 steps)" $MPIRUN_CORE 1 "$MOTSCALE" train "$DEFAULTS" \
     $w $p run.name=tp1
-record tp2 "bench_parallel: tp=2, the same (30 steps, 2 ranks)" $MPIRUN_CORE 2 "$MOTSCALE" train /dev/null \
+record tp2 "bench_parallel: tp=2, the same (30 steps, 2 ranks)" $MPIRUN_CORE 2 "$MOTSCALE" train "$DEFAULTS" \
     $w parallel.tp=2 $p run.name=tp2
-record sl2 "bench_tp_backend: scalapack tp=2, the same (30 steps, 2 ranks)" $MPIRUN 2 "$MOTSCALE" train /dev/null \
+record sl2 "bench_tp_backend: scalapack tp=2, the same (30 steps, 2 ranks)" $MPIRUN 2 "$MOTSCALE" train "$DEFAULTS" \
     $w parallel.tp=2 parallel.tp_backend=scalapack $p run.name=sl2
 # the trainer's own split for the parallel runs: communication seconds / step seconds
 for r in dp2 tp2 sl2; do

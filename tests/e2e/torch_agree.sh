@@ -27,7 +27,8 @@ if ! $PY -c "import torch" 2>/dev/null; then
     not_ok "PyTorch for $PY (python3-torch; scripts/bootstrap installs it with MOTSCALE_WITH_TORCH=1)"
     exit 1
 fi
-"$MOTSCALE" data gen /dev/null model.size=xs --windows 64 --heldout-windows 1 -o "$SCRATCH/tokens.h5" >/dev/null
+: >"$SCRATCH/defaults.ini" # every key at its default
+"$MOTSCALE" data gen "$SCRATCH/defaults.ini" model.size=xs --windows 64 --heldout-windows 1 -o "$SCRATCH/tokens.h5" >/dev/null
 XS="model.size=xs data.source=file data.path=$SCRATCH/tokens.h5 train.steps=8 train.warmup=5
 train.global_batch=4 train.checkpoint_every=4 log.every=1 log.eval_every=0 log.quiet=true
 log.peak_flops=1e9 run.out_dir=$SCRATCH/runs"
@@ -37,7 +38,7 @@ agree() { # NAME [key=value ...]: train, then the reference from step 4
     shift
     what="$name${1:+: $*}"
     # shellcheck disable=SC2086
-    if ! timeout 120 "$MOTSCALE" train /dev/null $XS run.name="$name" "$@" >"$SCRATCH/$name.out" 2>&1; then
+    if ! timeout 120 "$MOTSCALE" train "$SCRATCH/defaults.ini" $XS run.name="$name" "$@" >"$SCRATCH/$name.out" 2>&1; then
         not_ok "motscale run $name"
         tail -3 "$SCRATCH/$name.out" | sed 's/^/# /'
         return
