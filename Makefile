@@ -1,5 +1,6 @@
-# motscale: build, demo, tests and benchmarks. `make demo` and `make check` first run
-# scripts/bootstrap, which installs any missing Debian package.
+# motscale: build, demo, tests and benchmarks. `make demo`, `make check` and `make bench`
+# first run scripts/bootstrap, which installs any missing Debian package (check and
+# bench also PyTorch, for the reference in bench/torch_ref.py).
 #
 #   make            the motscale binary (build/motscale)
 #   make demo       build, then the demo experiment, compare and report
@@ -78,9 +79,11 @@ $(BUILD)/bench/bench_%: bench/bench_%.c $(BUILD)/libmotscale.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -MT $@ -MF $@.d -o $@ $< $(BUILD)/libmotscale.a $(LDFLAGS) $(LDLIBS)
 
-tests: $(BUILD)/motscale $(TESTBIN)
+# the benchmarks too: tests/e2e/bench_quick.sh runs them in their quick form
+tests: $(BUILD)/motscale $(TESTBIN) $(BENCHBIN)
 
-check: bootstrap
+check:
+	@MOTSCALE_WITH_TORCH=1 sh scripts/bootstrap
 	@$(MAKE) --no-print-directory tests
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) sh tests/run
 
@@ -91,7 +94,8 @@ demo: bootstrap
 docs-keys: all
 	@sh scripts/docs-keys $(BUILD)/motscale
 
-bench: bootstrap
+bench:
+	@MOTSCALE_WITH_TORCH=1 sh scripts/bootstrap
 	@$(MAKE) --no-print-directory all $(BENCHBIN)
 	@BUILD=$(BUILD) sh bench/run
 

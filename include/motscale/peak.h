@@ -10,4 +10,10 @@
  * receives how it was obtained. */
 double peak_flops_per_rank(double configured, const char *cache_dir, char *source, size_t len);
 
+/* One-thread SGEMM FLOP/s (C = A B, square, row-major): for n = 512, 1024, 2048 the
+ * best of `reps` timed products, into best_by_size[i] unless NULL; returns the best
+ * over the sizes. The probe above, and bench/bench_sgemm's figure. */
+#define PEAK_PROBE_SIZES 3
+double peak_sgemm_probe(int reps, double best_by_size[PEAK_PROBE_SIZES]);
+
 #endif

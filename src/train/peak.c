@@ -9,24 +9,29 @@
 #include "motscale/common.h"
 #include "motscale/peak.h"
 
-static double probe(void)
+double peak_sgemm_probe(int reps, double best_by_size[PEAK_PROBE_SIZES])
 {
     int threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
     double best = 0;
-    for (int n = 512; n <= 2048; n *= 2) {
+    for (int i = 0; i < PEAK_PROBE_SIZES; i++) {
+        int n = 512 << i;
         float *a = xcalloc((size_t)n * (size_t)n, sizeof(float));
         float *b = xcalloc((size_t)n * (size_t)n, sizeof(float));
         float *c = xcalloc((size_t)n * (size_t)n, sizeof(float));
-        for (size_t i = 0; i < (size_t)n * (size_t)n; i++)
-            a[i] = b[i] = (float)(i % 7) * 0.1f;
-        for (int rep = 0; rep < 3; rep++) {
+        for (size_t j = 0; j < (size_t)n * (size_t)n; j++)
+            a[j] = b[j] = (float)(j % 7) * 0.1f;
+        double size_best = 0;
+        for (int rep = 0; rep < reps; rep++) {
             double t0 = now_seconds();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
             double dt = now_seconds() - t0;
             double f = 2.0 * n * (double)n * n / dt;
-            best = f > best ? f : best;
+            size_best = f > size_best ? f : size_best;
         }
+        if (best_by_size)
+            best_by_size[i] = size_best;
+        best = size_best > best ? size_best : best;
         free(a);
         free(b);
         free(c);
@@ -59,7 +64,7 @@ double peak_flops_per_rank(double configured, const char *cache_dir, char *sourc
         snprintf(source, len, "measured (one-thread sgemm probe, cached in %s)", path);
         return v;
     }
-    v = probe();
+    v = peak_sgemm_probe(3, NULL);
     snprintf(source, len, "measured (one-thread sgemm probe, best of n=512..2048, cached in %s)", path);
     f = fopen(path, "w");
     if (f) {
