@@ -48,7 +48,7 @@ done
 
 # ---- (c) SIGUSR1 + resume ----------------------------------------------------------------
 # the pause of a held-out evaluation after step 20 lets the shell see the line and signal
-EP="$MOE parallel.tp=2 parallel.expert_parallel=true train.steps=40 train.checkpoint_every=10 log.eval_every=20 log.eval_tokens=16000 log.quiet=false"
+EP="$MOE parallel.tp=2 parallel.expert_parallel=true train.steps=40 train.checkpoint_every=10 log.eval_every=20 log.eval_tokens=48000 log.quiet=false"
 # shellcheck disable=SC2086
 run ep-straight 2 $EP
 # shellcheck disable=SC2086

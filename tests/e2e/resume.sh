@@ -28,7 +28,7 @@
 # runs at tp 2 get the same pause from fewer held-out tokens.)
 base_ini run.seed=11 data.modalities=text,image,speech data.mix=1,1,1 train.steps=40 \
     train.global_batch=4 train.checkpoint_every=10 log.eval_every=20 log.flush_every=5 log.quiet=false
-DENSE1="model.kind=dense log.eval_tokens=16000"
+DENSE1="model.kind=dense log.eval_tokens=64000"
 DENSE="$DENSE1 parallel.tp=2"
 MOT="model.kind=mot parallel.tp=1 log.eval_tokens=96000"
 
