@@ -1143,9 +1143,118 @@ static void section_scaling(report_t *rep, const char *exp)
 
 /* ---- pairing and the whole report ---------------------------------------------------- */
 
+/* ---- expert load ---------------------------------------------------------------------
+ * For each configuration with experts (and size), its runs' /metrics/expert_load summed
+ * over the logged steps of the second half of each run and over seeds: per layer with
+ * experts and expert, the share of its tokens from each modality, beside the share of
+ * each modality among all the tokens those experts took (what an expert that ignored
+ * the modality would show). */
+
+/* The summed load of group g's runs, (moe_layers x experts x modalities); false
+ * without experts. */
+static bool group_load(const report_t *rep, size_t g, double *sum, size_t n)
+{
+    const analysis_group_t *gr = &rep->set.groups[g];
+    memset(sum, 0, n * sizeof *sum);
+    bool any = false;
+    for (size_t i = 0; i < gr->n; i++) {
+        const runrec_t *r = &rep->set.runs[gr->run[i]].r;
+        if (!r->n_load || r->n_load != n || !r->n)
+            continue;
+        int64_t last = r->step[r->n - 1];
+        for (size_t row = 0; row < r->n; row++)
+            if (2 * r->step[row] > last)
+                for (size_t k = 0; k < n; k++)
+                    sum[k] += (double)r->expert_load[row * n + k];
+        any = true;
+    }
+    return any;
+}
+
+static void section_expert_load(report_t *rep, const char *exp)
+{
+    bool header = false;
+    for (size_t g = 0; g < rep->set.n_groups; g++) {
+        const analysis_run_t *a = grun(rep, g);
+        const runrec_t *r = &a->r;
+        if (strcmp(r->experiment, exp) || !r->n_load)
+            continue;
+        int K = r->moe_layers, E = r->moe_experts, M = r->n_mod;
+        double *sum = xcalloc(r->n_load, sizeof *sum);
+        if (!group_load(rep, g, sum, r->n_load)) {
+            free(sum);
+            continue;
+        }
+        if (!header) {
+            fprintf(rep->md, "\n### Expert load by modality\n\nPer layer with experts, the share "
+                             "of each expert's tokens that came from each modality (by the "
+                             "token at the row), summed over the second half of every run's "
+                             "logged steps and over seeds; the `all` row is the share of each "
+                             "modality among every token those experts took. An expert that "
+                             "specialises stands apart from `all` (/metrics/expert_load, "
+                             "docs/run-record.md).\n");
+            header = true;
+        }
+        fprintf(rep->md, "\n%s at %s (%zu seed%s, held-out routing %s):\n\n| layer | expert |", a->label,
+                a->size, rep->set.groups[g].n, rep->set.groups[g].n == 1 ? "" : "s",
+                r->moe_eval_routing[0] ? r->moe_eval_routing : "?");
+        for (int m = 0; m < M; m++)
+            fprintf(rep->md, " %s |", r->mod_names[m]);
+        fprintf(rep->md, " tokens |\n|---|---|");
+        for (int m = 0; m < M; m++)
+            fprintf(rep->md, "---|");
+        fprintf(rep->md, "---|\n");
+        char name[512], title[512], stem[128];
+        exp_stem(stem, sizeof stem, exp);
+        sfmt(name, sizeof name, "%s_expert_load_%s-%s", stem, a->label, a->size);
+        sfmt(title, sizeof title, "Expert load by modality: %s at %s (share of each expert's tokens)",
+             a->label, a->size);
+        plot_t p;
+        bool fig = fig_open(rep, &p, name, title, "layer / expert", "share of the expert's tokens");
+        for (int k = 0; k < K; k++)
+            for (int e = -1; e < E; e++) {
+                double tot = 0, v[ANALYSIS_MAX_MOD + 1] = {0};
+                for (int m = 0; m < M; m++) {
+                    for (int x = (e < 0 ? 0 : e); x < (e < 0 ? E : e + 1); x++)
+                        v[m] += sum[((size_t)k * E + x) * M + m];
+                    tot += v[m];
+                }
+                char which[16] = "all";
+                if (e >= 0)
+                    sfmt(which, sizeof which, "%d", e);
+                fprintf(rep->md, "| %d | %s |", k, which);
+                for (int m = 0; m < M; m++) {
+                    fputc(' ', rep->md);
+                    md_num(rep->md, "%.1f%%", tot > 0 ? 100 * v[m] / tot : NAN);
+                    fputs(" |", rep->md);
+                }
+                fprintf(rep->md, " %.0f |\n", tot);
+                if (fig && e >= 0) {
+                    fprintf(p.dat, "\"L%d e%d\"", k, e);
+                    for (int m = 0; m < M; m++)
+                        fprintf(p.dat, " %.6g", tot > 0 ? v[m] / tot : 0.0);
+                    fputc('\n', p.dat);
+                }
+            }
+        if (fig) {
+            fprintf(p.gp, "set style data histogram\nset style histogram rowstacked\n"
+                          "set style fill solid 0.85 border -1\nset boxwidth 0.8\nset yrange [0:1]\n"
+                          "set grid ytics\nset xtics rotate by -45\nplot ");
+            for (int m = 0; m < M; m++) {
+                fprintf(p.gp, "%sDAT using %d%s title ", m ? ", " : "", m + 2, m ? "" : ":xtic(1)");
+                plot_str(p.gp, r->mod_names[m]);
+                fprintf(p.gp, " lc rgb '%s'", palette[m % 8]);
+            }
+            fputc('\n', p.gp);
+            figure(rep, &p, title);
+        }
+        free(sum);
+    }
+}
+
 static void make_comparisons(report_t *rep)
 {
-    const char *compared[] = {"model.kind", "model.towers", NULL};
+    const char *compared[] = {"model.kind", "model.towers", "model.moe_towers", NULL};
     analysis_opts_t o = *rep->o;
     o.compared = compared;
     rep->cmp = xcalloc(rep->set.n_groups + 1, sizeof *rep->cmp);
@@ -1255,6 +1364,7 @@ int analysis_report_write(const char *dir, const char *out, const analysis_opts_
         section_slope_tables(&rep, exp);
         section_slope_vs_size(&rep, exp);
         section_timing(&rep, exp);
+        section_expert_load(&rep, exp);
         section_scaling(&rep, exp);
     }
     bool md_ok = !ferror(rep.md);

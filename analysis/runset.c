@@ -84,10 +84,23 @@ static const char *kv_get(const kv_list_t *l, const char *key)
 
 /* ---- one run --------------------------------------------------------------------- */
 
-void analysis_label_of(char *out, size_t len, const char *kind, const char *towers)
+/* kind = moe: "moe-4x"; experts in some towers: "<label> + text moe-4x". */
+static void label_experts(char *out, size_t len, const char *kind, const char *moe_towers, const char *experts)
+{
+    const char *E = experts && experts[0] ? experts : "4";
+    size_t k = strlen(out);
+    if (!strcmp(kind, "moe"))
+        snprintf(out, len, "moe-%sx", E);
+    else if (moe_towers && moe_towers[0] && k < len)
+        snprintf(out + k, len - k, " + %s moe-%sx", moe_towers, E);
+}
+
+void analysis_label_of(char *out, size_t len, const char *kind, const char *towers, const char *moe_towers,
+                       const char *experts)
 {
     if (strcmp(kind, "towers") || !towers[0]) {
         snprintf(out, len, "%s", kind);
+        label_experts(out, len, kind, moe_towers, experts);
         return;
     }
     /* "text,image | speech": the modalities with a tower of their own, by name */
@@ -111,6 +124,7 @@ void analysis_label_of(char *out, size_t len, const char *kind, const char *towe
         snprintf(out, len, "%s", alone);
     else
         snprintf(out, len, "towers %s", towers);
+    label_experts(out, len, kind, moe_towers, experts);
 }
 
 /* The run directory's own name and experiment when jobs/local reused another run
@@ -173,10 +187,12 @@ static void size_of_point(char *out, size_t len, const char *path)
 static void derive(analysis_run_t *ar)
 {
     runrec_t *r = &ar->r;
-    char kind_towers[512];
+    char kind_towers[512], moe_towers[512], experts[32];
     runrec_config_get(r, "run", "seed", ar->seed, sizeof ar->seed);
     runrec_config_get(r, "model", "towers", kind_towers, sizeof kind_towers);
-    analysis_label_of(ar->label, sizeof ar->label, r->kind, kind_towers);
+    runrec_config_get(r, "model", "moe_towers", moe_towers, sizeof moe_towers);
+    runrec_config_get(r, "model", "moe_experts", experts, sizeof experts);
+    analysis_label_of(ar->label, sizeof ar->label, r->kind, kind_towers, moe_towers, experts);
     runrec_config_get(r, "model", "size", ar->size, sizeof ar->size);
     if (!ar->size[0])
         size_preset(ar->size, sizeof ar->size, r->config);
@@ -317,6 +333,46 @@ bool analysis_runset_load_dir(analysis_runset_t *set, const char *dir, char *err
     return true;
 }
 
+/* Two configurations that would share a label in one experiment at one size (dense
+ * under two norm placements, say) get the model keys they differ in appended, from
+ * each one's own values: "moe-4x [model.norm=pre]". */
+static void disambiguate_labels(analysis_runset_t *set)
+{
+    char (*extra)[160] = xcalloc(set->n_groups + 1, sizeof *extra);
+    for (size_t g = 0; g < set->n_groups; g++) {
+        const analysis_run_t *a = &set->runs[set->groups[g].run[0]];
+        kv_list_t ka;
+        parse_config(&ka, a->r.config);
+        for (size_t h = 0; h < set->n_groups; h++) {
+            const analysis_run_t *b = &set->runs[set->groups[h].run[0]];
+            if (h == g || strcmp(a->label, b->label) || strcmp(a->size, b->size) ||
+                strcmp(a->r.experiment, b->r.experiment))
+                continue;
+            kv_list_t kb;
+            parse_config(&kb, b->r.config);
+            for (int i = 0; i < ka.n; i++) {
+                const char *k = ka.items[i].key, *vb = kv_get(&kb, k);
+                char item[400];
+                snprintf(item, sizeof item, "%s=%s", k, ka.items[i].value);
+                if (strncmp(k, "model.", 6) || (vb && !strcmp(vb, ka.items[i].value)) || strstr(extra[g], item))
+                    continue;
+                size_t n = strlen(extra[g]);
+                if (n + strlen(item) + 3 < sizeof extra[g])
+                    snprintf(extra[g] + n, sizeof extra[g] - n, "%s%.*s", n ? ", " : "", 150, item);
+            }
+            free(kb.items);
+        }
+        free(ka.items);
+    }
+    for (size_t g = 0; g < set->n_groups; g++)
+        for (size_t i = 0; extra[g][0] && i < set->groups[g].n; i++) {
+            char *label = set->runs[set->groups[g].run[i]].label;
+            size_t n = strlen(label);
+            snprintf(label + n, sizeof set->runs[0].label - n, " [%s]", extra[g]);
+        }
+    free(extra);
+}
+
 void analysis_runset_group(analysis_runset_t *set)
 {
     free(set->group_of);
@@ -338,6 +394,7 @@ void analysis_runset_group(analysis_runset_t *set)
         gr->run[gr->n++] = i;
         set->group_of[i] = g;
     }
+    disambiguate_labels(set);
 }
 
 void analysis_runset_free(analysis_runset_t *set)

@@ -189,8 +189,10 @@ bool analysis_run_has(const analysis_run_t *ar, const char *key_value);
 long analysis_closest_baseline(const analysis_runset_t *set, size_t g, const char *key_value,
                                const char *const *compared);
 /* What a model kind and grouping is called: the kind, or for towers the modalities
- * with a tower of their own, "speech alone". */
-void analysis_label_of(char *out, size_t len, const char *kind, const char *towers);
+ * with a tower of their own, "speech alone"; with experts "moe-4x" (kind moe) or
+ * "mot + text moe-4x" (model.moe_towers = text); experts NULL or "" reads 4. */
+void analysis_label_of(char *out, size_t len, const char *kind, const char *towers, const char *moe_towers,
+                       const char *experts);
 
 /* Why two runs are not a fair comparison: experiment, size, any configuration key
  * but bookkeeping, run.seed and the compared keys (NULL-terminated "section.key"

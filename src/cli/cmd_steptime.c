@@ -76,8 +76,10 @@ static bool load_side(side_t *s, const char *file, int n_over, char **over, int 
         fprintf(stderr, "motscale steptime: %s\n", err);
         return false;
     }
+    char experts[16];
+    snprintf(experts, sizeof experts, "%d", cfg.model.moe_experts);
     analysis_label_of(s->label, sizeof s->label, config_enum_name("model", "kind", cfg.model.kind),
-                      cfg.towers);
+                      cfg.towers, cfg.moe_towers, experts);
     if (cfg.size[0])
         snprintf(s->size, sizeof s->size, "%s", cfg.size);
     else

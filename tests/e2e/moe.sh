@@ -118,6 +118,42 @@ PYEOF
 check "a MoE run record holds every documented object with its dtype and shape (tests/check_schema.py)" \
     $PY tests/check_schema.py docs/run-record.md "$SCRATCH/runs/top1/run.h5" ""
 
+# the report: a candidate with experts against dense, its label, and the load table
+# equal to the sums of the record's second half (computed here from the file)
+mkdir -p "$SCRATCH/rep"
+cp -r "$SCRATCH/runs/dense" "$SCRATCH/runs/moe-np1" "$SCRATCH/rep/"
+"$MOTSCALE" report "$SCRATCH/rep" --out "$SCRATCH/rep/report" >"$SCRATCH/report.out" 2>&1
+check "report: moe-4x against dense, and its expert load table equals the record's sums" \
+    $PY - "$SCRATCH/rep" <<'PYEOF'
+import re, sys
+import h5py, numpy as np
+d, bad = sys.argv[1], []
+md = open(d + "/report/report.md").read()
+if not re.search(r"\| series \| moe-4x \(1 seed\) \|", md):
+    bad.append("no slope table with a moe-4x column")
+f = h5py.File(d + "/moe-np1/run.h5", "r")
+load, step = f["/metrics/expert_load"][:], f["/metrics/step"][:]
+E, L, M = int(f["/model"].attrs["moe_experts"]), int(f["/model"].attrs["moe_layers"]), 2
+s = load[2 * step > step[-1]].sum(axis=0).reshape(L, E, M)
+for k in range(L):
+    for e in range(E):
+        want = "| %d | %d | %.1f%% | %.1f%% | %.0f |" % (k, e, 100 * s[k, e, 0] / s[k, e].sum(),
+                                                      100 * s[k, e, 1] / s[k, e].sum(), s[k, e].sum())
+        if want not in md:
+            bad.append("load row missing: %s" % want)
+    al = s[k].sum(axis=0)
+    want = "| %d | all | %.1f%% | %.1f%% | %.0f |" % (k, 100 * al[0] / al.sum(), 100 * al[1] / al.sum(), al.sum())
+    if want not in md:
+        bad.append("load row missing: %s" % want)
+import os
+rep = d + "/report"
+if not [x for x in os.listdir(rep) if "expert_load" in x and x.endswith(".png") and os.path.getsize(rep + "/" + x)]:
+    bad.append("no expert load figure")
+for x in bad:
+    print("#", x)
+sys.exit(1 if bad else 0)
+PYEOF
+
 # ---- (e) FLOPs and parameters by hand ------------------------------------------------------
 # flops_of NAME KEYS...: `motscale flops` of the base config with KEYS into $SCRATCH/NAME.flops
 flops_of() {
