@@ -148,7 +148,7 @@ int cmd_compare(int argc, char **argv)
     char bkey[128] = "";
     if (baseline)
         snprintf(bkey, sizeof bkey, "%.*s", (int)(strchr(baseline, '=') - baseline), baseline);
-    const char *compared[] = {"model.kind", "model.towers", bkey[0] ? bkey : NULL, NULL};
+    const char *compared[] = {"model.kind", "model.towers", "model.moe_towers", bkey[0] ? bkey : NULL, NULL};
     o.compared = compared;
     size_t (*pairs)[2] = xcalloc(set.n_groups + 1, sizeof *pairs), npairs = 0;
     if (dir) {
