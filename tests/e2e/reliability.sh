@@ -53,6 +53,39 @@ s, c = list(f['/restarts/step'][:]), [x.decode() for x in f['/restarts/config'][
 sys.exit(0 if s == [0, 10] and 'steps = 10' in c[0] and 'steps = 20' in c[1] and
          'steps = 20' in f.attrs['config'] else 1)"
 
+# ... and jobs/local: a completed point asked for again with a key its run-name
+# template does not show is refused, naming the key (it used to print "complete,
+# skipped" and exit 0)
+cat >"$SCRATCH/exp3.ini" <<EOF
+[run]
+name = p-{model.kind}
+out_dir = $SCRATCH/exp3
+[model]
+d_model = 32
+n_layers = 1
+n_heads = 4
+d_ff = 64
+seq_len = 16
+[train]
+steps = 4
+global_batch = 4
+warmup = 1
+[log]
+eval_every = 0
+quiet = true
+peak_flops = 1e9
+[sweep]
+model.kind = dense
+EOF
+MOTSCALE_NP=1 $T jobs/local "$SCRATCH/exp3.ini" >"$SCRATCH/exp3.out" 2>&1
+check "3: jobs/local ran a one-point experiment (exit 0)" [ $? -eq 0 ]
+MOTSCALE_NP=1 $T jobs/local "$SCRATCH/exp3.ini" >"$SCRATCH/exp3b.out" 2>&1
+check "3: ... asked again unchanged: complete, skipped (exit 0)" sh -c "[ $? -eq 0 ] && grep -q 'is complete, skipped' '$SCRATCH/exp3b.out'"
+MOTSCALE_NP=1 $T jobs/local "$SCRATCH/exp3.ini" run.seed=2 >"$SCRATCH/exp3c.out" 2>&1
+rc=$?
+check "3: ... asked with run.seed=2 (not in the template): exit 2 naming run.seed and both values" \
+    sh -c "[ $rc -eq 2 ] && grep -qF \"run.seed ('1' -> '2')\" '$SCRATCH/exp3c.out'"
+
 # ---- 4. an empty run.out_dir --------------------------------------------------------
 one_line 2 "4: an empty run.out_dir is refused" "run.out_dir: must not be empty" \
     "$MOTSCALE" train "$SCRATCH/base.ini" run.out_dir=
@@ -166,6 +199,20 @@ wait $p10
 rc=$?
 check "10: SIGTERM during the peak probe: checkpointed, exit 75, status preempted" sh -c \
     "[ $rc -eq 75 ] && grep -qx preempted '$SCRATCH/probe/r10/status' && ls '$SCRATCH/probe/r10/checkpoints' | grep -q ckpt"
+
+# ... through mpirun and jobs/local: SIGTERM to mpirun makes every rank checkpoint and
+# exit 75 while mpirun itself reports another status; jobs/local reads the status
+# file and exits 75 (a preemption, not a failure)
+sed -e "s|out_dir = .*|out_dir = $SCRATCH/exp10|" -e 's/^steps = 4$/steps = 100000/' "$SCRATCH/exp3.ini" >"$SCRATCH/exp10.ini"
+MOTSCALE_NP=2 jobs/local "$SCRATCH/exp10.ini" >"$SCRATCH/exp10.out" 2>&1 &
+p10=$!
+for i in $(seq 200); do [ -f "$SCRATCH/exp10/p-dense/run.h5" ] && break; sleep 0.05; done
+sleep 0.5
+pkill -TERM -f "^mpirun.*exp10/p-dense"
+wait $p10
+rc=$?
+check "10: SIGTERM to mpirun under jobs/local: the point checkpointed (status preempted), jobs/local exits 75" \
+    sh -c "[ $rc -eq 75 ] && grep -qx preempted '$SCRATCH/exp10/p-dense/status'"
 
 # ---- 11. token files and text import --------------------------------------------------
 $PY - "$SCRATCH/wrap.h5" <<'EOF'
