@@ -126,7 +126,9 @@ void model_init_params(model_t *m, uint64_t seed, const model_init_t *init);
 /* Forward over B windows of seq_len + 1 tokens. Adds per-modality sums of the
  * loss (by target token) and target counts into loss_sum / count.
  * grad_scale > 0 also keeps d(grad_scale * sum of losses)/d outputs for
- * model_backward. */
+ * model_backward, and may already accumulate the gradients of the last layers (the
+ * tower transformer's head: its backward runs while the logits' gradient is at
+ * hand, so the logits are not kept). */
 void model_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
                    double *loss_sum, int64_t *count);
 /* Backward of the last forward; accumulates into m->grads. */

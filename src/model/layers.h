@@ -56,6 +56,7 @@ typedef struct plan {
     real *base, *cursor;           /* NULL while sizing */
     size_t total;                  /* elements taken so far */
     size_t kept;                   /* of those, kept from forward for backward */
+    size_t union_at, union_max;    /* an open union: where it starts, its largest arm */
 } plan_t;
 
 enum plan_use { PLAN_KEPT, PLAN_SCRATCH };
@@ -63,6 +64,13 @@ real *plan_take(plan_t *p, size_t n, int use);
 /* bytes for other element types (indices, doubles), 8-byte aligned in the one
  * allocation (the alignment is decided by the offset, so both passes agree). */
 void *plan_take_bytes(plan_t *p, size_t bytes, int use);
+/* Scratch that is never live at the same time shares memory: between begin and end,
+ * each arm (the first opened by begin, the next by each plan_union_arm) takes its
+ * buffers from the union's start; the union is as large as its largest arm. Only
+ * PLAN_SCRATCH buffers inside; no nesting. */
+void plan_union_begin(plan_t *p);
+void plan_union_arm(plan_t *p);
+void plan_union_end(plan_t *p);
 
 /* ---- row blocks ------------------------------------------------------------- */
 

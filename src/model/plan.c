@@ -21,3 +21,29 @@ void *plan_take_bytes(plan_t *p, size_t bytes, int use)
     real *v = plan_take(p, (pad + bytes + unit - 1) / unit, use);
     return v ? (char *)v + pad : NULL;
 }
+
+void plan_union_begin(plan_t *p)
+{
+    p->union_at = p->total;
+    p->union_max = 0;
+}
+
+/* the arm just taken: the union's extent so far; back to its start */
+static void union_close_arm(plan_t *p)
+{
+    size_t arm = p->total - p->union_at;
+    p->union_max = arm > p->union_max ? arm : p->union_max;
+    p->total = p->union_at;
+    if (p->base)
+        p->cursor = p->base + p->union_at;
+}
+
+void plan_union_arm(plan_t *p) { union_close_arm(p); }
+
+void plan_union_end(plan_t *p)
+{
+    union_close_arm(p);
+    p->total = p->union_at + p->union_max;
+    if (p->base)
+        p->cursor = p->base + p->total;
+}

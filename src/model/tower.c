@@ -152,16 +152,22 @@ static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_s
     tower_impl_t sc;
     tower_impl_t *o = t ? t : &sc;
     o->x_final = plan_take(p, N * d, PLAN_KEPT);
-    o->hf = plan_take(p, N * d, PLAN_KEPT);
     o->rs_f = plan_take(p, N, PLAN_KEPT);
-    o->logits = plan_take(p, N * (size_t)V, PLAN_KEPT);
-    /* scratch: q, k, v before the copy to attention order (and y, z under pre),
-     * then backward's gradients */
+    o->dhf = plan_take(p, N * d, PLAN_KEPT);
+    /* scratch live across halves: the residual's gradient and a temporary (also y,
+     * z under pre), attention's per-block products */
+    o->dres = plan_take(p, N * d, PLAN_SCRATCH);
+    o->dtmp = plan_take(p, N * d, PLAN_SCRATCH);
+    o->as.dp = plan_take(p, T * T, PLAN_SCRATCH);
+    o->as.o = plan_take(p, T * hd, PLAN_SCRATCH);
+    /* the rest is live in one place each, so it shares memory: forward's q, k, v
+     * before the copy to attention order; the attention half's backward; the FFN
+     * half's backward (dense or experts) */
+    plan_union_begin(p);
     o->xq = plan_take(p, N * dl, PLAN_SCRATCH);
     o->xk = plan_take(p, N * dl, PLAN_SCRATCH);
     o->xv = plan_take(p, N * dl, PLAN_SCRATCH);
-    o->dres = plan_take(p, N * d, PLAN_SCRATCH);
-    o->dtmp = plan_take(p, N * d, PLAN_SCRATCH);
+    plan_union_arm(p);
     o->dq = plan_take(p, N * dl, PLAN_SCRATCH);
     o->dk = plan_take(p, N * dl, PLAN_SCRATCH);
     o->dv = plan_take(p, N * dl, PLAN_SCRATCH);
@@ -171,13 +177,18 @@ static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_s
     o->as.dqa = plan_take(p, N * dl, PLAN_SCRATCH);
     o->as.dka = plan_take(p, N * dl, PLAN_SCRATCH);
     o->as.dva = plan_take(p, N * dl, PLAN_SCRATCH);
+    plan_union_arm(p);
+    /* the head: the final norm's output and the logits, whose gradient the forward
+     * turns into the head's gradients and dhf at once */
+    o->hf = plan_take(p, N * d, PLAN_SCRATCH);
+    o->logits = plan_take(p, N * (size_t)V, PLAN_SCRATCH);
+    plan_union_arm(p);
     size_t fl = (size_t)(s->d_ff / tp_size);
     o->fs.du = plan_take(p, N * fl, PLAN_SCRATCH);
     o->fs.dw = plan_take(p, N * fl, PLAN_SCRATCH);
     o->fs.ds = plan_take(p, N * fl, PLAN_SCRATCH);
-    o->as.dp = plan_take(p, T * T, PLAN_SCRATCH);
-    o->as.o = plan_take(p, T * hd, PLAN_SCRATCH);
     tower_ffn_scratch_plan(s, tp_size, max_seqs, p, t);
+    plan_union_end(p);
 }
 
 /* ---- build ------------------------------------------------------------------------ */
@@ -384,6 +395,13 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
          t->logits, V);
     /* cross-entropy by target modality; logits become d(scale * sum CE)/d logits */
     loss_cross_entropy(t->logits, t->N, V, t->tok_tgt, t->perm, &m->vocab, grad_scale, loss_sum, count);
+    if (grad_scale <= 0)
+        return;
+    /* the head's backward here, while dlogits is at hand, so the logits need not be
+     * kept: logits = hf head^T:  dhead += dlogits^T hf,  dhf = dlogits head */
+    const tensor_info_t *head = &m->tensors[t->head];
+    gemm(GEMM_HEAD, true, false, V, d, t->N, 1, t->logits, V, t->hf, d, 1, m->grads + head->offset, d);
+    gemm(GEMM_HEAD, false, false, t->N, d, V, 1, t->logits, V, m->params + head->offset, d, 0, t->dhf, d);
 }
 
 /* ---- backward ----------------------------------------------------------------- */
@@ -474,14 +492,10 @@ static void stage_done(model_t *m, int stage)
 static void tower_backward(model_t *m)
 {
     tower_impl_t *t = m->impl;
-    int64_t d = t->d, V = t->V;
-    const tensor_info_t *head = &m->tensors[t->head];
-    /* logits = hf head^T:  dhead += dlogits^T hf,  dhf = dlogits head */
-    gemm(GEMM_HEAD, true, false, V, d, t->N, 1, t->logits, V, t->hf, d, 1, m->grads + head->offset, d);
-    gemm(GEMM_HEAD, false, false, t->N, d, V, 1, t->logits, V, m->params + head->offset, d, 0, t->dtmp, d);
-    /* hf = RMSNorm_final(x) */
+    int64_t d = t->d;
+    /* the head's gradients and dhf came with the forward; hf = RMSNorm_final(x) */
     memset(t->dres, 0, (size_t)(t->N * d) * sizeof(real));
-    norm_backward(m, &t->rows, W(t, ROLE_NORM_FINAL, -1), t->dres, t->dtmp, t->x_final, t->rs_f, d);
+    norm_backward(m, &t->rows, W(t, ROLE_NORM_FINAL, -1), t->dres, t->dhf, t->x_final, t->rs_f, d);
     stage_done(m, 0);
     for (int l = t->L - 1; l >= 0; l--) {
         ffn_half_backward(m, t, l);

@@ -42,7 +42,9 @@ typedef struct tower_impl {
     real grad_scale;
     real *act;                         /* the plan's one allocation */
     layer_acts_t *la;
-    real *x_final, *hf, *rs_f, *logits;   /* kept: last block's output, final norm, logits */
+    real *x_final, *rs_f, *dhf;        /* kept: last block's output, its final norm's rstd,
+                                        * the loss's gradient at the final norm's output */
+    real *hf, *logits;                 /* forward scratch: the final norm's output, logits */
     /* backward scratch */
     real *dres, *dtmp, *xq, *xk, *xv, *dq, *dk, *dv, *dqn, *dkn, *datt;
     attn_scratch_t as;
