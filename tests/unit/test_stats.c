@@ -181,15 +181,22 @@ static void test_grouping_labels(void **state)
 {
     (void)state;
     char l[96];
-    analysis_label_of(l, sizeof l, "towers", "text,image | speech");
+    analysis_label_of(l, sizeof l, "towers", "text,image | speech", "", NULL);
     assert_string_equal(l, "speech alone");
-    analysis_label_of(l, sizeof l, "towers", " image , speech|text ");
+    analysis_label_of(l, sizeof l, "towers", " image , speech|text ", "", NULL);
     assert_string_equal(l, "text alone");
-    analysis_label_of(l, sizeof l, "towers", "text | image | speech");
+    analysis_label_of(l, sizeof l, "towers", "text | image | speech", "", NULL);
     assert_string_equal(l, "towers text | image | speech");
-    analysis_label_of(l, sizeof l, "mot", "");
+    analysis_label_of(l, sizeof l, "mot", "", "", NULL);
     assert_string_equal(l, "mot");
-    analysis_label_of(l, sizeof l, "dense", "");
+    /* experts: kind moe names its expert count; experts in some towers are a suffix */
+    analysis_label_of(l, sizeof l, "moe", "", "", "4");
+    assert_string_equal(l, "moe-4x");
+    analysis_label_of(l, sizeof l, "mot", "", "text", "8");
+    assert_string_equal(l, "mot + text moe-8x");
+    analysis_label_of(l, sizeof l, "towers", "text,image | speech", "speech", "");
+    assert_string_equal(l, "speech alone + speech moe-4x");
+    analysis_label_of(l, sizeof l, "dense", "", "", NULL);
     assert_string_equal(l, "dense");
 }
 
