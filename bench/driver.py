@@ -13,10 +13,13 @@
     `motscale flops` prints.
  3. Every bench/bench_*.sh; the `figure` lines they print join the table.
 
-usage: bench/run [--quick] [--out FILE.json]
+usage: bench/run [--quick] [--out FILE.json] [--only PART,...]
   --quick   one small size, 1 warm-up + 2 timed steps, one repetition, every script in
             its cheapest form (tests/e2e/bench_quick.sh): every figure is produced
   --out     where the JSON goes (default results/bench/bench.json)
+  --only    measure only these parts: `training` (dense against PyTorch) and bench
+            script names without `.sh` (bench_mot, bench_moe, ...); the SGEMM peak, the
+            MFU denominator, is always measured
 Environment: BUILD (build), BENCH_REPS (training repetitions, default 3).
 Exit 0 when every figure was produced (verdicts do not count), 1 otherwise, 2 on bad
 arguments."""
@@ -40,12 +43,12 @@ MIB = 1024.0 * 1024.0
 
 
 def usage_error(msg):
-    print("bench/run: %s (usage: bench/run [--quick] [--out FILE.json])" % msg, file=sys.stderr)
+    print("bench/run: %s (usage: bench/run [--quick] [--out FILE.json] [--only PART,...])" % msg, file=sys.stderr)
     sys.exit(2)
 
 
 def parse_args(argv):
-    quick, out = False, "results/bench/bench.json"
+    quick, out, only = False, "results/bench/bench.json", None
     i = 0
     while i < len(argv):
         if argv[i] == "--quick":
@@ -53,13 +56,19 @@ def parse_args(argv):
         elif argv[i] == "--out" and i + 1 < len(argv):
             i += 1
             out = argv[i]
+        elif argv[i] == "--only" and i + 1 < len(argv):
+            i += 1
+            only = set(argv[i].split(","))
+            known = {"training"} | {os.path.basename(p)[:-3] for p in glob.glob("bench/bench_*.sh")}
+            for part in only - known:
+                usage_error("--only: unknown part '%s' (known: %s)" % (part, ", ".join(sorted(known))))
         else:
             usage_error("unknown argument '%s'" % argv[i])
         i += 1
     reps = os.environ.get("BENCH_REPS", "3")
     if not reps.isdigit() or int(reps) < 1:
         usage_error("BENCH_REPS must be a positive integer, not '%s'" % reps)
-    return quick, out, 1 if quick else int(reps)
+    return quick, out, 1 if quick else int(reps), only
 
 
 def run_measured(cmd, log_path, env):
@@ -276,7 +285,7 @@ def print_table(figs):
 
 
 def main(argv):
-    quick, out_path, reps = parse_args(argv)
+    quick, out_path, reps, only = parse_args(argv)
     build = os.environ.get("BUILD", "build")
     motscale = os.path.abspath(os.path.join(build, "motscale"))
     for exe in (motscale, os.path.join(build, "bench", "bench_sgemm")):
@@ -296,10 +305,11 @@ def main(argv):
         figs = [fig("sgemm.peak", "SGEMM peak, one thread (OpenBLAS, best of n=512..2048); the MFU denominator",
                     "GFLOP/s", value=peak / 1e9, lo=min(peaks) / 1e9, hi=peak / 1e9)]
         raw = {}
-        for s in sizes:
+        for s in sizes if only is None or "training" in only else []:
             figs += training_figures(s, reps, warmup, timed, peak, motscale, scratch, env, raw)
         for path in sorted(glob.glob("bench/bench_*.sh")):
-            figs += script_figures(path, env)
+            if only is None or os.path.basename(path)[:-3] in only:
+                figs += script_figures(path, env)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     load.append(os.getloadavg()[0])
@@ -307,6 +317,7 @@ def main(argv):
         f["verdict"] = verdict(f)
     doc = {"schema_version": 1, "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
            "seconds": round(time.time() - started, 1), "quick": quick, "repetitions": reps,
+           "only": sorted(only) if only else None,
            "host": platform.node(), "cores": os.cpu_count(), "load_avg_1min": {"start": load[0], "end": load[1]},
            "git_commit": subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"],
                                         capture_output=True, text=True).stdout.strip() or "unknown",
