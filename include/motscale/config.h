@@ -52,6 +52,7 @@ typedef struct config {
     /* parallel (tp_backend lives in model) */
     int tp, dp;                          /* dp 0 = auto: world / tp */
     double bucket_mb;
+    int zero;                            /* ZeRO stage, 0 or 1 */
     int blas_threads;                    /* 0: from the environment, else 1 */
     /* log */
     int64_t log_every, eval_every, eval_tokens, flush_every;

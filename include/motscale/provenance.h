@@ -50,5 +50,8 @@ void provenance_cpu_sample(provenance_cpu_t *s);
 double provenance_cpu_steal(const provenance_cpu_t *before, const provenance_cpu_t *after);
 /* The 1-minute load average (getloadavg); NaN when unavailable. */
 double provenance_load_average(void);
+/* This process's peak resident set size so far in bytes (getrusage ru_maxrss, which
+ * Linux gives in KiB); NaN when unavailable. */
+double provenance_peak_rss(void);
 
 #endif

@@ -42,7 +42,8 @@
     X("/metrics/aux_loss", aux_loss, F64, ONE, OPT)                         \
     X("/metrics/expert_load", expert_load, I64, LOAD, OPT)                  \
     X("/ranks/step_time", rank_step_time, F64, WORLD, OPT)                  \
-    X("/ranks/comm_time", rank_comm_time, F64, WORLD, OPT)
+    X("/ranks/comm_time", rank_comm_time, F64, WORLD, OPT)                  \
+    X("/ranks/peak_rss", rank_peak_rss, F64, WORLD, OPT)
 
 #define RUNREC_EVAL(X)                                                      \
     X("/eval/step", eval_step, I64, ONE, REQ)                               \

@@ -1,5 +1,6 @@
 /* `motscale flops CONFIG.ini [overrides]`: parameters, model FLOPs and memory per
  * rank, from the model kind's own count, without MPI and without training. */
+#include <math.h>
 #include <string.h>
 
 #include "motscale/cli.h"
@@ -16,10 +17,18 @@ static void print_memory(const config_t *cfg, int32_t vocab_size)
     int micro = cfg->micro_batch > 0 ? cfg->micro_batch : cfg->global_batch / dp;
     model_memory_t mm;
     model_memory(&mm, &cfg->model, vocab_size, cfg->tp, micro > 0 ? micro : 1);
-    printf("\nmemory per rank (tp %d, micro-batch %d sequences; bytes)\n", cfg->tp, micro);
+    if (cfg->zero && dp > 1) {
+        /* ZeRO-1: each rank keeps the moments of its 1/dp of every bucket (within one
+         * element per bucket; rounded up here) */
+        double full = mm.moments, elems = full / (2 * sizeof(real));
+        mm.moments = 2 * sizeof(real) * ceil(elems / dp);
+        mm.analytic_min -= full - mm.moments;
+    }
+    printf("\nmemory per rank (tp %d, dp %d, zero %d, micro-batch %d sequences; bytes)\n", cfg->tp, dp, cfg->zero,
+           micro);
     printf("  %-34s %16.0f\n", "parameters", mm.params);
     printf("  %-34s %16.0f\n", "gradients", mm.grads);
-    printf("  %-34s %16.0f\n", "AdamW moments", mm.moments);
+    printf("  %-34s %16.0f\n", cfg->zero && dp > 1 ? "AdamW moments (1/dp: ZeRO-1)" : "AdamW moments", mm.moments);
     printf("  %-34s %16.0f\n", "activations for backward", mm.activations);
     printf("  %-34s %16.0f\n", "analytic minimum", mm.analytic_min);
     printf("  %-34s %16.0f\n", "backward scratch", mm.scratch);
@@ -33,7 +42,8 @@ int cmd_flops(int argc, char **argv)
                 "Prints parameters (total, per tower, embedding vs. non-embedding, active per token),\n"
                 "model FLOPs per token by term, per step, and the memory one rank needs (parameters,\n"
                 "gradients, AdamW moments, activations kept for backward: the analytic minimum; and\n"
-                "backward scratch), without MPI and without training. With experts (model.kind =\n"
+                "backward scratch; for the layout parallel.tp, parallel.dp and parallel.zero\n"
+                "give: under zero = 1 the moments are 1/dp), without MPI and without training. With experts (model.kind =\n"
                 "moe, model.moe_towers) also the router's share of the forward FLOPs and the ratio\n"
                 "to the same model with dense FFNs. The formula and what it leaves out:\n"
                 "docs/model.md.\n");

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -180,4 +181,10 @@ double provenance_load_average(void)
 {
     double l[1];
     return getloadavg(l, 1) == 1 ? l[0] : NAN;
+}
+
+double provenance_peak_rss(void)
+{
+    struct rusage u;
+    return getrusage(RUSAGE_SELF, &u) == 0 ? 1024.0 * (double)u.ru_maxrss : NAN;
 }

@@ -1,6 +1,9 @@
 /* Checkpoints in parallel HDF5: /params/NAME, /adam_m/NAME, /adam_v/NAME hold full
  * logical tensors; each rank of DP group 0 writes its TP slice (replicated tensors:
- * world rank 0), everyone else joins the collective with an empty selection. */
+ * world rank 0), everyone else joins the collective with an empty selection. Moments
+ * sharded by ZeRO-1 are gathered to DP rank 0 tensor by tensor for the write, and
+ * read whole by every rank, which keeps its own piece: the file does not depend on
+ * parallel.zero. */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -99,11 +102,28 @@ static uint64_t tensor_checksum(const tensor_info_t *t, const real *buf, const m
     return sum;
 }
 
+/* Group g's values of tensor t on this rank, laid out as its slice: the buffer
+ * itself, or (moments under ZeRO-1, which shards them over DP) the slice gathered
+ * into tmp at DP rank 0 (collective over the DP group). */
+static const real *slice_values(const model_t *m, const adamw_t *opt, int g, const tensor_info_t *t, real *tmp)
+{
+    if (g == 0)
+        return m->params + t->offset;
+    const real *mom = g == 1 ? opt->m : opt->v;
+    if (opt->comm == MPI_COMM_NULL)
+        return mom + t->offset;
+    adamw_gather_range(opt, mom, t->offset, t->numel, tmp);
+    return tmp;
+}
+
 /* Write the three buffers of every tensor; collective, agreed tensor by tensor. */
 static bool write_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const adamw_t *opt,
                           const mesh_t *mesh)
 {
-    const real *buf[3] = {m->params, opt->m, opt->v};
+    size_t big = 1;
+    for (int i = 0; opt->comm != MPI_COMM_NULL && i < m->n_tensors; i++)
+        big = m->tensors[i].numel > big ? m->tensors[i].numel : big;
+    real *tmp = opt->comm != MPI_COMM_NULL ? xmalloc(big * sizeof *tmp) : NULL;
     hid_t dxpl = h5_collective(c);
     bool ok = all_ok(mesh, dxpl >= 0);
     for (int g = 0; g < 3 && ok; g++) {
@@ -115,8 +135,9 @@ static bool write_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const 
             char name[160];
             snprintf(name, sizeof name, "/%s/%s", groups[g], t->name);
             hsize_t dims[2] = {(hsize_t)t->rows, (hsize_t)t->cols}, start[2], count[2];
+            const real *vals = slice_values(m, opt, g, t, tmp);
             /* every rank computes the sum (collective) and writes the same attribute */
-            uint64_t sum = tensor_checksum(t, buf[g] + t->offset, mesh, true);
+            uint64_t sum = tensor_checksum(t, vals, mesh, true);
             hid_t space = H5Screate_simple(2, dims, NULL), ds = -1;
             if (space >= 0)
                 ds = H5Dcreate2(grp, t->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -124,8 +145,7 @@ static bool write_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const 
             if (all_ok(mesh, here)) {
                 bool mine = rank_writes(t, mesh);
                 slice_of(t, mine, start, count);
-                here = h5_slab_write(c, ds, name, 2, start, count, H5T_REAL_T, buf[g] + (mine ? t->offset : 0),
-                                     dxpl) &&
+                here = h5_slab_write(c, ds, name, 2, start, count, H5T_REAL_T, mine ? vals : m->params, dxpl) &&
                        h5_attr_put(c, ds, name, "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, &sum);
             } else {
                 here = false;
@@ -137,6 +157,7 @@ static bool write_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const 
         H5Gclose(grp);
     }
     h5_drop(&dxpl);
+    free(tmp);
     return ok;
 }
 
@@ -244,12 +265,15 @@ bool checkpoint_write(const char *dir, const model_t *m, const adamw_t *opt,
 
 /* The model tensors of one group into buf; collective, agreed tensor by tensor. A
  * tensor fails on a missing dataset, another shape, a checksum that does not match
- * the values read, or a value that is not finite. */
+ * the values read, or a value that is not finite. shard (moments under ZeRO-1): buf
+ * holds only this rank's pieces; each slice is read whole into tmp (big elements),
+ * checked, and the piece taken from it. */
 static bool read_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const mesh_t *mesh,
-                         const char *group, real *buf, hid_t dxpl)
+                         const char *group, real *buf, const adamw_t *shard, real *tmp, hid_t dxpl)
 {
     for (int i = 0; i < m->n_tensors; i++) {
         const tensor_info_t *t = &m->tensors[i];
+        real *at = shard ? tmp : buf + t->offset;
         char name[160];
         snprintf(name, sizeof name, "/%s/%s", group, t->name);
         hid_t ds = h5_dset_open(c, file, name);
@@ -263,13 +287,12 @@ static bool read_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const m
         ok = ok && h5_attr_get(c, ds, name, "checksum", H5T_NATIVE_UINT64, &want, 1);
         if (all_ok(mesh, ok)) {
             slice_of(t, true, start, count);
-            ok = h5_slab_read(c, ds, name, 2, start, count, H5T_REAL_T, buf + t->offset, dxpl);
+            ok = h5_slab_read(c, ds, name, 2, start, count, H5T_REAL_T, at, dxpl);
             for (size_t j = 0; ok && j < t->numel; j++)
-                if (!isfinite(buf[t->offset + j]))
-                    ok = h5_fail(c, name, "element %zu of this rank's slice is %g: corrupted", j,
-                                 (double)buf[t->offset + j]);
+                if (!isfinite(at[j]))
+                    ok = h5_fail(c, name, "element %zu of this rank's slice is %g: corrupted", j, (double)at[j]);
             /* collective over the TP group: every rank of it reached this point */
-            uint64_t got = all_ok(mesh, ok) ? tensor_checksum(t, buf + t->offset, mesh, false) : want;
+            uint64_t got = all_ok(mesh, ok) ? tensor_checksum(t, at, mesh, false) : want;
             if (ok && got != want)
                 ok = h5_fail(c, name, "checksum %016llx, the file says %016llx: corrupted", (unsigned long long)got,
                              (unsigned long long)want);
@@ -277,6 +300,8 @@ static bool read_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const m
         h5_drop(&ds);
         if (!all_ok(mesh, ok))
             return false;
+        if (shard)
+            adamw_take_range(shard, buf, t->offset, t->numel, tmp);
     }
     return true;
 }
@@ -305,10 +330,16 @@ static bool load_one(const char *path, model_t *m, adamw_t *opt, train_progress_
          h5_attr_get(&c, file, "/", "gemm_flops", H5T_NATIVE_DOUBLE, &p->gemm_flops, 1) &&
          h5_attr_get(&c, file, "/", "wall_time", H5T_NATIVE_DOUBLE, &p->wall_time, 1);
     real *buf[3] = {m->params, opt->m, opt->v};
+    bool sharded = opt->comm != MPI_COMM_NULL;
+    size_t big = 1;
+    for (int i = 0; sharded && i < m->n_tensors; i++)
+        big = m->tensors[i].numel > big ? m->tensors[i].numel : big;
+    real *tmp = sharded ? xmalloc(big * sizeof *tmp) : NULL;
     hid_t dxpl = -1;
     ok = all_ok(mesh, ok) && all_ok(mesh, (dxpl = h5_collective(&c)) >= 0);
     for (int g = 0; g < 3 && ok; g++)
-        ok = read_tensors(&c, file, m, mesh, groups[g], buf[g], dxpl);
+        ok = read_tensors(&c, file, m, mesh, groups[g], buf[g], g > 0 && sharded ? opt : NULL, tmp, dxpl);
+    free(tmp);
     h5_drop(&dxpl);
     h5_drop(&file);
     return ok;

@@ -1,21 +1,66 @@
 /* AdamW, the learning-rate schedule and gradient-norm clipping. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "motscale/mesh.h"
 #include "motscale/optim.h"
 
 void adamw_init(adamw_t *o, size_t n)
 {
-    o->n = n;
-    o->m = xcalloc(n, sizeof(real));
-    o->v = xcalloc(n, sizeof(real));
+    adamw_init_sharded(o, &(size_t){0}, &n, 1, MPI_COMM_NULL);
+}
+
+void adamw_init_sharded(adamw_t *o, const size_t *offset, const size_t *count, int n_ranges, MPI_Comm comm)
+{
+    o->comm = comm;
+    o->n_ranges = n_ranges;
+    o->ranges = xcalloc((size_t)(n_ranges > 0 ? n_ranges : 1), sizeof *o->ranges);
+    o->n = 0;
+    for (int r = 0; r < n_ranges; r++) {
+        if (r > 0 && offset[r] < offset[r - 1] + count[r - 1])
+            DIE(EXIT_FAULT, "adamw_init_sharded: range %d at %zu overlaps the one before", r, offset[r]);
+        o->ranges[r] = (adamw_range_t){offset[r], count[r], o->n};
+        o->n += count[r];
+    }
+    o->m = xcalloc(o->n ? o->n : 1, sizeof(real));
+    o->v = xcalloc(o->n ? o->n : 1, sizeof(real));
 }
 
 void adamw_free(adamw_t *o)
 {
     free(o->m);
     free(o->v);
+    free(o->ranges);
     o->m = o->v = NULL;
+    o->ranges = NULL;
+}
+
+/* A tensor's part inside one of the ranges: buffer offset, length, moment offset. */
+typedef struct piece {
+    int tensor;
+    size_t offset, count, moff;
+} piece_t;
+
+/* The pieces in buffer order: tensors and ranges both sorted, merged. *ri, *ti
+ * start at 0; false when there are no more. Unsharded, each tensor is one piece. */
+static bool next_piece(const adamw_t *o, const model_t *m, int *ri, int *ti, piece_t *p)
+{
+    while (*ri < o->n_ranges && *ti < m->n_tensors) {
+        const adamw_range_t *r = &o->ranges[*ri];
+        const tensor_info_t *t = &m->tensors[*ti];
+        size_t a = r->offset > t->offset ? r->offset : t->offset;
+        size_t b_r = r->offset + r->count, b_t = t->offset + t->numel;
+        size_t b = b_r < b_t ? b_r : b_t;
+        *p = (piece_t){*ti, a, b > a ? b - a : 0, r->moff + (a - r->offset)};
+        if (b_t <= b_r)
+            ++*ti;
+        else
+            ++*ri;
+        if (b > a)
+            return true;
+    }
+    return false;
 }
 
 void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, double gscale, const adamw_hp_t *hp)
@@ -28,13 +73,13 @@ void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, double gscale, con
     const real step = (real)(lr / (1 - pow(hp->beta1, (double)t)));
     const real rc2 = (real)(1 / sqrt(1 - pow(hp->beta2, (double)t)));
     const real eps = (real)hp->eps, gs = (real)gscale;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const tensor_info_t *ti = &m->tensors[i];
-        const real keep = (real)(1 - (ti->decay ? lr * hp->weight_decay : 0));
-        real *restrict p = m->params + ti->offset;
-        real *restrict g = m->grads + ti->offset;
-        real *restrict mm = o->m + ti->offset, *restrict vv = o->v + ti->offset;
-        for (size_t j = 0; j < ti->numel; j++) {
+    piece_t pc;
+    for (int ri = 0, ti = 0; next_piece(o, m, &ri, &ti, &pc);) {
+        const real keep = (real)(1 - (m->tensors[pc.tensor].decay ? lr * hp->weight_decay : 0));
+        real *restrict p = m->params + pc.offset;
+        real *restrict g = m->grads + pc.offset;
+        real *restrict mm = o->m + pc.moff, *restrict vv = o->v + pc.moff;
+        for (size_t j = 0; j < pc.count; j++) {
             real gj = gs * g[j];
             g[j] = 0; /* consumed: the next step accumulates from zero */
             real mj = b1 * mm[j] + a1 * gj;
@@ -44,6 +89,8 @@ void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, double gscale, con
             p[j] = keep * p[j] - step * mj / (REAL_SQRT(vj) * rc2 + eps);
         }
     }
+    if (o->comm != MPI_COMM_NULL) /* the other ranks' shards were not consumed here */
+        memset(m->grads, 0, m->n_local * sizeof *m->grads);
 }
 
 double lr_at(const lr_schedule_t *s, int64_t step)
@@ -75,17 +122,59 @@ static double sum_squares(const real *g, size_t n)
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-double grad_global_norm(model_t *m)
+double grad_global_norm(model_t *m, const adamw_t *o)
 {
-    double replicated = 0, sharded = 0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const tensor_info_t *t = &m->tensors[i];
-        double ss = sum_squares(m->grads + t->offset, t->numel);
-        if (t->shard == SHARD_NONE)
-            replicated += ss;
-        else
-            sharded += ss;
+    double ss[2] = {0, 0}; /* replicated, sharded over TP */
+    piece_t pc;
+    for (int ri = 0, ti = 0; next_piece(o, m, &ri, &ti, &pc);)
+        ss[m->tensors[pc.tensor].shard != SHARD_NONE] += sum_squares(m->grads + pc.offset, pc.count);
+    if (o->comm != MPI_COMM_NULL)
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, ss, 2, MPI_DOUBLE, MPI_SUM, o->comm));
+    return sqrt(ss[0] + tp_sum_double(&m->tp, ss[1]));
+}
+
+/* This rank's piece of [offset, offset + count): its start in the range and length,
+ * and its moment offset; count 0 when it owns none of it. */
+static void own_piece(const adamw_t *o, size_t offset, size_t count, size_t *lo, size_t *n, size_t *moff)
+{
+    *lo = *n = *moff = 0;
+    for (int r = 0; r < o->n_ranges; r++) {
+        const adamw_range_t *g = &o->ranges[r];
+        size_t a = g->offset > offset ? g->offset : offset;
+        size_t b = g->offset + g->count < offset + count ? g->offset + g->count : offset + count;
+        if (b > a) {
+            *lo = a - offset;
+            *n = b - a;
+            *moff = g->moff + (a - g->offset);
+            return;
+        }
     }
-    return sqrt(replicated + tp_sum_double(&m->tp, sharded));
+}
+
+void adamw_gather_range(const adamw_t *o, const real *mom, size_t offset, size_t count, real *full)
+{
+    size_t lo, n, moff;
+    own_piece(o, offset, count, &lo, &n, &moff);
+    int size, rank, mine[2] = {(int)lo, (int)n};
+    MPI_CHECK(MPI_Comm_size(o->comm, &size));
+    MPI_CHECK(MPI_Comm_rank(o->comm, &rank));
+    int *all = xcalloc(2 * (size_t)size, sizeof *all), *cnt = xcalloc((size_t)size, sizeof *cnt),
+        *dsp = xcalloc((size_t)size, sizeof *dsp);
+    MPI_CHECK(MPI_Gather(mine, 2, MPI_INT, all, 2, MPI_INT, 0, o->comm));
+    for (int r = 0; r < size; r++) {
+        dsp[r] = all[2 * r];
+        cnt[r] = all[2 * r + 1];
+    }
+    MPI_CHECK(MPI_Gatherv(mom + moff, (int)n, MPI_REAL_T, full, cnt, dsp, MPI_REAL_T, 0, o->comm));
+    free(all);
+    free(cnt);
+    free(dsp);
+}
+
+void adamw_take_range(const adamw_t *o, real *mom, size_t offset, size_t count, const real *full)
+{
+    size_t lo, n, moff;
+    own_piece(o, offset, count, &lo, &n, &moff);
+    memcpy(mom + moff, full + lo, n * sizeof *mom);
 }
 

@@ -46,7 +46,7 @@ void train_step(model_t *m, adamw_t *opt, dp_sync_t *dps, data_t *train, int32_t
     for (int i = 0; i < m->n_load; i++)
         r->expert_rows += m->load[i];
     r->aux_loss = m->aux_loss_sum / ((double)p->global_batch * (double)p->seq_len);
-    r->grad_norm = grad_global_norm(m);
+    r->grad_norm = grad_global_norm(m, opt);
     for (int k = 0; k < M; k++) {
         r->loss += r->loss_sum[k];
         r->tokens += r->count[k];
@@ -59,6 +59,10 @@ void train_step(model_t *m, adamw_t *opt, dp_sync_t *dps, data_t *train, int32_t
     double clip = p->grad_clip > 0 && r->grad_norm > p->grad_clip ? p->grad_clip / r->grad_norm : 1.0;
     r->lr = lr_at(&p->sched, step);
     adamw_step(opt, m, step + 1, r->lr, clip, &p->adamw);
+    /* ZeRO-1: every rank updated its shards; gather the whole parameter buffer */
+    double g0 = dps->comm_s;
+    dp_sync_gather(dps, m->params);
+    r->comm_s += dps->comm_s - g0;
 }
 
 void train_evaluate(model_t *m, data_t *held, int64_t eval_tokens, int seq_len, int micro_batch,

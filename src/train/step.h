@@ -35,7 +35,9 @@ typedef struct step_result {
 /* Step `step` (0-based): this DP rank's micro-batches of windows
  *   step * global_batch + dp_rank * (global_batch / dp) + i * micro_batch + j,
  * gradients all-reduced in buckets overlapped with the last backward, the global
- * norm clipped to grad_clip, AdamW at lr_at(step). windows holds micro_batch windows.
+ * norm clipped to grad_clip, AdamW at lr_at(step); under ZeRO-1 (dps->zero) the
+ * buckets are reduce-scattered, each rank updates its shards and the parameters are
+ * all-gathered. windows holds micro_batch windows.
  * A non-finite loss or norm returns with r->finite false before the update. With
  * experts, m->load and m->aux_loss_sum hold the step's sums over the DP group. */
 void train_step(model_t *m, adamw_t *opt, dp_sync_t *dps, data_t *train, int32_t *windows,

@@ -68,6 +68,7 @@ typedef struct trainer {
     char *ini;
     double peak;
     double *rank_step, *rank_comm;          /* rank 0: this logged step's per-rank times */
+    double *rank_rss;                       /* rank 0: each rank's peak RSS so far, bytes */
     int64_t *load;                          /* rank 0: this logged step's expert load */
     int32_t *moe_layer_tower, *moe_layer_index;
     reporter_t rep;
@@ -129,15 +130,24 @@ static void build_model(trainer_t *t)
     tp_ctx_t tp = {.comm = mesh->tp_comm, .rank = mesh->tp_rank, .size = mesh->tp};
     model_build(&t->model, &cfg->model, &t->vocab, tp, cfg->micro_batch);
     model_init_params(&t->model, cfg->seed, &cfg->init);
-    adamw_init(&t->opt, t->model.n_local);
     dp_segment_t *seg = xcalloc((size_t)t->model.n_tensors, sizeof *seg);
     for (int i = 0; i < t->model.n_tensors; i++) {
         const tensor_info_t *ti = &t->model.tensors[i];
         seg[i] = (dp_segment_t){ti->name, ti->offset, ti->numel, ti->stage};
     }
     dp_sync_init(&t->dps, mesh->dp_comm, mesh->dp, t->model.grads, seg, t->model.n_tensors,
-                 cfg->bucket_mb);
+                 cfg->bucket_mb, cfg->zero);
     free(seg);
+    if (t->dps.zero) { /* ZeRO-1: moments for this rank's shard of every bucket */
+        size_t nb = (size_t)t->dps.n_buckets;
+        size_t *off = xcalloc(nb, sizeof *off), *cnt = xcalloc(nb, sizeof *cnt);
+        dp_sync_owned(&t->dps, off, cnt);
+        adamw_init_sharded(&t->opt, off, cnt, t->dps.n_buckets, mesh->dp_comm);
+        free(off);
+        free(cnt);
+    } else {
+        adamw_init(&t->opt, t->model.n_local);
+    }
     t->model.on_stage = dp_sync_stage;
     t->model.on_stage_ctx = &t->dps;
     t->sp = (step_params_t){.global_batch = cfg->global_batch, .micro_batch = cfg->micro_batch,
@@ -275,6 +285,7 @@ static int open_record(trainer_t *t)
             rundir_set_status(&t->rd, "running");
         t->rank_step = xcalloc((size_t)mesh->world_size, sizeof(double));
         t->rank_comm = xcalloc((size_t)mesh->world_size, sizeof(double));
+        t->rank_rss = xcalloc((size_t)mesh->world_size, sizeof(double));
         t->load = xcalloc((size_t)t->model.n_load + 1, sizeof *t->load);
     }
     free(hosts);
@@ -294,9 +305,9 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
 {
     const mesh_t *mesh = t->mesh;
     int M = t->M;
-    double mine[2] = {step_s, comm_s};
-    double *all = t->root ? xmalloc(2 * (size_t)mesh->world_size * sizeof(double)) : NULL;
-    MPI_CHECK(MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, mesh->world));
+    double mine[3] = {step_s, comm_s, provenance_peak_rss()};
+    double *all = t->root ? xmalloc(3 * (size_t)mesh->world_size * sizeof(double)) : NULL;
+    MPI_CHECK(MPI_Gather(mine, 3, MPI_DOUBLE, all, 3, MPI_DOUBLE, 0, mesh->world));
     double lbm[MAX_MODALITIES];
     for (int k = 0; k < M; k++)
         lbm[k] = r->count[k] ? r->loss_sum[k] / (double)r->count[k] : NAN;
@@ -313,8 +324,9 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
         /* the step takes as long as its slowest rank; rank 0's split of it */
         double smax = step_s;
         for (int k = 0; k < mesh->world_size; k++) {
-            t->rank_step[k] = all[2 * k];
-            t->rank_comm[k] = all[2 * k + 1];
+            t->rank_step[k] = all[3 * k];
+            t->rank_comm[k] = all[3 * k + 1];
+            t->rank_rss[k] = all[3 * k + 2];
             smax = t->rank_step[k] > smax ? t->rank_step[k] : smax;
         }
         provenance_cpu_t cpu_now;
@@ -326,7 +338,7 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
             .compute_time = step_s - comm_s - r->io_s, .comm_time = comm_s, .io_time = r->io_s,
             .loss_by_modality = lbm, .tokens_by_modality = r->count,
             .load_avg = provenance_load_average(), .cpu_steal = provenance_cpu_steal(&t->cpu_mark, &cpu_now),
-            .rank_step_time = t->rank_step, .rank_comm_time = t->rank_comm,
+            .rank_step_time = t->rank_step, .rank_comm_time = t->rank_comm, .rank_peak_rss = t->rank_rss,
             .aux_loss = r->aux_loss, .expert_load = t->load};
         for (int i = 0; i < t->model.n_load; i++)
             t->load[i] = (int64_t)t->model.load[i];
@@ -551,6 +563,7 @@ int train_run(config_t *cfg, const mesh_t *mesh)
         rundir_unlock(&t.rd);
     free(t.rank_step);
     free(t.rank_comm);
+    free(t.rank_rss);
     free(t.load);
     free(t.moe_layer_tower);
     free(t.moe_layer_index);

@@ -3,7 +3,7 @@
 # the mesh equation and its communicators at (tp, dp) = (1,4), (2,2), (4,1), the
 # conjugate TP operators f and g and tp_sum_double on rank-valued inputs, and the
 # bucketed DP gradient all-reduce (several buckets, stage calls as backward makes
-# them) give exact sums. World rank 0 prints cmocka's TAP; each of its lines becomes
+# them) give exact sums, as do the ZeRO-1 reduce-scatter (owned shards) and all-gather. World rank 0 prints cmocka's TAP; each of its lines becomes
 # one TAP line here, and a crash or a non-zero exit without a failed case is a failure.
 . tests/lib.sh
 BIN=$PWD/${BUILD:-build}/tests/mpi_collectives
@@ -31,8 +31,8 @@ while IFS= read -r line; do
 done <"$SCRATCH/out"
 # the first mismatch each failing rank found
 grep 'mismatches, first' "$SCRATCH/out" | sed 's/^/# /'
-if [ "$cases" -ne 6 ] || [ "$rc" -ne 0 ]; then
-    not_ok "mpi_collectives ran all 6 cases and exited 0 (got $cases cases, exit $rc)"
+if [ "$cases" -ne 8 ] || [ "$rc" -ne 0 ]; then
+    not_ok "mpi_collectives ran all 8 cases and exited 0 (got $cases cases, exit $rc)"
     grep -v '^ok ' "$SCRATCH/out" | head -20 | sed 's/^/# /'
     exit 1
 fi

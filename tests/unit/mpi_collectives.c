@@ -1,6 +1,7 @@
 /* Closed-form tests of the collectives, run under `mpirun -np 4` by
  * tests/e2e/collectives.sh: rank-valued inputs through the two conjugate TP operators,
- * tp_sum_double and the bucketed DP gradient all-reduce give exact sums, and the mesh
+ * tp_sum_double and the bucketed DP gradient all-reduce give exact sums, so do the
+ * ZeRO-1 reduce-scatter (each rank's shard) and parameter all-gather, and the mesh
  * (rank geometry and communicators) matches its equation for every rank.
  *
  * Every rank runs every test. A test first counts mismatches locally (no assert
@@ -238,7 +239,7 @@ static void sync_init(dp_sync_t *s, const mesh_t *m, const model_t *model, doubl
         const tensor_info_t *t = &model->tensors[i];
         seg[i] = (dp_segment_t){t->name, t->offset, t->numel, t->stage};
     }
-    dp_sync_init(s, m->dp_comm, m->dp, model->grads, seg, model->n_tensors, bucket_mb);
+    dp_sync_init(s, m->dp_comm, m->dp, model->grads, seg, model->n_tensors, bucket_mb, 0);
     free(seg);
 }
 
@@ -363,6 +364,129 @@ static void test_dp_buckets(void **state)
     assert_int_equal(world_bad(bad, first), 0);
 }
 
+/* ---- data parallel under ZeRO-1: reduce-scatter and all-gather -------------------- */
+
+/* dp_shard partitions [0, count) into size contiguous pieces in rank order, sizes
+ * differing by at most one, including count < size (some pieces empty). */
+static void test_dp_shard(void **state)
+{
+    (void)state;
+    long bad = 0;
+    char first[256] = "";
+    size_t counts[] = {0, 1, 3, 4, 5, 37, 1000, 4096, 4097};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++)
+        for (int size = 1; size <= 8; size++) {
+            size_t next = 0, lo, n, nmin = counts[c], nmax = 0;
+            for (int r = 0; r < size; r++) {
+                dp_shard(counts[c], r, size, &lo, &n);
+                if (lo != next)
+                    MISMATCH(first, "dp_shard(%zu, %d, %d) starts at %zu, want %zu", counts[c], r, size, lo, next);
+                next = lo + n;
+                nmin = n < nmin ? n : nmin;
+                nmax = n > nmax ? n : nmax;
+            }
+            if (next != counts[c] || nmax - nmin > 1)
+                MISMATCH(first, "dp_shard(%zu, *, %d): covers %zu, sizes %zu..%zu", counts[c], size, next, nmin, nmax);
+        }
+    assert_int_equal(world_bad(bad, first), 0);
+}
+
+/* Rank-valued gradients reduce-scattered in the buckets: each rank's owned shard of
+ * every bucket (dp_shard) holds the exact sum over its DP group, at its own place;
+ * then rank-valued parameters on the owned shards only are all-gathered: every
+ * element holds its owner's value on every rank. */
+static void test_dp_zero(void **state)
+{
+    (void)state;
+    long bad = 0;
+    char first[512] = "";
+    for (int l = 0; l < N_LAYOUTS; l++) {
+        int tp = layouts[l][0], dp = layouts[l][1];
+        if (dp < 2)
+            continue;
+        mesh_t m;
+        mesh_init(&m, MPI_COMM_WORLD, tp, dp);
+        config_t cfg;
+        vocab_t v;
+        model_t model;
+        build_model(&model, &cfg, &v, &m);
+        dp_segment_t *seg = calloc((size_t)model.n_tensors, sizeof *seg);
+        int max_stage = 0;
+        for (int i = 0; i < model.n_tensors; i++) {
+            const tensor_info_t *t = &model.tensors[i];
+            seg[i] = (dp_segment_t){t->name, t->offset, t->numel, t->stage};
+            max_stage = t->stage > max_stage ? t->stage : max_stage;
+        }
+        dp_sync_t s;
+        dp_sync_init(&s, m.dp_comm, m.dp, model.grads, seg, model.n_tensors, 16384.0 / 1048576.0, 1);
+        free(seg);
+        if (!s.zero || s.n_buckets < 4)
+            MISMATCH(first, "(tp %d, dp %d): zero %d, %d buckets", tp, dp, s.zero, s.n_buckets);
+        size_t *off = calloc((size_t)s.n_buckets, sizeof *off), *cnt = calloc((size_t)s.n_buckets, sizeof *cnt);
+        dp_sync_owned(&s, off, cnt);
+        /* owner[i]: the DP rank whose shard holds element i, from dp_shard alone */
+        int *owner = calloc(model.n_local, sizeof *owner);
+        for (int b = 0; b < s.n_buckets; b++)
+            for (int r = 0; r < dp; r++) {
+                size_t lo, n;
+                dp_shard(s.buckets[b].count, r, dp, &lo, &n);
+                for (size_t j = 0; j < n; j++)
+                    owner[s.buckets[b].offset + lo + j] = r;
+                if (r == m.dp_rank && (off[b] != s.buckets[b].offset + lo || cnt[b] != n))
+                    MISMATCH(first, "(tp %d, dp %d): bucket %d owned at %zu (+%zu), dp_shard says %zu (+%zu)", tp,
+                             dp, b, off[b], cnt[b], s.buckets[b].offset + lo, n);
+            }
+
+        for (size_t i = 0; i < model.n_local; i++)
+            model.grads[i] = (real)((world_rank + 1) * (int)(i % 37 + 1));
+        double rsum = 0;
+        for (int d = 0; d < dp; d++)
+            rsum += d * tp + m.tp_rank + 1;
+        dp_sync_arm(&s);
+        for (int stage = 0; stage <= max_stage; stage++)
+            dp_sync_stage(&s, stage);
+        dp_sync_finish(&s);
+        size_t owned = 0;
+        for (int b = 0; b < s.n_buckets; b++)
+            for (size_t j = 0; j < cnt[b]; j++) {
+                size_t i = off[b] + j;
+                double want = (double)(i % 37 + 1) * rsum;
+                owned++;
+                if ((double)model.grads[i] != want)
+                    MISMATCH(first, "(tp %d, dp %d): owned grad[%zu] = %.9g, want %.9g", tp, dp, i,
+                             (double)model.grads[i], want);
+            }
+        /* the shards partition the buffer: their sizes add up over the DP group */
+        long total = (long)owned, all = 0;
+        MPI_Allreduce(&total, &all, 1, MPI_LONG, MPI_SUM, m.dp_comm);
+        if (all != (long)model.n_local)
+            MISMATCH(first, "(tp %d, dp %d): shards hold %ld elements, the buffer %zu", tp, dp, all, model.n_local);
+
+        /* all-gather: owned elements carry (dp_rank + 1) (i % 37 + 1), the rest -1 */
+        for (size_t i = 0; i < model.n_local; i++)
+            model.params[i] = -1;
+        for (int b = 0; b < s.n_buckets; b++)
+            for (size_t j = 0; j < cnt[b]; j++)
+                model.params[off[b] + j] = (real)((m.dp_rank + 1) * (int)((off[b] + j) % 37 + 1));
+        dp_sync_gather(&s, model.params);
+        for (size_t i = 0; i < model.n_local; i++) {
+            real want = (real)((owner[i] + 1) * (int)(i % 37 + 1));
+            if (model.params[i] != want) {
+                MISMATCH(first, "(tp %d, dp %d): gathered param[%zu] = %.9g, want %.9g (owner %d)", tp, dp, i,
+                         (double)model.params[i], (double)want, owner[i]);
+                break;
+            }
+        }
+        free(owner);
+        free(off);
+        free(cnt);
+        dp_sync_free(&s);
+        model_free(&model);
+        mesh_free(&m);
+    }
+    assert_int_equal(world_bad(bad, first), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +496,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tp_f_backward),
         cmocka_unit_test(test_tp_sum_double),
         cmocka_unit_test(test_dp_buckets),
+        cmocka_unit_test(test_dp_shard),
+        cmocka_unit_test(test_dp_zero),
     };
     return mpitest_main("mpi_collectives", tests, sizeof tests / sizeof tests[0], argc, argv);
 }

@@ -34,7 +34,7 @@ static double row_lr(int64_t step) { return 1e-3 * (double)step; }
 typedef struct row_buf {
     double lbm[NMOD];
     int64_t tbm[NMOD];
-    double rst[WORLD], rct[WORLD];
+    double rst[WORLD], rct[WORLD], rss[WORLD];
     runlog_row_t row;
 } row_buf_t;
 
@@ -48,6 +48,7 @@ static void make_row(row_buf_t *b, int64_t step, double salt)
     for (int k = 0; k < WORLD; k++) {
         b->rst[k] = 0.5 + 0.01 * k + (double)step;
         b->rct[k] = 0.1 * k + (double)step;
+        b->rss[k] = 1048576.0 * (double)(k + 1);
     }
     b->row = (runlog_row_t){
         .step = step, .tokens = 300 * step, .flops = 1e9 * (double)step,
@@ -55,7 +56,7 @@ static void make_row(row_buf_t *b, int64_t step, double salt)
         .grad_norm = 1.0 + (double)step, .step_time = 0.5, .compute_time = 0.4,
         .comm_time = 0.05, .io_time = 0.01, .gemm_flops = 1.01e9 * (double)step,
         .loss_by_modality = b->lbm, .tokens_by_modality = b->tbm,
-        .rank_step_time = b->rst, .rank_comm_time = b->rct};
+        .rank_step_time = b->rst, .rank_comm_time = b->rct, .rank_peak_rss = b->rss};
 }
 
 static runlog_meta_t make_meta(void)
