@@ -10,6 +10,8 @@ int cmd_compare(int argc, char **argv); /* src/cli/cmd_compare.c */
 int cmd_report(int argc, char **argv);  /* src/cli/cmd_report.c */
 int cmd_sweep(int argc, char **argv);   /* src/cli/cmd_sweep.c */
 int cmd_steptime(int argc, char **argv); /* src/cli/cmd_steptime.c */
+int cmd_probenet(int argc, char **argv); /* src/cli/cmd_probenet.c */
+int cmd_project(int argc, char **argv);  /* src/cli/cmd_project.c */
 
 /* True when argv holds --help or -h; the verbs print their usage then. */
 int cli_wants_help(int argc, char **argv);

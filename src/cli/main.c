@@ -17,13 +17,15 @@ static const struct {
     {"report", cmd_report, "tables and figures of every run in a directory"},
     {"sweep", cmd_sweep, "expand an experiment's sweep (Slurm arrays use it)"},
     {"steptime", cmd_steptime, "paired step-time ratio of two configurations"},
+    {"probe-net", cmd_probenet, "alpha-beta of this job's network (under mpirun)"},
+    {"project", cmd_project, "projected step time, MFU and memory at many rank counts"},
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: motscale VERB [ARGS]   (motscale VERB --help for each)\n\nverbs:\n");
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].what);
+        fprintf(out, "  %-9s %s\n", verbs[i].name, verbs[i].what);
     fprintf(out, "\nmotscale %s; docs/ in the source tree documents keys, files and methods.\n",
             MOTSCALE_VERSION);
 }
