@@ -39,6 +39,8 @@ static void usage(FILE *out)
             "                     sequences (dp 0 counts as 1), the global batch grows with dp\n"
             "  --overlap X        share of the DP reduction that may hide under backward, 0..1\n"
             "                     (default 0: Open MPI progresses it only inside MPI calls)\n"
+            "  --cores C          the ranks share C cores: above C ranks, compute and the rest\n"
+            "                     take P / C times as long (time-sliced; default: a core each)\n"
             "  --plot FILE.png    the figure (gnuplot): step time split by P\n"
             "  --table FILE       the table as whitespace-separated columns\n\n"
             "Exit status: 0 done, 2 bad arguments or configuration.\n");
@@ -49,6 +51,7 @@ typedef struct opts {
     cost_net_t net;
     bool have_net;
     double gemm_rate, peak, overlap;
+    int cores;
     bool per_rank;
     const char *plot, *table;
 } opts_t;
@@ -124,6 +127,9 @@ static bool parse(int argc, char **argv, opts_t *o, char **rest, int *n_rest)
         } else if (!strcmp(k, "--batch") && v) {
             ok = !strcmp(v, "fixed") || !strcmp(v, "per-rank");
             o->per_rank = !strcmp(v, "per-rank");
+        } else if (!strcmp(k, "--cores") && v) {
+            o->cores = atoi(v);
+            ok = o->cores >= 1;
         } else if (!strcmp(k, "--plot") && v) {
             o->plot = v;
         } else if (!strcmp(k, "--table") && v) {
@@ -178,12 +184,24 @@ static void shares_of(const model_shape_t *s, const data_params_t *d, double *sh
         share[s->tower_of[m]] += d->mix_share[m];
 }
 
+/* P ranks time-sliced on C cores: each rank's compute runs at C / P of a core */
+static void oversubscribe(cost_step_t *c, double share)
+{
+    c->step_s += (share - 1) * (c->gemm_s + c->elem_s);
+    c->gemm_s *= share;
+    c->elem_s *= share;
+}
+
 static bool project_point(point_t *p, const config_t *cfg, int32_t V, const opts_t *o, const cost_rates_t *r,
                           double peak, char *err, size_t errlen)
 {
     int cfg_dp = cfg->dp > 0 ? cfg->dp : 1;
     p->tp = cfg->tp;
     p->dp = p->ranks / cfg->tp;
+    if (p->ranks % cfg->tp || p->dp < 1) {
+        p->ok = false;
+        return true;
+    }
     p->batch = o->per_rank ? p->dp * (cfg->global_batch / cfg_dp) : cfg->global_batch;
     int per = p->batch / p->dp, micro = cfg->micro_batch > 0 ? cfg->micro_batch : per;
     p->ok = p->ranks % cfg->tp == 0 && p->batch % p->dp == 0 && per > 0 && micro > 0 && per % micro == 0;
@@ -195,12 +213,16 @@ static bool project_point(point_t *p, const config_t *cfg, int32_t V, const opts
     shares_of(&cfg->model, &cfg->data, share);
     if (!cost_project(&p->c, &cfg->model, V, share, &l, r, &o->net, err, errlen))
         return false;
+    if (o->cores && p->ranks > o->cores)
+        oversubscribe(&p->c, (double)p->ranks / o->cores);
     bool mot = cfg->model.n_towers > 1;
     model_shape_t other = with_towers(&cfg->model, !mot);
     shares_of(&other, &cfg->data, share);
     cost_step_t c2;
     if (!cost_project(&c2, &other, V, share, &l, r, &o->net, err, errlen))
         return false;
+    if (o->cores && p->ranks > o->cores)
+        oversubscribe(&c2, (double)p->ranks / o->cores);
     p->ratio = mot ? p->c.step_s / c2.step_s : c2.step_s / p->c.step_s;
     p->mfu = p->c.model_flops / (p->ranks * peak * p->c.step_s);
     return true;

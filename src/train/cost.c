@@ -113,6 +113,18 @@ static bool fit_one(int kind, int p, const double *bytes, const double *secs, in
         ok = gsl_multifit_wlinear(X, w, y, c, cov, &chisq, ws) == 0;
         al = gsl_vector_get(c, 0);
         be = gsl_vector_get(c, 1);
+        if (ok && al < 0) {
+            /* a latency cannot be negative: the regime is bandwidth alone, t = b n beta,
+             * weighted least squares through the origin */
+            double sxy = 0, sxx = 0;
+            for (int i = 0; i < n; i++) {
+                double x = gsl_matrix_get(X, (size_t)i, 1), wi = gsl_vector_get(w, (size_t)i);
+                sxy += wi * x * gsl_vector_get(y, (size_t)i);
+                sxx += wi * x * x;
+            }
+            al = 0;
+            be = sxy / sxx;
+        }
     }
     *worst = 0;
     for (int i = i0; ok && i < i1; i++) {

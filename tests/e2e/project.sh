@@ -1,0 +1,51 @@
+#!/bin/sh
+# motscale probe-net and motscale project from outside (the formulas themselves:
+# tests/unit/test_cost.c): --help, bad input (exit 2, one line naming the flag or
+# file), probe-net at 2 ranks writes a [net] file project reads, and project's
+# table at a fixed global batch: memory per rank equal to `motscale flops` for the layout (zero 1: moments
+# / dp), MFU = model FLOPs / (ranks x peak x step), the MoT/dense ratio 1 for a model
+# with one modality, and a PNG figure from gnuplot.
+. tests/lib.sh
+base_ini model.d_model=64 model.n_heads=4 model.d_ff=256 model.n_layers=2 model.seq_len=64 data.modalities=text data.mix=1
+CFG=$SCRATCH/base.ini
+
+expect_status 0 "probe-net --help" "$MOTSCALE" probe-net --help
+expect_status 0 "project --help" "$MOTSCALE" project --help
+expect_status 2 "probe-net at one rank: exit 2" $MPIRUN 1 "$MOTSCALE" probe-net
+expect_status 2 "project without --net: exit 2" "$MOTSCALE" project "$CFG" --ranks 2
+check "... the message says what is missing" grep -q -- "--net" "$SCRATCH/last.out"
+expect_status 2 "project --ranks 0: exit 2" "$MOTSCALE" project "$CFG" --ranks 0 --alpha 1e-6 --beta 1e-10
+check "... the message names --ranks" grep -q -- "--ranks" "$SCRATCH/last.out"
+printf '[net]\nregimes = 1\nupto = 1\nalpha = 1e-6\nbeta = -1\n' >"$SCRATCH/bad.ini"
+expect_status 2 "project --net with a negative beta: exit 2" "$MOTSCALE" project "$CFG" --ranks 2 --net "$SCRATCH/bad.ini"
+check "... the message names the file" grep -q "bad.ini" "$SCRATCH/last.out"
+expect_status 2 "project with an unknown key: exit 2" "$MOTSCALE" project "$CFG" --ranks 2 --alpha 1e-6 \
+    --beta 1e-10 model.nope=1
+check "... the message names the key" grep -q "model.nope" "$SCRATCH/last.out"
+
+timeout 120 $MPIRUN 2 "$MOTSCALE" probe-net --rounds 2 --out "$SCRATCH/net.ini" >"$SCRATCH/probe.out" 2>&1
+check "probe-net at 2 ranks: 15 sizes, both fits, a [net] file" sh -c \
+    "[ \$(grep -c '^ *[0-9]* *[0-9.]* ' '$SCRATCH/probe.out') -ge 15 ] && grep -q 'all-reduce regime 0' '$SCRATCH/probe.out' && grep -q '^\[net\]' '$SCRATCH/net.ini'"
+
+"$MOTSCALE" project "$CFG" --ranks 1,2,3,4,1024 --net "$SCRATCH/net.ini" --gemm-rate 1e10 --peak 2e10 \
+    --table "$SCRATCH/t.txt" --plot "$SCRATCH/p.png" parallel.zero=1 parallel.tp=2 \
+    >"$SCRATCH/proj.out" 2>&1
+check "project: rows for 2 and 4 ranks; 1 and 3 (tp 2) and 1024 (dp 512 > batch 8) refused" sh -c \
+    "[ \$(grep -vc '^#' '$SCRATCH/t.txt') = 2 ] && [ \$(grep -c '(no layout' '$SCRATCH/proj.out') = 3 ]"
+check "project: the figure is a PNG" sh -c "head -c 4 '$SCRATCH/p.png' | grep -q PNG"
+# memory per rank at 4 ranks (tp 2, dp 2, zero 1) against motscale flops of that layout
+mem=$("$MOTSCALE" flops "$CFG" parallel.tp=2 parallel.dp=2 parallel.zero=1 |
+    awk '/^  (parameters|gradients|AdamW moments|activations for backward)/ {s += $NF} END {print s}')
+check "project memory at 4 ranks = motscale flops for tp 2 dp 2 zero 1 ($mem bytes)" $PY - "$SCRATCH/t.txt" "$mem" \
+    "$("$MOTSCALE" flops "$CFG" | awk '/train FLOPs  /{print $NF}')" <<'EOF'
+import sys
+rows = {int(l.split()[0]): [float(x) for x in l.split()] for l in open(sys.argv[1]) if not l.startswith("#")}
+mem, step_flops = float(sys.argv[2]), float(sys.argv[3])
+r = rows[4]
+ok = abs(r[9] * 2**20 - mem) / mem < 1e-4
+# MFU = model FLOPs of the step / (ranks x peak x step); fixed batch: the config's step
+mfu = step_flops / (4 * 2e10 * r[7])
+ok = ok and abs(r[8] / 100 - mfu) / mfu < 1e-3 and r[10] == 1
+print("# memory %.0f vs %.0f, MFU %.4g vs %.4g, MoT/dense %g" % (r[9] * 2**20, mem, r[8], mfu, r[10]))
+sys.exit(0 if ok else 1)
+EOF
