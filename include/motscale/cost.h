@@ -46,7 +46,9 @@ double cost_p2p(const cost_net_t *net, double bytes);
 /* Measured rates of this machine's kernels, one core. */
 typedef struct cost_rates {
     double gemm_flops;     /* > 0: every GEMM at this rate; 0: cost_gemm_time probes each shape */
-    double stream_bytes;   /* bytes/s of a streaming pass (norms, residuals, RoPE, AdamW) */
+    double stream_bytes;   /* bytes/s of a streaming pass over cache-sized buffers (norms,
+                            * residuals, RoPE: a layer's activations) */
+    double stream_big;     /* bytes/s of a streaming pass over 48 MiB (AdamW, the norm) */
     double softmax_elems;  /* softmax elements/s, forward and backward together */
     double xent_elems;     /* cross-entropy logits/s (forward and gradient in one pass) */
 } cost_rates_t;

@@ -312,9 +312,9 @@ int cmd_project(int argc, char **argv)
     for (int k = 0; k < o.net.n; k++)
         printf(" [up to %.4g bytes: alpha %.3g s, beta %.3g s/byte]", k == o.net.n - 1 ? INFINITY : o.net.upto[k],
                o.net.alpha[k], o.net.beta[k]);
-    printf("\nGEMM %s; stream %.3g GB/s, softmax %.3g Gelem/s, cross-entropy %.3g Gelem/s; peak %.4g GFLOP/s; "
+    printf("\nGEMM %s; stream %.3g GB/s (48 MiB: %.3g GB/s), softmax %.3g Gelem/s, cross-entropy %.3g Gelem/s; peak %.4g GFLOP/s; "
            "overlap %.2f\n\n",
-           o.gemm_rate > 0 ? "at --gemm-rate" : "timed per shape", r.stream_bytes / 1e9,
+           o.gemm_rate > 0 ? "at --gemm-rate" : "timed per shape", r.stream_bytes / 1e9, r.stream_big / 1e9,
            r.softmax_elems / 1e9, r.xent_elems / 1e9, peak / 1e9, o.overlap);
     print_table(stdout, pts, o.n_ranks, false);
     if (o.table) {

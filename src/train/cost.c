@@ -46,11 +46,14 @@ double cost_allreduce(const cost_net_t *net, int p, double n, const char **algo)
     double a, b;
     regime(net, n, &a, &b);
     /* ring: reduce-scatter then all-gather, 2 (p - 1) steps of n / p bytes;
-     * recursive doubling: log2 p exchanges of the whole message */
+     * recursive doubling (tree): log2 p exchanges of the whole message;
+     * Rabenseifner: recursive-halving reduce-scatter, recursive-doubling all-gather */
     double ring = 2 * (p - 1) * a + 2.0 * (p - 1) / p * n * b;
     double tree = log2_ceil(p) * (a + n * b);
-    *algo = ring < tree ? "ring" : "tree";
-    return ring < tree ? ring : tree;
+    double rab = 2 * log2_ceil(p) * a + 2.0 * (p - 1) / p * n * b;
+    double best = fmin(ring, fmin(tree, rab));
+    *algo = best == tree ? "tree" : best == rab ? "rabenseifner" : "ring";
+    return best;
 }
 
 double cost_reduce_scatter(const cost_net_t *net, int p, double n, const char **algo)
@@ -83,6 +86,9 @@ static void allreduce_coef(double alpha, double beta, int p, double n, double *a
     cost_allreduce(&one, p, n, &algo);
     if (!strcmp(algo, "ring")) {
         *a = 2.0 * (p - 1);
+        *b = 2.0 * (p - 1) / p;
+    } else if (!strcmp(algo, "rabenseifner")) {
+        *a = 2 * log2_ceil(p);
         *b = 2.0 * (p - 1) / p;
     } else {
         *a = *b = log2_ceil(p);
@@ -289,6 +295,16 @@ void cost_probe_rates(cost_rates_t *r)
     p.y = xcalloc((size_t)p.n, sizeof(real));
     p.z = xcalloc((size_t)p.n, sizeof(real));
     r->stream_bytes = 3.0 * sizeof(real) * (double)p.n / time_median(triad, &p);
+    /* and over three buffers of 16 MiB, as AdamW streams parameters, gradients and
+     * moments that no cache holds */
+    probe_buf_t big = {.n = 4194304};
+    big.x = xcalloc((size_t)big.n, sizeof(real));
+    big.y = xcalloc((size_t)big.n, sizeof(real));
+    big.z = xcalloc((size_t)big.n, sizeof(real));
+    r->stream_big = 3.0 * sizeof(real) * (double)big.n / time_median(triad, &big);
+    free(big.x);
+    free(big.y);
+    free(big.z);
     /* softmax over a causal 256 x 256 block, forward and backward */
     p.rows = p.cols = 256;
     p.hi = xcalloc((size_t)p.rows, sizeof *p.hi);
@@ -389,7 +405,7 @@ bool cost_project(cost_step_t *o, const model_shape_t *s, int32_t V, const doubl
     /* AdamW reads and writes p, g, m, v (32 bytes an element it updates), the norm
      * reads g; under zero also the gradient buffer zeroed and the shards moved */
     double opt_bytes = 36.0 * shard + (l->zero && l->dp > 1 ? 4.0 * n_local + 8.0 * shard : 0);
-    o->elem_s += opt_bytes / r->stream_bytes;
+    o->elem_s += opt_bytes / r->stream_big;
     /* TP: per layer and micro-batch two all-reduces forward (g) and two backward (f)
      * of (N, d) fp32, blocking */
     double act = (double)l->micro_batch * s->seq_len * s->d_model * sizeof(real);

@@ -1,5 +1,5 @@
 /* The cost model's pieces against closed forms (docs/performance.md, "The cost
- * model"): the collective formulas at p = 2, 4, 8, 1024 written out here
+ * model"): the collective formulas (ring, tree, Rabenseifner) at p = 2, 4, 8, 1024 written out here
  * independently; the alpha-beta fit recovering a known link exactly from noise-free
  * times, one regime and three (a protocol switch at 4 KiB, a slower regime above
  * 4 MiB), point-to-point and all-reduce; and the projection's GEMM and TP terms at a
@@ -26,8 +26,9 @@ static void test_collectives(void **state)
         for (int j = 0; j < 3; j++) {
             double p = ps[i], n = ns[j], a = 2e-6, b = 1e-10, lg = log2(p);
             double ring = 2 * (p - 1) * a + 2 * (p - 1) / p * n * b, tree = lg * (a + n * b);
-            assert_close(cost_allreduce(&net, ps[i], n, &algo), fmin(ring, tree), 1e-12, 0);
-            assert_string_equal(algo, ring < tree ? "ring" : "tree");
+            double rab = 2 * lg * a + 2 * (p - 1) / p * n * b, best = fmin(ring, fmin(tree, rab));
+            assert_close(cost_allreduce(&net, ps[i], n, &algo), best, 1e-12, 0);
+            assert_string_equal(algo, best == tree ? "tree" : best == rab ? "rabenseifner" : "ring");
             double rs = fmin((p - 1) * a, lg * a) + (p - 1) / p * n * b;
             assert_close(cost_reduce_scatter(&net, ps[i], n, &algo), rs, 1e-12, 0);
             assert_close(cost_allgather(&net, ps[i], n, &algo), rs, 1e-12, 0);
@@ -82,7 +83,7 @@ static void test_fit_allreduce(void **state)
     cost_net_t truth = {.n = 1, .upto = {INFINITY}, .alpha = {4e-6}, .beta = {2e-10}};
     const char *algo;
     for (int i = 0; i < n; i++)
-        t[i] = cost_allreduce(&truth, 4, bytes[i], &algo); /* tree below ~16 KiB, ring above */
+        t[i] = cost_allreduce(&truth, 4, bytes[i], &algo); /* tree for small, Rabenseifner for large */
     cost_net_t net;
     assert_true(cost_fit_net(&net, 1, 4, bytes, t, n, 1, &worst));
     assert_close(net.alpha[0], 4e-6, 1e-6, 0);
@@ -111,7 +112,7 @@ static void test_project_terms(void **state)
     s.rope_theta = 10000;
     int V = 512, B = 4, tp = 2;
     double R = 1e9, share[MAX_MODALITIES] = {1};
-    cost_rates_t r = {.gemm_flops = R, .stream_bytes = 1e10, .softmax_elems = 1e9, .xent_elems = 1e9};
+    cost_rates_t r = {.gemm_flops = R, .stream_bytes = 1e10, .stream_big = 1e10, .softmax_elems = 1e9, .xent_elems = 1e9};
     cost_net_t net = {.n = 1, .upto = {INFINITY}, .alpha = {1e-5}, .beta = {1e-9}};
     cost_layout_t l = {.tp = tp, .dp = 1, .micro_batch = B, .n_micro = 1, .bucket_mb = 4};
     cost_step_t c;
