@@ -213,22 +213,31 @@ double cost_gemm_time(int64_t M, int64_t N, int64_t K)
     for (int i = 0; i < gemm_cached; i++)
         if (gemm_cache[i].m == M && gemm_cache[i].n == N && gemm_cache[i].k == K)
             return gemm_cache[i].s;
-    real *a = xmalloc((size_t)(M * K) * sizeof *a), *b = xmalloc((size_t)(K * N) * sizeof *b),
-         *c = xcalloc((size_t)(M * N), sizeof *c);
-    for (int64_t i = 0; i < M * K; i++)
-        a[i] = (real)((i % 7) - 3) * 0.125f;
-    for (int64_t i = 0; i < K * N; i++)
-        b[i] = (real)((i % 5) - 2) * 0.25f;
-    /* one warm-up call, then the median of 5 (at least 2 ms of calls each) */
-    gemm(GEMM_PROJ, false, false, M, N, K, 1, a, K, b, N, 0, c, N);
+    /* In a training step a GEMM's operands were last touched many products ago: the
+     * probe rotates through enough copies of them (up to 32 MiB in all, what a last
+     * level cache here holds) that none is cache-hot when its turn comes. */
+    size_t sa = (size_t)(M * K), sb = (size_t)(K * N), sc = (size_t)(M * N);
+    double one = (double)(sa + sb + sc) * sizeof(real);
+    int copies = (int)fmin(64, fmax(1, ceil(32.0 * 1048576 / one)));
+    real *a = xmalloc((size_t)copies * sa * sizeof *a), *b = xmalloc((size_t)copies * sb * sizeof *b),
+         *c = xcalloc((size_t)copies * sc, sizeof *c);
+    for (size_t i = 0; i < (size_t)copies * sa; i++)
+        a[i] = (real)((int)(i % 7) - 3) * 0.125f;
+    for (size_t i = 0; i < (size_t)copies * sb; i++)
+        b[i] = (real)((int)(i % 5) - 2) * 0.25f;
+    /* one pass over the copies to warm up, then the median of 5 rounds of at least
+     * 2 ms and one pass each */
+    for (int j = 0; j < copies; j++)
+        gemm(GEMM_PROJ, false, false, M, N, K, 1, a + j * sa, K, b + j * sb, N, 0, c + j * sc, N);
     double t[5];
     for (int r = 0; r < 5; r++) {
         int calls = 0;
         double t0 = now_seconds(), dt;
         do {
-            gemm(GEMM_PROJ, false, false, M, N, K, 1, a, K, b, N, 0, c, N);
+            int j = calls % copies;
+            gemm(GEMM_PROJ, false, false, M, N, K, 1, a + j * sa, K, b + j * sb, N, 0, c + j * sc, N);
             calls++;
-        } while ((dt = now_seconds() - t0) < 2e-3);
+        } while ((dt = now_seconds() - t0) < 2e-3 || calls < copies);
         t[r] = dt / calls;
     }
     qsort(t, 5, sizeof t[0], cmp_double);
