@@ -2,8 +2,8 @@
 # ZeRO stage 1 (parallel.zero = 1, docs/parallelism.md) under mpirun:
 #  (a) MoT, three modalities, dp 2, small buckets (shard boundaries cut tensors):
 #      zero 1 gives the zero 0 loss curve at each of 20 steps within TOL_F32_REORDER
-#      and repeats bit for bit; at dp 4 and at tp 2 x dp 2 it gives the one-rank
-#      curve within the same tolerance;
+#      and repeats bit for bit; at dp 4, at tp 2 x dp 2 and at dp 2 with two
+#      micro-batches a rank it gives the one-rank curve within the same tolerance;
 #  (b) checkpoints cross zero and dp: a zero 1 dp 2 checkpoint (step 10) resumed at
 #      zero 1 dp 2 continues bit for bit, at zero 0 dp 2, zero 0 dp 1 and zero 1
 #      dp 4 within TOL_F32_REORDER; a zero 0 checkpoint resumed at zero 1 likewise;
@@ -30,11 +30,12 @@ run z1a 2 $Z1
 run z1b 2 $Z1
 run z1dp4 4 $Z1
 run z1tp2dp2 4 $Z1 parallel.tp=2
+run z1mb2 2 $Z1 train.micro_batch=2
 R=$SCRATCH/runs
 check "zero 1 at dp 2 repeats bit for bit" runcmp same "$R/z1a/run.h5" "$R/z1b/run.h5"
 check "zero 1 at dp 2 gives the zero 0 curve, 20 steps (rel tol $TOL_F32_REORDER)" \
     runcmp close "$R/z0/run.h5" "$R/z1a/run.h5" --tol "$TOL_F32_REORDER"
-for lay in z1dp4 z1tp2dp2; do
+for lay in z1dp4 z1tp2dp2 z1mb2; do
     check "$lay gives the one-rank curve, 20 steps (rel tol $TOL_F32_REORDER)" \
         runcmp close "$R/ref/run.h5" "$R/$lay/run.h5" --tol "$TOL_F32_REORDER"
 done
