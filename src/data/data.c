@@ -101,6 +101,23 @@ void data_read(data_t *d, int64_t first, int n, int32_t *tokens)
         synth_window(d->synth, d->split, first + i, tokens + (size_t)i * synth_window_len(d->synth));
 }
 
+void data_read_images(data_t *d, int64_t first, int n, int32_t *tokens, const data_images_t *im)
+{
+    if (d->file)
+        DIE(EXIT_FAULT, "data_read_images: token files carry no continuous images");
+    int64_t w = synth_window_len(d->synth), P = synth_patch_dim(d->synth);
+    for (int i = 0; i < n; i++)
+        synth_window_images(d->synth, d->split, first + i, tokens + i * w, im->x0 + i * w * P, im->eps + i * w * P,
+                            im->t + i * w, im->kind + i * w);
+}
+
+int data_caption_len(const data_t *d) { return d->synth && synth_patch_dim(d->synth) ? synth_caption_len() : 0; }
+
+int data_blob_check(const data_t *d, const int32_t *caption, const float *image, int *n_blobs)
+{
+    return synth_blob_check(d->synth, caption, image, n_blobs);
+}
+
 void data_close(data_t *d)
 {
     if (!d)

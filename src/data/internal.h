@@ -14,8 +14,18 @@ typedef struct synth synth_t;
 synth_t *synth_create(const data_params_t *p, const vocab_t *v, char *err, size_t errlen);
 /* Window k of a split: seq_len + 1 tokens into out. */
 void synth_window(synth_t *s, int split, int64_t k, int32_t *out);
+/* The same window with its continuous images (patch_dim > 0): x0, eps (window x
+ * patch_dim), t and kind (window), as data_images_t describes. */
+void synth_window_images(synth_t *s, int split, int64_t k, int32_t *out, float *x0, float *eps, int32_t *t,
+                         uint8_t *kind);
 /* Tokens per window: model.seq_len + 1. */
 int32_t synth_window_len(const synth_t *s);
+/* Floats per patch (0: image codes). */
+int synth_patch_dim(const synth_t *s);
+/* Of a caption-first image: how many of its caption's blobs the nearest class
+ * prototype at the blob's centre patch gets right (-1: not a caption). */
+int synth_caption_len(void);
+int synth_blob_check(const synth_t *s, const int32_t *caption, const float *image, int *n_blobs);
 void synth_destroy(synth_t *s);
 
 typedef struct tokreader tokreader_t;

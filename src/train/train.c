@@ -60,7 +60,8 @@ typedef struct trainer {
     adamw_t opt;
     dp_sync_t dps;
     step_params_t sp;
-    int32_t *windows;
+    batch_t batch;
+    diffusion_schedule_t sched;             /* continuous images only */
     uint64_t fingerprint;
     rundir_t rd;
     train_progress_t prog;
@@ -143,7 +144,11 @@ static void build_model(trainer_t *t)
     t->sp = (step_params_t){.global_batch = cfg->global_batch, .micro_batch = cfg->micro_batch,
                             .seq_len = cfg->model.seq_len, .grad_clip = cfg->grad_clip,
                             .sched = cfg->sched, .adamw = cfg->adamw};
-    t->windows = xmalloc((size_t)cfg->micro_batch * (size_t)(cfg->model.seq_len + 1) * sizeof *t->windows);
+    bool diffusion = cfg->model.image_objective == IMAGE_DIFFUSION;
+    if (diffusion)
+        diffusion_schedule_init(&t->sched, cfg->model.diffusion_steps);
+    batch_init(&t->batch, cfg->micro_batch, cfg->model.seq_len, diffusion ? cfg->model.patch_dim : 0,
+               diffusion ? &t->sched : NULL);
     t->fingerprint = checkpoint_fingerprint(&t->model);
 }
 
@@ -354,13 +359,13 @@ static bool eval_step(trainer_t *t)
     double els[MAX_MODALITIES];
     int64_t ecnt[MAX_MODALITIES];
     train_evaluate(&t->model, t->held, t->cfg->eval_tokens, t->cfg->model.seq_len, t->cfg->micro_batch,
-                   t->mesh, t->windows, els, ecnt);
+                   t->mesh, &t->batch, 0, els, ecnt);
     if (!t->root)
         return true;
     double tot = 0, lbm[MAX_MODALITIES];
     int64_t n = 0;
     for (int k = 0; k < t->M; k++) {
-        tot += els[k];
+        tot += t->model.loss_weight[k] * els[k];
         n += ecnt[k];
         lbm[k] = ecnt[k] ? els[k] / (double)ecnt[k] : NAN;
     }
@@ -492,7 +497,7 @@ static int loop(trainer_t *t)
         int64_t step = t->prog.step;
         double t0 = now_seconds(), gf0 = issued_flops();
         step_result_t r;
-        train_step(&t->model, &t->opt, &t->dps, t->train, t->windows, &t->sp, t->mesh, step, &r);
+        train_step(&t->model, &t->opt, &t->dps, t->train, &t->batch, &t->sp, t->mesh, step, &r);
         if (!r.finite) {
             report_nonfinite(t, &r, step);
             return EXIT_FAULT;
@@ -555,7 +560,8 @@ int train_run(config_t *cfg, const mesh_t *mesh)
     free(t.moe_layer_tower);
     free(t.moe_layer_index);
     free(t.ini);
-    free(t.windows);
+    batch_free(&t.batch);
+    diffusion_schedule_free(&t.sched);
     if (built) {
         dp_sync_free(&t.dps);
         adamw_free(&t.opt);
