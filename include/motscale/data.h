@@ -73,6 +73,9 @@ typedef struct data_images {
 
 /* data_read plus the windows' images (synthetic source with patch_dim > 0). */
 void data_read_images(data_t *d, int64_t first, int n, int32_t *tokens, const data_images_t *im);
+/* The largest |x0| element the generator can produce (the sampler's clip): a
+ * property of the generator, not of any image. */
+double data_image_bound(const data_t *d);
 /* Words of an image's caption (0 without continuous images). */
 int data_caption_len(const data_t *d);
 /* The classifier-free check of a sampled image (docs/analysis.md): caption holds the

@@ -27,9 +27,12 @@ int32_t diffusion_grid_t(const diffusion_schedule_t *s, int g);
 void diffusion_noise(const diffusion_schedule_t *s, float *xt, const float *x0, const float *eps,
                      const int32_t *t, int64_t n, int P);
 /* One DDIM step (eta = 0) of n values from t to t_prev < t given the predicted noise
- * e: x0_hat = (x - sqrt(1 - abar_t) e) / sqrt(abar_t), x = sqrt(abar_prev) x0_hat +
- * sqrt(1 - abar_prev) e (t_prev = 0: x = x0_hat). */
+ * e: x0_hat = (x - sqrt(1 - abar_t) e) / sqrt(abar_t), clipped to [-clip, clip] (the
+ * data's range, as DDPM's samplers clip to [-1, 1]: near t = T abar_t is ~1e-9 and the
+ * division would blow any error in e up), then x = sqrt(abar_prev) x0_hat +
+ * sqrt(1 - abar_prev) e', e' = (x - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t) the noise
+ * the clipped estimate implies (t_prev = 0: x = x0_hat). */
 void diffusion_ddim_step(const diffusion_schedule_t *s, float *x, const float *e, int32_t t, int32_t t_prev,
-                         int64_t n);
+                         int64_t n, double clip);
 
 #endif

@@ -111,6 +111,8 @@ void data_read_images(data_t *d, int64_t first, int n, int32_t *tokens, const da
                             im->t + i * w, im->kind + i * w);
 }
 
+double data_image_bound(const data_t *d) { return synth_image_bound(d->synth); }
+
 int data_caption_len(const data_t *d) { return d->synth && synth_patch_dim(d->synth) ? synth_caption_len() : 0; }
 
 int data_blob_check(const data_t *d, const int32_t *caption, const float *image, int *n_blobs)

@@ -25,6 +25,8 @@ int synth_patch_dim(const synth_t *s);
 /* Of a caption-first image: how many of its caption's blobs the nearest class
  * prototype at the blob's centre patch gets right (-1: not a caption). */
 int synth_caption_len(void);
+/* IMG_BLOBS x the largest |prototype element|: no patch element exceeds it. */
+double synth_image_bound(const synth_t *s);
 int synth_blob_check(const synth_t *s, const int32_t *caption, const float *image, int *n_blobs);
 void synth_destroy(synth_t *s);
 

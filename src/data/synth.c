@@ -611,6 +611,14 @@ int synth_patch_dim(const synth_t *s) { return s->P; }
 
 int synth_caption_len(void) { return CAPTION_LEN; }
 
+double synth_image_bound(const synth_t *s)
+{
+    double mx = 0;
+    for (int i = 0; i < IMG_CLASSES * s->P; i++)
+        mx = fabs(s->proto[i]) > mx ? fabs(s->proto[i]) : mx;
+    return IMG_BLOBS * mx;
+}
+
 int synth_blob_check(const synth_t *s, const int32_t *caption, const float *image, int *n_blobs)
 {
     /* caption: the CAPTION_LEN words before the image's begin token; image: H x W

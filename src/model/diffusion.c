@@ -48,11 +48,13 @@ void diffusion_noise(const diffusion_schedule_t *s, float *xt, const float *x0, 
 }
 
 void diffusion_ddim_step(const diffusion_schedule_t *s, float *x, const float *e, int32_t t, int32_t t_prev,
-                         int64_t n)
+                         int64_t n, double clip)
 {
     double at = s->abar[t], ap = s->abar[t_prev];
     for (int64_t i = 0; i < n; i++) {
         double x0 = ((double)x[i] - sqrt(1 - at) * e[i]) / sqrt(at);
-        x[i] = (float)(t_prev == 0 ? x0 : sqrt(ap) * x0 + sqrt(1 - ap) * e[i]);
+        x0 = x0 < -clip ? -clip : x0 > clip ? clip : x0;
+        double ee = ((double)x[i] - sqrt(at) * x0) / sqrt(1 - at);
+        x[i] = (float)(t_prev == 0 ? x0 : sqrt(ap) * x0 + sqrt(1 - ap) * ee);
     }
 }

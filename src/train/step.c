@@ -183,19 +183,20 @@ void train_sample_check(model_t *m, data_t *held, int64_t eval_tokens, int seq_l
     int64_t per = (n_win + mesh->dp - 1) / mesh->dp;
     int64_t first = per * mesh->dp_rank, last = first + per < n_win ? first + per : n_win;
     int Td = batch->sched->T, P = batch->P;
+    double clip = data_image_bound(held);
     double ls[MAX_MODALITIES];
     int64_t cnt[MAX_MODALITIES];
     for (int64_t w = first; w < last; w += micro_batch) {
         int nb = (int)(last - w < micro_batch ? last - w : micro_batch);
         batch_read(batch, held, w, nb, m);
         int64_t n = (int64_t)nb * batch->window;
-        /* x_T = eps at every patch; then DDIM over t_s = T (S - s) / S, s = 0 .. S - 1 */
+        /* x = eps at every patch; then DDIM over t_s = 1 + (S - 1 - s) T / S, s = 0 .. S - 1
+         * (DDIM's evenly spaced steps, which leave out t = T where abar_T ~ 1e-9) */
         memcpy(batch->xt, batch->im.eps, (size_t)(n * P) * sizeof(float));
         m->images.pred = batch->pred;
         for (int s = 0; s < steps; s++) {
-            int32_t ts = (int32_t)lround((double)Td * (steps - s) / steps);
-            int32_t tp = s + 1 < steps ? (int32_t)lround((double)Td * (steps - s - 1) / steps) : 0;
-            ts = ts < 1 ? 1 : ts;
+            int32_t ts = 1 + (int32_t)((int64_t)(steps - 1 - s) * Td / steps);
+            int32_t tp = s + 1 < steps ? 1 + (int32_t)((int64_t)(steps - 2 - s) * Td / steps) : 0;
             for (int64_t i = 0; i < n; i++)
                 batch->im.t[i] = batch->im.t[i] > 0 ? ts : 0;
             memset(ls, 0, sizeof ls);
@@ -203,7 +204,7 @@ void train_sample_check(model_t *m, data_t *held, int64_t eval_tokens, int seq_l
             model_forward(m, batch->windows, nb, 0, ls, cnt);
             for (int64_t i = 0; i < n; i++)
                 if (batch->im.t[i] > 0)
-                    diffusion_ddim_step(batch->sched, batch->xt + i * P, batch->pred + i * P, ts, tp, P);
+                    diffusion_ddim_step(batch->sched, batch->xt + i * P, batch->pred + i * P, ts, tp, P, clip);
         }
         m->images.pred = NULL;
         for (int b = 0; b < nb; b++)

@@ -62,6 +62,7 @@ typedef struct trainer {
     step_params_t sp;
     batch_t batch;
     diffusion_schedule_t sched;             /* continuous images only */
+    int32_t grid_t[DIFFUSION_EVAL_GRID];    /* the held-out timestep grid */
     uint64_t fingerprint;
     rundir_t rd;
     train_progress_t prog;
@@ -145,8 +146,11 @@ static void build_model(trainer_t *t)
                             .seq_len = cfg->model.seq_len, .grad_clip = cfg->grad_clip,
                             .sched = cfg->sched, .adamw = cfg->adamw};
     bool diffusion = cfg->model.image_objective == IMAGE_DIFFUSION;
-    if (diffusion)
+    if (diffusion) {
         diffusion_schedule_init(&t->sched, cfg->model.diffusion_steps);
+        for (int g = 0; g < DIFFUSION_EVAL_GRID; g++)
+            t->grid_t[g] = diffusion_grid_t(&t->sched, g);
+    }
     batch_init(&t->batch, cfg->micro_batch, cfg->model.seq_len, diffusion ? cfg->model.patch_dim : 0,
                diffusion ? &t->sched : NULL);
     t->fingerprint = checkpoint_fingerprint(&t->model);
@@ -222,6 +226,15 @@ static runlog_meta_t record_meta(const trainer_t *t, const char *hosts, const ch
         .seq_len = cfg->model.seq_len, .n_towers = cfg->model.n_towers, .n_modalities = t->M,
         .params_total = t->fr.params_total, .params_active_per_token = t->fr.params_active_per_token,
         .flops_per_token = t->fr.train_per_token, .vocab_size = t->vocab.size};
+    meta.image_objective = config_enum_name("model", "image_objective", cfg->model.image_objective);
+    if (t->batch.P) {
+        meta.image_grid = DIFFUSION_EVAL_GRID;
+        meta.image_grid_t = t->grid_t;
+        meta.diffusion_steps = cfg->model.diffusion_steps;
+        meta.patch_dim = cfg->model.patch_dim;
+        meta.diffusion_weight = cfg->model.diffusion_weight;
+        meta.sample_steps = cfg->sample_steps;
+    }
     for (int k = 0; k < t->M; k++) {
         meta.modality_names[k] = cfg->data.names[k];
         meta.tower_of[k] = cfg->model.tower_of[k];
@@ -353,13 +366,50 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
     return ok;
 }
 
+/* Continuous images at an evaluation: the caption loss of the windows just
+ * evaluated, the image loss at each timestep of the grid, and at the final
+ * evaluation (model.sample_steps > 0) the sampling check. NaN where not measured. */
+static void eval_images(trainer_t *t, bool last, runlog_eval_t *ev, double *grid)
+{
+    model_t *m = &t->model;
+    const config_t *cfg = t->cfg;
+    ev->eval_caption_loss = m->caption_count ? m->caption_loss_sum / (double)m->caption_count : NAN;
+    int img = cfg->model.image_modality;
+    for (int g = 0; g < DIFFUSION_EVAL_GRID; g++) {
+        double ls[MAX_MODALITIES];
+        int64_t cnt[MAX_MODALITIES];
+        train_evaluate(m, t->held, cfg->eval_tokens, cfg->model.seq_len, cfg->micro_batch, t->mesh, &t->batch,
+                       diffusion_grid_t(&t->sched, g), ls, cnt);
+        grid[g] = cnt[img] ? ls[img] / (double)cnt[img] : NAN;
+    }
+    ev->eval_image_loss_at_t = grid;
+    ev->eval_sample_mse = ev->eval_sample_noise_mse = ev->eval_sample_class_accuracy = NAN;
+    if (!last || cfg->sample_steps <= 0)
+        return;
+    sample_score_t sc;
+    train_sample_check(m, t->held, cfg->eval_tokens, cfg->model.seq_len, cfg->micro_batch, t->mesh, &t->batch,
+                       cfg->sample_steps, cfg->model.image_len, &sc);
+    if (sc.elements > 0) {
+        ev->eval_sample_mse = sc.sample_se / sc.elements;
+        ev->eval_sample_noise_mse = sc.noise_se / sc.elements;
+        ev->eval_sample_class_accuracy = sc.blobs > 0 ? sc.blobs_right / sc.blobs : NAN;
+    }
+    infof("sampling check at step %lld: %.0f images, %d DDIM steps: MSE %.4f (pure noise %.4f), blob classes "
+          "%.0f/%.0f right\n", (long long)t->prog.step, sc.images, cfg->sample_steps, ev->eval_sample_mse,
+          ev->eval_sample_noise_mse, sc.blobs_right, sc.blobs);
+}
+
 /* The held-out evaluation after this step, its row and line. */
-static bool eval_step(trainer_t *t)
+static bool eval_step(trainer_t *t, bool last)
 {
     double els[MAX_MODALITIES];
     int64_t ecnt[MAX_MODALITIES];
     train_evaluate(&t->model, t->held, t->cfg->eval_tokens, t->cfg->model.seq_len, t->cfg->micro_batch,
                    t->mesh, &t->batch, 0, els, ecnt);
+    runlog_eval_t ev = {0};
+    double grid[DIFFUSION_EVAL_GRID];
+    if (t->batch.P)
+        eval_images(t, last, &ev, grid);
     if (!t->root)
         return true;
     double tot = 0, lbm[MAX_MODALITIES];
@@ -369,9 +419,11 @@ static bool eval_step(trainer_t *t)
         n += ecnt[k];
         lbm[k] = ecnt[k] ? els[k] / (double)ecnt[k] : NAN;
     }
-    runlog_eval_t ev = {.eval_step = t->prog.step, .eval_flops = t->prog.flops,
-                        .eval_wall_time = t->prog.wall_time, .eval_loss = tot / (double)n,
-                        .eval_loss_by_modality = lbm};
+    ev.eval_step = t->prog.step;
+    ev.eval_flops = t->prog.flops;
+    ev.eval_wall_time = t->prog.wall_time;
+    ev.eval_loss = tot / (double)n;
+    ev.eval_loss_by_modality = lbm;
     reporter_eval_line(&t->rep, t->prog.step, tot / (double)n, lbm);
     return runlog_append_eval(t->log, &ev);
 }
@@ -438,7 +490,7 @@ static int after_step(trainer_t *t, const step_result_t *r, double step_s)
     }
     if (eval_now) {
         double e0 = now_seconds();
-        fail |= !eval_step(t);
+        fail |= !eval_step(t, last);
         t->prog.wall_time += now_seconds() - e0;
     }
     /* one agreement for both: a rank-0 logging failure, the equal-loss stop */

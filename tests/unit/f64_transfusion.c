@@ -11,6 +11,7 @@
 #include "testutil.h"
 
 #include "motscale/config.h"
+#include "motscale/diffusion.h"
 #include "motscale/model.h"
 #include "motscale/tower.h"
 /* white-box: the layers under test and the tower's activations are private to src/model */
@@ -43,7 +44,7 @@ static void test_mse(void **state)
     }
     memcpy(g, p, sizeof g);
     loss_mse(g, y, n, P, 1, 0.7, sum, cnt);
-    assert_close(sum[1], want, 1e-14, 0);
+    assert_close(sum[1], want, TOL_EXACT_REL, 0);
     assert_int_equal(cnt[1], n);
     assert_true(sum[0] == 0 && cnt[0] == 0);
     for (int i = 0; i < n * P; i++) {
@@ -72,8 +73,8 @@ static void test_timestep_features(void **state)
     double w[3] = {1, pow(10000, -1.0 / 3), pow(10000, -2.0 / 3)};
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 3; j++) {
-            assert_close(F[i * dim + j], sin(t[i] * w[j]), 1e-15, 1e-15);
-            assert_close(F[i * dim + 3 + j], cos(t[i] * w[j]), 1e-15, 1e-15);
+            assert_close(F[i * dim + j], sin(t[i] * w[j]), TOL_EXACT_REL, TOL_EXACT_REL);
+            assert_close(F[i * dim + 3 + j], cos(t[i] * w[j]), TOL_EXACT_REL, TOL_EXACT_REL);
         }
 }
 
@@ -91,6 +92,34 @@ static void test_span_mask(void **state)
         assert_int_equal(mk.hi[i], i + 1); /* sequence 0 untouched: causal */
     }
     attn_mask_free(&mk);
+}
+
+/* The cosine schedule against its closed form, and DDIM given the exact noise at
+ * every step (e = (x - sqrt(abar_t) x0) / sqrt(1 - abar_t)) lands on x0. */
+static void test_schedule_ddim(void **state)
+{
+    (void)state;
+    diffusion_schedule_t sc;
+    diffusion_schedule_init(&sc, 1000);
+    /* before beta's clip binds, abar_t = f(t) / f(0) exactly (the product telescopes) */
+    for (int t = 1; t <= 900; t += 97) {
+        double f = cos((t / 1000.0 + 0.008) / 1.008 * M_PI / 2), f0 = cos(0.008 / 1.008 * M_PI / 2);
+        assert_close(sc.abar[t], f * f / (f0 * f0), TOL_EXACT_REL, 0);
+    }
+    enum { n = 5 };
+    float x0[n] = {0.3f, -1.2f, 0.0f, 2.0f, -0.7f}, eps[n] = {1.1f, -0.4f, 0.9f, -1.5f, 0.2f}, x[n], e[n];
+    int32_t t[n] = {961, 961, 961, 961, 961};
+    diffusion_noise(&sc, x, x0, eps, t, n, 1);
+    for (int i = 0; i < n; i++)
+        assert_close(x[i], sqrt(sc.abar[961]) * x0[i] + sqrt(1 - sc.abar[961]) * eps[i], TOL_F32_OP, TOL_F32_OP);
+    for (int32_t ts = 961; ts > 0; ts -= 40) {
+        for (int i = 0; i < n; i++)
+            e[i] = (float)((x[i] - sqrt(sc.abar[ts]) * x0[i]) / sqrt(1 - sc.abar[ts]));
+        diffusion_ddim_step(&sc, x, e, ts, ts - 40 > 0 ? ts - 40 : 0, n, 5.0);
+    }
+    for (int i = 0; i < n; i++)
+        assert_close(x[i], x0[i], TOL_DDIM_F32, TOL_DDIM_F32);
+    diffusion_schedule_free(&sc);
 }
 
 /* ---- attention under the span mask against finite differences --------------------- */
@@ -380,7 +409,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mse),           cmocka_unit_test(test_timestep_features),
-        cmocka_unit_test(test_span_mask),     cmocka_unit_test(test_attention_spans_fd),
+        cmocka_unit_test(test_span_mask),     cmocka_unit_test(test_schedule_ddim),
+        cmocka_unit_test(test_attention_spans_fd),
         cmocka_unit_test(test_fd_dense),      cmocka_unit_test(test_fd_mot_pre),
         cmocka_unit_test(test_mask_reach),
     };
