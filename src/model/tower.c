@@ -603,9 +603,9 @@ static void tower_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab
         flops_add_params(r, "patch encoder, decoder, timestep", (double)(2 * pi * di + di * di));
         r->params_total += 2 * pi * di + di * di;
         r->params_active_per_token += 2 * pi * di + di * di;
-        flops_add_fwd_scoped(r, "patch in, timestep, out [image]", 2 * P * d + 2 * d * d + 2 * d * P, true,
+        flops_add_fwd_scoped(r, "patch, timestep [image]", 2 * P * d + 2 * d * d + 2 * d * P, true,
                              FLOPS_IMAGE);
-        flops_add_fwd_scoped(r, "attention in images [image]", L * 2 * d * (n - 1), false, FLOPS_IMAGE);
+        flops_add_fwd_scoped(r, "image attention [image]", L * 2 * d * (n - 1), false, FLOPS_IMAGE);
         r->image_modality = s->image_modality;
     } else {
         r->image_modality = -1;

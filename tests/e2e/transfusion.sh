@@ -1,7 +1,7 @@
 #!/bin/sh
 # Continuous images under a diffusion loss (issue 14; docs/model.md, "Continuous
 # images"), through the trainer:
-#  (a) tp 2, dp 2 and tp x dp = 2 x 2, dense and MoT, against the one-rank run within
+#  (a) tp 2 (Megatron and ScaLAPACK), dp 2 and tp x dp = 2 x 2, dense and MoT, against the one-rank run within
 #      TOL_F32_REORDER, and a layout again bit for bit;
 #  (b) SIGUSR1 + resume at tp 2 (MoT): bit-identical, the held-out image metrics too;
 #  (c) at a tiny size in 400 steps: the held-out diffusion loss, at its own timesteps
@@ -19,7 +19,8 @@ base_ini $(echo $IMG | tr ' ' '\n')
 
 # ---- (a) layouts -------------------------------------------------------------------------
 run dense-np1 1 && run mot-np1 1 model.kind=mot
-for layout in "dense-tp2:2:parallel.tp=2" "dense-dp2:2:parallel.dp=2" "mot-tp2dp2:4:model.kind=mot parallel.tp=2 parallel.dp=2"; do
+for layout in "dense-tp2:2:parallel.tp=2" "dense-dp2:2:parallel.dp=2" "dense-sl2:2:parallel.tp=2 parallel.tp_backend=scalapack" \
+    "mot-tp2dp2:4:model.kind=mot parallel.tp=2 parallel.dp=2"; do
     lay=${layout%%:*}
     rest=${layout#*:}
     np=${rest%%:*}
