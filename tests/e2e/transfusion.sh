@@ -85,6 +85,31 @@ PYEOF
 check "a diffusion run record holds every documented object with its dtype and shape (tests/check_schema.py)" \
     $PY tests/check_schema.py docs/run-record.md "$SCRATCH/runs/learn/run.h5" ""
 
+# the report's table of continuous-image metrics equals the records' final evaluations
+mkdir -p "$SCRATCH/rep"
+cp -r "$SCRATCH/runs/learn" "$SCRATCH/runs/tp-straight" "$SCRATCH/rep/"
+"$MOTSCALE" report "$SCRATCH/rep" --out "$SCRATCH/rep/report" >"$SCRATCH/report.out" 2>&1
+check "report: the continuous-image table holds each run's final held-out metrics" \
+    $PY - "$SCRATCH/rep" <<'PYEOF'
+import re, sys
+import h5py, numpy as np
+d, bad = sys.argv[1], []
+md = open(d + "/report/report.md").read()
+if "### Continuous images" not in md:
+    bad.append("no continuous-images section")
+for name in ("learn", "tp-straight"):
+    e = h5py.File("%s/%s/run.h5" % (d, name), "r")["/eval"]
+    lbm, grid = e["loss_by_modality"][-1], e["image_loss_at_t"][-1]
+    cells = ["%.4f" % lbm[0], "%.4f" % lbm[1]] + ["%.4f" % g for g in grid] + ["%.3f" % e["caption_loss"][-1]]
+    row = " | ".join(cells)
+    if row not in md:
+        bad.append("%s: no row with %s" % (name, row))
+    print("# %s: %s" % (name, row))
+for x in bad:
+    print("#", x)
+sys.exit(1 if bad else 0)
+PYEOF
+
 # ---- (d) FLOPs ----------------------------------------------------------------------------
 check "dense and MoT: equal FLOPs per token; an image token costs the documented extra terms" \
     $PY - "$SCRATCH/runs" <<'PYEOF'
