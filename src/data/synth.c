@@ -114,11 +114,16 @@ static uint64_t mix64(uint64_t x)
  * splits never share a stream while each stays below 2^31 - 1 windows. */
 #define SEED_SPAN 0xFFFFFFFFull
 #define WINDOWS_MAX 0x7FFFFFFEll
-static unsigned long window_seed(const synth_t *s, int split, int64_t k)
+static unsigned long seed_of(uint32_t base, int split, int64_t k)
 {
-    uint64_t x = (uint64_t)s->base + (split == SPLIT_HELDOUT ? 0x80000000ull : 0) + (uint64_t)k;
+    uint64_t x = (uint64_t)base + (split == SPLIT_HELDOUT ? 0x80000000ull : 0) + (uint64_t)k;
     return (unsigned long)(1 + x % SEED_SPAN);
 }
+
+static unsigned long window_seed(const synth_t *s, int split, int64_t k) { return seed_of(s->base, split, k); }
+
+/* The per-window seeds start at this base, from run.seed. */
+static uint32_t base_of(uint64_t seed) { return (uint32_t)(mix64(seed) >> 32); }
 
 static int pick(gsl_rng *r, const double *cdf, int k)
 {
@@ -368,9 +373,29 @@ void synth_window(synth_t *s, int split, int64_t k, int32_t *out)
 }
 
 /* The noise stream of window k: its own seed, apart from the token streams. */
-static unsigned long noise_seed(const synth_t *s, int split, int64_t k)
+static unsigned long noise_of(unsigned long window_seed)
 {
-    return (unsigned long)(1 + mix64(mix64(window_seed(s, split, k)) ^ 0xD1FF05E5ull) % SEED_SPAN);
+    return (unsigned long)(1 + mix64(mix64(window_seed) ^ 0xD1FF05E5ull) % SEED_SPAN);
+}
+
+unsigned long synth_noise_seed(uint64_t seed, int split, int64_t k) { return noise_of(seed_of(base_of(seed), split, k)); }
+
+void synth_draw_noise(gsl_rng *rn, const int32_t *tok, const uint8_t *kind, int64_t n, int64_t P, int32_t T,
+                      int32_t cap, int32_t *t, float *eps)
+{
+    /* per image (a run of patch positions): t uniform in [1, T], at most cap when the
+     * image comes before its caption; then eps ~ N(0, 1) per patch element */
+    int32_t cur = 0;
+    for (int64_t i = 0; i < n; i++) {
+        bool patch = kind[i] == POS_PATCH_IMAGE_FIRST || kind[i] == POS_PATCH_CAPTION_FIRST;
+        if (patch && (i == 0 || kind[i - 1] != kind[i] || tok[i - 1] != tok[i])) {
+            int32_t hi = kind[i] == POS_PATCH_IMAGE_FIRST && cap < T ? cap : T;
+            cur = 1 + (int32_t)gsl_rng_uniform_int(rn, (unsigned long)hi);
+        }
+        t[i] = patch ? cur : 0;
+        for (int64_t j = 0; j < P; j++)
+            eps[i * P + j] = patch ? (float)gsl_ran_gaussian_ziggurat(rn, 1.0) : 0.0f;
+    }
 }
 
 void synth_window_images(synth_t *s, int split, int64_t k, int32_t *out, float *x0, float *eps, int32_t *t,
@@ -382,20 +407,8 @@ void synth_window_images(synth_t *s, int split, int64_t k, int32_t *out, float *
     s->x0 = x0;
     s->pkind = kind;
     window_tokens(s, split, k, out);
-    /* per image (a run of patch positions): t uniform in [1, T], at most t_cap when
-     * the image comes before its caption; then eps ~ N(0, 1) per patch element */
-    gsl_rng_set(s->rn, noise_seed(s, split, k));
-    int32_t cur = 0;
-    for (int64_t i = 0; i < n; i++) {
-        bool patch = kind[i] == POS_PATCH_IMAGE_FIRST || kind[i] == POS_PATCH_CAPTION_FIRST;
-        if (patch && (i == 0 || kind[i - 1] != kind[i] || out[i - 1] != out[i])) {
-            int32_t hi = kind[i] == POS_PATCH_IMAGE_FIRST && s->t_cap < s->t_steps ? s->t_cap : s->t_steps;
-            cur = 1 + (int32_t)gsl_rng_uniform_int(s->rn, (unsigned long)hi);
-        }
-        t[i] = patch ? cur : 0;
-        for (int64_t j = 0; j < P; j++)
-            eps[i * P + j] = patch ? (float)gsl_ran_gaussian_ziggurat(s->rn, 1.0) : 0.0f;
-    }
+    gsl_rng_set(s->rn, noise_of(window_seed(s, split, k)));
+    synth_draw_noise(s->rn, out, kind, n, P, s->t_steps, s->t_cap, t, eps);
 }
 
 static void window_tokens(synth_t *s, int split, int64_t k, int32_t *out)
@@ -582,7 +595,7 @@ synth_t *synth_create(const data_params_t *prm, const vocab_t *v, char *err, siz
         DIE(EXIT_FAULT, "gsl_rng_alloc failed");
     uint64_t h = mix64(prm->seed);
     gsl_rng_set(r, (unsigned long)(1 + mix64(h ^ 0x7AB1E5ull) % SEED_SPAN));
-    s->base = (uint32_t)(h >> 32);
+    s->base = base_of(prm->seed);
     build_tables(s, prm, r);
     if (s->P) {
         /* class prototypes: normal directions scaled to norm sqrt(P), drawn after the

@@ -40,10 +40,10 @@ static const key_t_ keys[] = {
     {"model", "moe_zloss", K_DBL, F(model.moe_zloss), "0", "[0, 1]", "weight of the router z-loss: adds weight x (sum over expert layers and tokens of logsumexp(router logits)^2) / (global_batch x seq_len) to the objective"},
     {"model", "moe_eval_routing", K_ENUM, F(model.moe_eval), "ec", "ec|top1", "held-out routing: expert choice as in training (sees later tokens of its group), or each token to its top expert"},
     {"model", "moe_towers", K_STR, F(moe_towers), "", NULL, "with kind=mot|towers: modalities whose tower gets mixture-of-experts FFNs, e.g. 'text'"},
-    {"model", "image_objective", K_ENUM, F(model.image_objective), "tokens", "tokens|diffusion", "images as discrete codes under next-token cross-entropy, or continuous patches under a diffusion loss (Transfusion; synthetic data)"},
+    {"model", "image_objective", K_ENUM, F(model.image_objective), "tokens", "tokens|diffusion", "images as discrete codes under next-token cross-entropy, or continuous patches under a diffusion loss (Transfusion; synthetic data, or a token file with /patches)"},
     {"model", "diffusion_steps", K_INT, F(model.diffusion_steps), "1000", "[2, 1000000]", "image_objective=diffusion: timesteps T of the cosine DDPM schedule"},
     {"model", "diffusion_t_cap_image_first", K_INT, F(t_cap_image_first), "500", "[1, 1000000]", "image_objective=diffusion: largest training timestep of an image that precedes its caption"},
-    {"model", "sample_steps", K_INT, F(sample_steps), "0", "[0, 100000]", "image_objective=diffusion: DDIM steps of the sampling check at the final evaluation (held-out images from their captions); 0 = off"},
+    {"model", "sample_steps", K_INT, F(sample_steps), "0", "[0, 100000]", "image_objective=diffusion: DDIM steps of the sampling check at the final evaluation (held-out images from their captions; synthetic data); 0 = off"},
     {"model", "size", K_STR, F(size), "", NULL, "preset xs|s|m|l|xl for d_model, n_layers, n_heads, d_ff (docs/config.md); empty: use the keys"},
     {"model", "d_model", K_INT, F(model.d_model), "64", "[1, 65536]", "model width"},
     {"model", "n_layers", K_INT, F(model.n_layers), "2", "[1, 1024]", "transformer blocks"},
@@ -534,8 +534,8 @@ static bool resolve_images(config_t *cfg, char *err, size_t errlen)
     if (s->image_modality < 0)
         return errorf(err, errlen, "model.image_objective: diffusion needs 'image' in data.modalities (got '%s')",
                       cfg->modalities);
-    if (cfg->data.source != DATA_SYNTHETIC)
-        return errorf(err, errlen, "model.image_objective: diffusion needs data.source = synthetic (token files carry no patches yet)");
+    if (cfg->data.source != DATA_SYNTHETIC && cfg->sample_steps > 0)
+        return errorf(err, errlen, "model.sample_steps: the sampling check scores against the synthetic generator's classes; it needs data.source = synthetic");
     s->patch_dim = cfg->patch_dim;
     s->image_len = cfg->data.synth.image_h * cfg->data.synth.image_w;
     cfg->data.synth.patch_dim = cfg->patch_dim;

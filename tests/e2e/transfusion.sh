@@ -10,7 +10,11 @@
 #      the record holds every documented object (tests/check_schema.py);
 #  (d) dense and MoT count the same FLOPs per token, and an image token costs the
 #      documented extra terms (checked against the record);
-#  (e) bad input: one line naming the key, exit 2.
+#  (e) bad input: one line naming the key, exit 2;
+#  (f) token files: `data gen` of a diffusion config writes /patches and /kinds, and
+#      training from the file equals the synthetic run bit for bit (held-out image
+#      metrics too); a non-finite patch, a wrong kind or a file without patches: one
+#      line naming the dataset and offset, exit 2.
 . tests/lib.sh
 
 IMG="model.image_objective=diffusion data.image_h=4 data.image_w=4 model.seq_len=48"
@@ -129,8 +133,7 @@ sys.exit(0 if fd == fm == image else 1)
 PYEOF
 
 # ---- (e) bad input ----------------------------------------------------------------------------
-for bad in "data.modalities=text,speech data.mix=1,1:model.image_objective" "data.source=file data.path=/nonexistent.h5:model.image_objective" \
-    "data.vocab_text=12:data.vocab_text"; do
+for bad in "data.modalities=text,speech data.mix=1,1:model.image_objective" "data.vocab_text=12:data.vocab_text"; do
     keys=${bad%%:*}
     key=${bad#*:}
     # shellcheck disable=SC2086
@@ -138,3 +141,46 @@ for bad in "data.modalities=text,speech data.mix=1,1:model.image_objective" "dat
     check "... one line naming $key" sh -c "[ \$(wc -l <'$SCRATCH/last.out') -eq 1 ] && grep -q '$key' '$SCRATCH/last.out'"
 done
 check "... and nothing written" sh -c "[ ! -e '$SCRATCH/runs/bad' ]"
+
+# ---- (f) token files -----------------------------------------------------------------------
+"$MOTSCALE" data gen "$SCRATCH/base.ini" -o "$SCRATCH/img.h5" >"$SCRATCH/gen.out" 2>&1 &&
+    run syn-eval 1 log.eval_every=10 log.eval_tokens=480 &&
+    run file-eval 1 log.eval_every=10 log.eval_tokens=480 data.source=file data.path="$SCRATCH/img.h5" &&
+    check "diffusion from a token file (data gen) = the synthetic run, bit for bit" \
+        runcmp same "$SCRATCH/runs/syn-eval/run.h5" "$SCRATCH/runs/file-eval/run.h5" &&
+    check "... and its held-out image metrics, bit for bit" $PY - "$SCRATCH/runs" <<'PYEOF'
+import sys
+import h5py
+a, b = (h5py.File("%s/%s/run.h5" % (sys.argv[1], n), "r") for n in ("syn-eval", "file-eval"))
+bad = [k for k in ("loss_by_modality", "image_loss_at_t", "caption_loss")
+       if a["/eval/" + k][()].tobytes() != b["/eval/" + k][()].tobytes()]
+print("# /eval rows %d; differing: %s" % (a["/eval/step"].shape[0], bad or "none"))
+sys.exit(1 if bad or a["/eval/step"].shape[0] != 2 else 0)
+PYEOF
+$PY - "$SCRATCH" <<'PYEOF'
+import shutil, sys
+import h5py, numpy as np
+d = sys.argv[1]
+for name, what in (("nan", "patches"), ("kind", "kinds"), ("none", None)):
+    shutil.copy(d + "/img.h5", "%s/bad-%s.h5" % (d, name))
+    with h5py.File("%s/bad-%s.h5" % (d, name), "r+") as f:
+        if what == "patches":
+            x = f["/patches"][...]
+            x[5, 2] = np.nan
+            f["/patches"][...] = x
+        elif what == "kinds":
+            k = f["/kinds"][...]
+            k[0] = 2  # window 0 starts with text: a patch kind there is wrong
+            f["/kinds"][...] = k
+        else:
+            del f["/patches"], f["/kinds"]
+PYEOF
+for bad in "nan:/patches\[5, 2\]" "kind:/kinds\[0\]" "none:no /patches"; do
+    name=${bad%%:*}
+    msg=${bad#*:}
+    expect_status 2 "token file with a bad image ($name): exit 2" "$MOTSCALE" train "$SCRATCH/base.ini" run.name=bad \
+        data.source=file data.path="$SCRATCH/bad-$name.h5"
+    check "... one line naming $msg" sh -c "[ \$(wc -l <'$SCRATCH/last.out') -eq 1 ] && grep -q '$msg' '$SCRATCH/last.out'"
+done
+expect_status 2 "the sampling check with a token file: exit 2 (it scores against the generator)" "$MOTSCALE" train \
+    "$SCRATCH/base.ini" run.name=bad data.source=file data.path="$SCRATCH/img.h5" model.sample_steps=5
