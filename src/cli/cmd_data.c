@@ -416,6 +416,8 @@ static int data_inspect(int argc, char **argv)
            8 * st.token_bytes, (long long)st.n_spans, v->size);
     if (st.window)
         printf(", written in windows of %d", st.window);
+    if (st.patch_dim)
+        printf(", continuous images of %d floats a patch (/patches, /kinds)", st.patch_dim);
     printf("\nsplit: train /tokens[0, %lld) = %lld tokens, held-out /tokens[%lld, %lld) = %lld tokens\n\n",
            (long long)st.heldout_start, (long long)st.heldout_start, (long long)st.heldout_start,
            (long long)st.n_tokens, (long long)(st.n_tokens - st.heldout_start));
