@@ -1252,6 +1252,90 @@ static void section_expert_load(report_t *rep, const char *exp)
     }
 }
 
+/* ---- continuous images ------------------------------------------------------------
+ * Per configuration with continuous images (/eval/image_loss_at_t present): the
+ * final evaluation's held-out text cross-entropy and image diffusion loss, the image
+ * loss at each timestep of the grid, the caption loss given the image and the
+ * sampling check, each the mean over seeds (docs/analysis.md, "Continuous images"). */
+
+/* The mean over group g's runs of the last /eval row's value of column col (width
+ * w, entry k); NaN when no run has it. */
+static double group_final_eval(const report_t *rep, size_t g, const double *(*col)(const runrec_t *), size_t w,
+                               size_t k)
+{
+    const analysis_group_t *gr = &rep->set.groups[g];
+    double sum = 0;
+    int n = 0;
+    for (size_t i = 0; i < gr->n; i++) {
+        const runrec_t *r = &rep->set.runs[gr->run[i]].r;
+        if (!r->n_eval || !isfinite(col(r)[(r->n_eval - 1) * w + k]))
+            continue;
+        sum += col(r)[(r->n_eval - 1) * w + k];
+        n++;
+    }
+    return n ? sum / n : NAN;
+}
+
+static const double *col_lbm(const runrec_t *r) { return r->eval_loss_by_modality; }
+static const double *col_grid(const runrec_t *r) { return r->eval_image_loss_at_t; }
+static const double *col_caption(const runrec_t *r) { return r->eval_caption_loss; }
+static const double *col_smse(const runrec_t *r) { return r->eval_sample_mse; }
+static const double *col_nmse(const runrec_t *r) { return r->eval_sample_noise_mse; }
+static const double *col_acc(const runrec_t *r) { return r->eval_sample_class_accuracy; }
+
+static void section_images(report_t *rep, const char *exp)
+{
+    bool header = false;
+    for (size_t g = 0; g < rep->set.n_groups; g++) {
+        const analysis_run_t *a = grun(rep, g);
+        const runrec_t *r = &a->r;
+        if (strcmp(r->experiment, exp) || !r->n_grid || !r->n_eval)
+            continue;
+        int text = -1, img = -1;
+        for (int m = 0; m < r->n_mod; m++) {
+            text = strcmp(r->mod_names[m], "text") ? text : m;
+            img = strcmp(r->mod_names[m], "image") ? img : m;
+        }
+        if (!header) {
+            fprintf(rep->md, "\n### Continuous images\n\nHeld-out, at each configuration's final "
+                             "evaluation, mean over seeds: text cross-entropy (nats/token), image "
+                             "diffusion loss (MSE of the predicted noise per element; predicting zero "
+                             "scores 1), the image loss at each fixed timestep, the caption loss given "
+                             "the image, and the DDIM sampling check: the samples' MSE against the true "
+                             "images beside the pure noise they start from, and the share of caption "
+                             "blobs whose class the nearest prototype gets right (chance 0.25; "
+                             "docs/analysis.md).\n\n| configuration | size | lambda | seeds | text CE "
+                             "| image MSE |");
+            for (size_t k = 0; k < r->n_grid; k++)
+                fprintf(rep->md, " at t%zu |", k);
+            fprintf(rep->md, " caption CE | sample MSE | noise MSE | blob classes |\n|---|---|---|---|---|---|");
+            for (size_t k = 0; k < r->n_grid; k++)
+                fprintf(rep->md, "---|");
+            fprintf(rep->md, "---|---|---|---|\n");
+            header = true;
+        }
+        char lambda[64];
+        runrec_config_get(r, "train", "diffusion_weight", lambda, sizeof lambda);
+        fprintf(rep->md, "| %s | %s | %s | %zu | ", a->label, a->size, lambda[0] ? lambda : "5",
+                rep->set.groups[g].n);
+        md_num(rep->md, "%.4f", text >= 0 ? group_final_eval(rep, g, col_lbm, (size_t)r->n_mod, (size_t)text) : NAN);
+        fprintf(rep->md, " | ");
+        md_num(rep->md, "%.4f", img >= 0 ? group_final_eval(rep, g, col_lbm, (size_t)r->n_mod, (size_t)img) : NAN);
+        for (size_t k = 0; k < r->n_grid; k++) {
+            fprintf(rep->md, " | ");
+            md_num(rep->md, "%.4f", group_final_eval(rep, g, col_grid, r->n_grid, k));
+        }
+        const double *(*cols[])(const runrec_t *) = {col_caption, col_smse, col_nmse, col_acc};
+        for (int c = 0; c < 4; c++) {
+            fprintf(rep->md, " | ");
+            md_num(rep->md, c == 0 ? "%.3f" : "%.4f", group_final_eval(rep, g, cols[c], 1, 0));
+        }
+        fprintf(rep->md, " |\n");
+    }
+    if (header)
+        fprintf(rep->md, "\nThe grid's timesteps are `/model@diffusion_eval_t` (t0 smallest).\n");
+}
+
 static void make_comparisons(report_t *rep)
 {
     const char *compared[] = {"model.kind", "model.towers", "model.moe_towers", NULL};
@@ -1365,6 +1449,7 @@ int analysis_report_write(const char *dir, const char *out, const analysis_opts_
         section_slope_vs_size(&rep, exp);
         section_timing(&rep, exp);
         section_expert_load(&rep, exp);
+        section_images(&rep, exp);
         section_scaling(&rep, exp);
     }
     bool md_ok = !ferror(rep.md);

@@ -24,6 +24,11 @@ typedef struct synth_params {
     int text_span, speech_span;                  /* mean span lengths in tokens */
     int ngram;                                   /* text n-gram order */
     double zipf;                                 /* text Zipf exponent */
+    /* continuous images (model.image_objective = diffusion): patch_dim > 0 */
+    int patch_dim;                               /* floats per patch; 0: image codes */
+    double caption_first;                        /* share of images after their caption */
+    int diffusion_steps;                         /* timesteps t in [1, diffusion_steps] */
+    int t_cap_image_first;                       /* t at most this before the caption */
 } synth_params_t;
 
 /* What a split is read from, filled by config_resolve. */
@@ -54,5 +59,30 @@ void data_close(data_t *d);
 /* Windows [first, first + n) of the split, each seq_len + 1 tokens, written
  * contiguously into tokens (n * (seq_len + 1) ids). */
 void data_read(data_t *d, int64_t first, int n, int32_t *tokens);
+
+/* Continuous images of the same windows, per window position (seq_len + 1 of them):
+ * the clean patch x0 and the diffusion noise eps (patch_dim floats each, zero away
+ * from patches), the image's timestep t (0 away from patches) and the position's
+ * enum pos_kind. Every value is a pure function of (seed, split, window): the noise
+ * and t come from a GSL stream of their own per window. */
+typedef struct data_images {
+    float *x0, *eps;                             /* (n, seq_len + 1, patch_dim) */
+    int32_t *t;                                  /* (n, seq_len + 1) */
+    uint8_t *kind;                               /* (n, seq_len + 1) */
+} data_images_t;
+
+/* data_read plus the windows' images (synthetic source with patch_dim > 0). */
+void data_read_images(data_t *d, int64_t first, int n, int32_t *tokens, const data_images_t *im);
+/* The largest |x0| element the generator can produce (the sampler's clip): a
+ * property of the generator, not of any image. */
+double data_image_bound(const data_t *d);
+/* Words of an image's caption (0 without continuous images). */
+int data_caption_len(const data_t *d);
+/* The classifier-free check of a sampled image (docs/analysis.md): caption holds the
+ * data_caption_len words before the image's begin token, image its image_h x
+ * image_w patches; returns how many of the caption's blobs the nearest class
+ * prototype at the blob's centre gets right, *n_blobs how many it has (-1: the
+ * words are not a caption). */
+int data_blob_check(const data_t *d, const int32_t *caption, const float *image, int *n_blobs);
 
 #endif

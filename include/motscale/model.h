@@ -24,6 +24,7 @@ enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS, MODEL_MOE };
 enum moe_group { MOE_GROUP_BATCH, MOE_GROUP_SEQUENCE };
 enum moe_eval { MOE_EVAL_EC, MOE_EVAL_TOP1 };
 enum norm_place { NORM_SWIN, NORM_PRE };
+enum image_objective { IMAGE_TOKENS, IMAGE_DIFFUSION };
 enum tp_backend { TP_MEGATRON, TP_SCALAPACK };
 
 /* Everything that fixes the model's tensors and arithmetic, filled by config_resolve. */
@@ -44,7 +45,28 @@ typedef struct model_shape {
     double moe_zloss;                   /* weight of the router z-loss */
     int moe_eval;                       /* enum moe_eval: routing without gradient */
     bool expert_parallel;               /* whole experts per TP rank */
+    /* continuous images (image_objective = diffusion, docs/model.md): the image
+     * modality's positions are patches of patch_dim floats, encoded into the
+     * residual stream with a timestep embedding and decoded into predicted noise */
+    int image_objective;                /* enum image_objective */
+    int image_modality;                 /* the modality called image; -1: none */
+    int patch_dim;
+    int image_len;                      /* patches per image (image_h x image_w), for FLOPs */
+    int diffusion_steps;                /* T of the schedule: timesteps 1 .. T */
+    double diffusion_weight;            /* lambda: objective = text CE + lambda x image MSE */
 } model_shape_t;
+
+/* The continuous inputs of the next forward (image_objective = diffusion), for its
+ * B windows, per window position (seq_len + 1 of them; input position i reads
+ * entry i): the noised patch x_t and the noise eps it holds (patch_dim floats), the
+ * image's timestep t, and the position's enum pos_kind (common.h). pred, when not
+ * NULL, receives the predicted noise at every patch position. */
+typedef struct model_images {
+    const float *xt, *eps;
+    const int32_t *t;
+    const uint8_t *kind;
+    float *pred;
+} model_images_t;
 
 /* Initialisation: normal(0, std) matrices (output projections scaled, see the
  * table), norm weights one; same_towers draws every tower from tower 0's seed. */
@@ -108,6 +130,15 @@ typedef struct model {
     /* input tokens by their modality over the same forwards: the FLOP count charges
      * a position to the tower its input token chose */
     int64_t tokens_in[MAX_MODALITIES];
+    /* Continuous images: what the caller sets before each forward (model_images_t);
+     * the weight of each modality's loss sum in the objective (1, and
+     * diffusion_weight for the image modality's MSE under diffusion); and the
+     * cross-entropy of caption tokens that follow their image (every forward, with
+     * gradient or not, adds to these; the caller resets them). */
+    model_images_t images;
+    double loss_weight[MAX_MODALITIES];
+    double caption_loss_sum;
+    int64_t caption_count;
     /* Tests only: forwards reuse the routing of the last forward (the expert choice
      * is piecewise constant in the parameters, so finite differences hold it fixed). */
     bool moe_freeze_routing;

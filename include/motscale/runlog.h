@@ -23,6 +23,13 @@ typedef struct runlog_meta {
     const int32_t *moe_layer_tower, *moe_layer_index; /* per moe layer: its tower and layer */
     const char *moe_eval_routing;   /* "ec" | "top1" (with experts) */
     const char *moe_group;          /* "batch" | "sequence" (with experts) */
+    /* continuous images: /eval/image_loss_at_t columns (0: token images), their
+     * timesteps, and what /model says of the objective */
+    const char *image_objective;    /* "tokens" | "diffusion" */
+    int image_grid;
+    const int32_t *image_grid_t;
+    int diffusion_steps, patch_dim, sample_steps;
+    double diffusion_weight;
     double moe_capacity, moe_zloss;
     const char *tp_backend;         /* megatron | scalapack */
     const char *hostnames;          /* comma-separated, one per distinct host */

@@ -9,6 +9,9 @@
  *            MOD            (rows, M): one column per modality
  *            WORLD          (rows, W): one column per world rank (widens on resume)
  *            LOAD           (rows, K): a model's per-step counts (K = 0: no dataset)
+ *            GRID           (rows, G): continuous images' held-out loss at G fixed
+ *                           timesteps (G = 0, token images: no dataset)
+ *            IMG            (rows,): a continuous-image metric (token images: no dataset)
  *   reader   REQ            a record without it is refused by the reader
  *            OPT            older records may lack it: the reader gives NaN (or 0)
  * The field names the value in runlog_row_t / runlog_eval_t and the array in
@@ -50,7 +53,12 @@
     X("/eval/flops", eval_flops, F64, ONE, REQ)                             \
     X("/eval/wall_time", eval_wall_time, F64, ONE, REQ)                     \
     X("/eval/loss", eval_loss, F64, ONE, REQ)                               \
-    X("/eval/loss_by_modality", eval_loss_by_modality, F64, MOD, REQ)
+    X("/eval/loss_by_modality", eval_loss_by_modality, F64, MOD, REQ)       \
+    X("/eval/image_loss_at_t", eval_image_loss_at_t, F64, GRID, OPT)        \
+    X("/eval/caption_loss", eval_caption_loss, F64, IMG, OPT)               \
+    X("/eval/sample_mse", eval_sample_mse, F64, IMG, OPT)                   \
+    X("/eval/sample_noise_mse", eval_sample_noise_mse, F64, IMG, OPT)       \
+    X("/eval/sample_class_accuracy", eval_sample_class_accuracy, F64, IMG, OPT)
 
 /* The groups that hold the columns, created with the file. */
 #define RUNREC_GROUPS {"/model", "/metrics", "/eval", "/ranks"}
@@ -64,6 +72,8 @@ typedef const double *runrec_w_F64_MOD;
 typedef const int64_t *runrec_w_I64_WORLD;
 typedef const double *runrec_w_F64_WORLD;
 typedef const int64_t *runrec_w_I64_LOAD;
+typedef const double *runrec_w_F64_GRID;
+typedef double runrec_w_F64_IMG;
 /* What the reader holds per column: rows x width values. */
 typedef int64_t runrec_r_I64;
 typedef double runrec_r_F64;
@@ -82,7 +92,9 @@ typedef struct runlog_eval {
     RUNREC_EVAL(RUNREC_ROW_FIELD)
 } runlog_eval_t;
 
-enum runrec_width { RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD };
+enum runrec_width { RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD, RUNREC_GRID, RUNREC_IMG, RUNREC_N_WIDTHS };
+/* Stored as a 1-D dataset: ONE and IMG. */
+static inline int runrec_rank(int width) { return width == RUNREC_ONE || width == RUNREC_IMG ? 1 : 2; }
 enum runrec_group { RUNREC_IN_METRICS, RUNREC_IN_EVAL };
 
 /* The table generated from the lists above (src/io/runschema.c). */

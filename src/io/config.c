@@ -40,6 +40,10 @@ static const key_t_ keys[] = {
     {"model", "moe_zloss", K_DBL, F(model.moe_zloss), "0", "[0, 1]", "weight of the router z-loss: adds weight x (sum over expert layers and tokens of logsumexp(router logits)^2) / (global_batch x seq_len) to the objective"},
     {"model", "moe_eval_routing", K_ENUM, F(model.moe_eval), "ec", "ec|top1", "held-out routing: expert choice as in training (sees later tokens of its group), or each token to its top expert"},
     {"model", "moe_towers", K_STR, F(moe_towers), "", NULL, "with kind=mot|towers: modalities whose tower gets mixture-of-experts FFNs, e.g. 'text'"},
+    {"model", "image_objective", K_ENUM, F(model.image_objective), "tokens", "tokens|diffusion", "images as discrete codes under next-token cross-entropy, or continuous patches under a diffusion loss (Transfusion; synthetic data, or a token file with /patches)"},
+    {"model", "diffusion_steps", K_INT, F(model.diffusion_steps), "1000", "[2, 1000000]", "image_objective=diffusion: timesteps T of the cosine DDPM schedule"},
+    {"model", "diffusion_t_cap_image_first", K_INT, F(t_cap_image_first), "500", "[1, 1000000]", "image_objective=diffusion: largest training timestep of an image that precedes its caption"},
+    {"model", "sample_steps", K_INT, F(sample_steps), "0", "[0, 100000]", "image_objective=diffusion: DDIM steps of the sampling check at the final evaluation (held-out images from their captions; synthetic data); 0 = off"},
     {"model", "size", K_STR, F(size), "", NULL, "preset xs|s|m|l|xl for d_model, n_layers, n_heads, d_ff (docs/config.md); empty: use the keys"},
     {"model", "d_model", K_INT, F(model.d_model), "64", "[1, 65536]", "model width"},
     {"model", "n_layers", K_INT, F(model.n_layers), "2", "[1, 1024]", "transformer blocks"},
@@ -61,6 +65,8 @@ static const key_t_ keys[] = {
     {"data", "vocab_speech", K_INT, F(data.synth.vocab_speech), "32", "[2, 16777216]", "speech unit count"},
     {"data", "image_h", K_INT, F(data.synth.image_h), "8", "[1, 1024]", "image grid height (span length = image_h x image_w)"},
     {"data", "image_w", K_INT, F(data.synth.image_w), "8", "[1, 1024]", "image grid width"},
+    {"data", "patch_dim", K_INT, F(patch_dim), "8", "[1, 65536]", "model.image_objective=diffusion: floats per image patch"},
+    {"data", "caption_first", K_DBL, F(data.synth.caption_first), "0.8", "[0, 1]", "model.image_objective=diffusion: share of images whose caption comes before them"},
     {"data", "text_span", K_INT, F(data.synth.text_span), "24", "[1, 1048576]", "mean text span length"},
     {"data", "speech_span", K_INT, F(data.synth.speech_span), "32", "[1, 1048576]", "mean speech span length"},
     {"data", "ngram", K_INT, F(data.synth.ngram), "3", "[1, 16]", "text n-gram order"},
@@ -76,6 +82,7 @@ static const key_t_ keys[] = {
     {"train", "adam_eps", K_DBL, F(adamw.eps), "1e-8", "(0, 1]", "AdamW epsilon"},
     {"train", "weight_decay", K_DBL, F(adamw.weight_decay), "0.1", "[0, 100]", "decoupled weight decay, matrices only"},
     {"train", "grad_clip", K_DBL, F(grad_clip), "1.0", "[0, 1e12]", "global gradient-norm clip; 0 = off"},
+    {"train", "diffusion_weight", K_DBL, F(model.diffusion_weight), "5", "[0, 1000000]", "model.image_objective=diffusion: lambda in objective = (text cross-entropy sum + lambda x image MSE sum) / (global_batch x seq_len)"},
     {"train", "checkpoint_every", K_I64, F(checkpoint_every), "0", "[0, 1099511627776]", "steps between checkpoints; 0 = only at the end and on signals"},
     {"train", "keep_checkpoints", K_INT, F(keep_checkpoints), "2", "[1, 1000]", "checkpoints kept"},
     {"train", "resume", K_ENUM, F(resume), "no", "no|auto|checkpoint", "auto: continue an unfinished run in the run directory; checkpoint: also when the directory holds checkpoints but no run.h5 (a new record from the checkpoint's step)"},
@@ -514,6 +521,30 @@ static bool resolve_moe(config_t *cfg, char *err, size_t errlen)
     return true;
 }
 
+/* Continuous images: the image modality, and what the generator and the model need. */
+static bool resolve_images(config_t *cfg, char *err, size_t errlen)
+{
+    model_shape_t *s = &cfg->model;
+    s->image_modality = -1;
+    for (int m = 0; m < cfg->data.n_modalities; m++)
+        if (!strcmp(cfg->data.names[m], "image"))
+            s->image_modality = m;
+    cfg->data.synth.patch_dim = 0;
+    if (s->image_objective != IMAGE_DIFFUSION)
+        return true;
+    if (s->image_modality < 0)
+        return errorf(err, errlen, "model.image_objective: diffusion needs 'image' in data.modalities (got '%s')",
+                      cfg->modalities);
+    if (cfg->data.source != DATA_SYNTHETIC && cfg->sample_steps > 0)
+        return errorf(err, errlen, "model.sample_steps: the sampling check scores against the synthetic generator's classes; it needs data.source = synthetic");
+    s->patch_dim = cfg->patch_dim;
+    s->image_len = cfg->data.synth.image_h * cfg->data.synth.image_w;
+    cfg->data.synth.patch_dim = cfg->patch_dim;
+    cfg->data.synth.diffusion_steps = s->diffusion_steps;
+    cfg->data.synth.t_cap_image_first = cfg->t_cap_image_first;
+    return true;
+}
+
 bool config_resolve(config_t *cfg, char *err, size_t errlen)
 {
     if (cfg->size[0]) {
@@ -635,6 +666,8 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
                 return errorf(err, errlen, "model.towers: modality '%s' is in no group", cfg->data.names[m]);
     }
     if (!resolve_moe(cfg, err, errlen))
+        return false;
+    if (!resolve_images(cfg, err, errlen))
         return false;
     /* what several modules share */
     cfg->data.seq_len = cfg->model.seq_len;

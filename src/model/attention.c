@@ -43,6 +43,31 @@ void attn_mask_causal(attn_mask_t *mk, int64_t T)
         mk->hi[i] = i + 1;
 }
 
+void attn_mask_spans(attn_mask_t *mk, int64_t T, int max_seqs)
+{
+    mk->kind = MASK_CAUSAL_SPANS;
+    mk->Tq = mk->Tk = T;
+    mk->stride = T;
+    mk->hi = xmalloc((size_t)(T * max_seqs) * sizeof *mk->hi);
+    for (int64_t i = 0; i < T * max_seqs; i++)
+        mk->hi[i] = i % T + 1;
+}
+
+void attn_mask_set_spans(attn_mask_t *mk, int b, const int32_t *span)
+{
+    /* a run [i0, i1) of one non-zero id: every row in it sees keys [0, i1) */
+    int64_t T = mk->Tq, *hi = mk->hi + (int64_t)b * mk->stride;
+    for (int64_t i0 = 0; i0 < T;) {
+        int64_t i1 = i0 + 1;
+        if (span[i0] != 0)
+            while (i1 < T && span[i1] == span[i0])
+                i1++;
+        for (int64_t i = i0; i < i1; i++)
+            hi[i] = span[i0] != 0 ? i1 : i + 1;
+        i0 = i1;
+    }
+}
+
 void attn_mask_free(attn_mask_t *mk)
 {
     free(mk->hi);

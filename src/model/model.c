@@ -47,6 +47,10 @@ void model_build(model_t *m, const model_shape_t *shape, const vocab_t *v, tp_ct
     m->vocab = *v;
     m->tp = tp;
     m->max_seqs = max_seqs;
+    for (int k = 0; k < MAX_MODALITIES; k++)
+        m->loss_weight[k] = 1;
+    if (shape->image_objective == IMAGE_DIFFUSION && shape->image_modality >= 0)
+        m->loss_weight[shape->image_modality] = shape->diffusion_weight;
     m->ops->build(m);
     m->params = xcalloc(m->n_local, sizeof(real));
     m->grads = xcalloc(m->n_local, sizeof(real));

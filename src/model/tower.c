@@ -45,7 +45,10 @@ const tensor_info_t *tower_tensor(const model_t *m, int role, int tower, int lay
 {
     const tower_impl_t *t = m->impl;
     int i = role == ROLE_EMBED ? t->embed : role == ROLE_HEAD ? t->head
-                                                             : t->index[idx_slot(t, role, tower, layer)];
+            : role == ROLE_PATCH_IN ? (t->diffusion ? t->patch_in : -1)
+            : role == ROLE_TIME_EMBED ? (t->diffusion ? t->time_embed : -1)
+            : role == ROLE_PATCH_OUT ? (t->diffusion ? t->patch_out : -1)
+                                     : t->index[idx_slot(t, role, tower, layer)];
     return i < 0 ? NULL : &m->tensors[i];
 }
 
@@ -73,6 +76,7 @@ static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, to
         t->embed = e;
         t->head = h;
     }
+    tower_image_list(s, b, t);
     for (int tw = 0; tw < s->n_towers; tw++) {
         for (int l = 0; l < L; l++)
             for (int r = 0; r < N_LAYER_ROLES; r++) {
@@ -154,6 +158,7 @@ static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_s
     o->x_final = plan_take(p, N * d, PLAN_KEPT);
     o->rs_f = plan_take(p, N, PLAN_KEPT);
     o->dhf = plan_take(p, N * d, PLAN_KEPT);
+    tower_image_plan(s, max_seqs, p, o);
     /* scratch live across halves: the residual's gradient and a temporary (also y,
      * z under pre), attention's per-block products */
     o->dres = plan_take(p, N * d, PLAN_SCRATCH);
@@ -214,6 +219,8 @@ static void tower_build(model_t *m)
     t->dl = t->hl * t->hd;
     t->fl = s->d_ff / m->tp.size;
     t->V = m->vocab.size;
+    t->diffusion = s->image_objective == IMAGE_DIFFUSION;
+    t->pd = s->patch_dim;
     size_t nidx = (size_t)t->P * (size_t)(t->L + 1) * ROLE_N;
     t->index = xmalloc(nidx * sizeof *t->index);
     for (size_t i = 0; i < nidx; i++)
@@ -234,7 +241,10 @@ static void tower_build(model_t *m)
     t->perm = xmalloc(N * sizeof *t->perm);
     t->inv = xmalloc(N * sizeof *t->inv);
     rope_init(&t->rope, t->T, t->hd, s->rope_theta);
-    attn_mask_causal(&t->mask, t->T);
+    if (t->diffusion)
+        attn_mask_spans(&t->mask, t->T, m->max_seqs);
+    else
+        attn_mask_causal(&t->mask, t->T);
     t->la = xcalloc((size_t)t->L, sizeof *t->la);
     plan_t p = {0};
     tower_plan(s, m->vocab.size, m->tp.size, m->max_seqs, &p, NULL);
@@ -376,6 +386,7 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
             t->tok_tgt[b * T + i] = windows[b * (T + 1) + i + 1];
         }
     group_by_tower(m, t);
+    tower_image_prepare(m, t);
     if (grad_scale > 0)
         for (int64_t n = 0; n < t->N; n++)
             m->tokens_in[vocab_modality(&m->vocab, t->tok_in[n])]++;
@@ -384,6 +395,7 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
     const real *E = m->params + m->tensors[t->embed].offset;
     for (int64_t g = 0; g < t->N; g++)
         memcpy(x + g * d, E + (int64_t)t->tok_in[t->perm[g]] * d, (size_t)d * sizeof(real));
+    tower_image_embed(m, t, x);
     for (int l = 0; l < t->L; l++) {
         attn_half_forward(m, t, l);
         ffn_half_forward(m, t, l, l + 1 < t->L ? t->la[l + 1].x : t->x_final);
@@ -394,14 +406,21 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
     gemm(GEMM_HEAD, false, true, t->N, V, d, 1, t->hf, d, m->params + m->tensors[t->head].offset, d, 0,
          t->logits, V);
     /* cross-entropy by target modality; logits become d(scale * sum CE)/d logits */
-    loss_cross_entropy(t->logits, t->N, V, t->tok_tgt, t->perm, &m->vocab, grad_scale, loss_sum, count);
-    if (grad_scale <= 0)
+    if (t->diffusion)
+        loss_cross_entropy_rows(t->logits, t->N, V, t->tok_tgt, t->perm, &m->vocab, grad_scale, t->ce_skip,
+                                t->row_ce, loss_sum, count);
+    else
+        loss_cross_entropy(t->logits, t->N, V, t->tok_tgt, t->perm, &m->vocab, grad_scale, loss_sum, count);
+    if (grad_scale <= 0) {
+        tower_image_loss(m, t, loss_sum, count);
         return;
+    }
     /* the head's backward here, while dlogits is at hand, so the logits need not be
      * kept: logits = hf head^T:  dhead += dlogits^T hf,  dhf = dlogits head */
     const tensor_info_t *head = &m->tensors[t->head];
     gemm(GEMM_HEAD, true, false, V, d, t->N, 1, t->logits, V, t->hf, d, 1, m->grads + head->offset, d);
     gemm(GEMM_HEAD, false, false, t->N, d, V, 1, t->logits, V, m->params + head->offset, d, 0, t->dhf, d);
+    tower_image_loss(m, t, loss_sum, count);
 }
 
 /* ---- backward ----------------------------------------------------------------- */
@@ -505,11 +524,14 @@ static void tower_backward(model_t *m)
     /* x0[g] = embed[token]:  dembed[token] += dx0[g] */
     real *dE = m->grads + m->tensors[t->embed].offset;
     for (int64_t g = 0; g < t->N; g++) {
+        if (t->diffusion && t->row_img[g])
+            continue; /* a patch: its input came through the encoder */
         real *row = dE + (int64_t)t->tok_in[t->perm[g]] * d;
         const real *src = t->dres + g * d;
         for (int64_t j = 0; j < d; j++)
             row[j] += src[j];
     }
+    tower_image_embed_backward(m, t, t->dres);
     stage_done(m, t->L + 1);
 }
 
@@ -571,6 +593,23 @@ static void tower_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab
     }
     flops_add_fwd(r, "attention", L * 2 * T * d, false);
     flops_add_fwd(r, "head", 2 * d * V, true);
+    if (s->image_objective == IMAGE_DIFFUSION) {
+        /* per patch: the encoder (1 x P)(P x d), the timestep embedding's linear
+         * (1 x d)(d x d), the decoder (1 x d)(d x P); and attention over the rest of
+         * its image: a patch at offset j of an image of n sees n - 1 - j keys more than
+         * causal, (n - 1) / 2 on average, at 2 x 2 d FLOPs per key */
+        double P = s->patch_dim, n = s->image_len;
+        int64_t pi = s->patch_dim;
+        flops_add_params(r, "patch encoder, decoder, timestep", (double)(2 * pi * di + di * di));
+        r->params_total += 2 * pi * di + di * di;
+        r->params_active_per_token += 2 * pi * di + di * di;
+        flops_add_fwd_scoped(r, "patch, timestep [image]", 2 * P * d + 2 * d * d + 2 * d * P, true,
+                             FLOPS_IMAGE);
+        flops_add_fwd_scoped(r, "image attention [image]", L * 2 * d * (n - 1), false, FLOPS_IMAGE);
+        r->image_modality = s->image_modality;
+    } else {
+        r->image_modality = -1;
+    }
     uint32_t expert_modalities = 0;
     for (int m = 0; m < s->n_modalities; m++)
         if ((s->moe_tower_mask >> s->tower_of[m]) & 1u)

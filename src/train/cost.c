@@ -402,6 +402,9 @@ bool cost_project(cost_step_t *o, const model_shape_t *s, int32_t V, const doubl
     if (s->moe_tower_mask || s->kind == MODEL_MOE)
         return errorf(err, errlen, "the cost model covers the tower transformer without experts "
                       "(model.kind dense, mot or towers)");
+    if (s->image_objective == IMAGE_DIFFUSION)
+        return errorf(err, errlen, "the cost model covers token images only (model.image_objective = tokens), "
+                      "not the diffusion objective's patch encoder and decoder");
     if (s->tp_backend != TP_MEGATRON)
         return errorf(err, errlen, "the cost model covers parallel.tp_backend = megatron only");
     double mg, me;

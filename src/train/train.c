@@ -60,7 +60,9 @@ typedef struct trainer {
     adamw_t opt;
     dp_sync_t dps;
     step_params_t sp;
-    int32_t *windows;
+    batch_t batch;
+    diffusion_schedule_t sched;             /* continuous images only */
+    int32_t grid_t[DIFFUSION_EVAL_GRID];    /* the held-out timestep grid */
     uint64_t fingerprint;
     rundir_t rd;
     train_progress_t prog;
@@ -153,7 +155,14 @@ static void build_model(trainer_t *t)
     t->sp = (step_params_t){.global_batch = cfg->global_batch, .micro_batch = cfg->micro_batch,
                             .seq_len = cfg->model.seq_len, .grad_clip = cfg->grad_clip,
                             .sched = cfg->sched, .adamw = cfg->adamw};
-    t->windows = xmalloc((size_t)cfg->micro_batch * (size_t)(cfg->model.seq_len + 1) * sizeof *t->windows);
+    bool diffusion = cfg->model.image_objective == IMAGE_DIFFUSION;
+    if (diffusion) {
+        diffusion_schedule_init(&t->sched, cfg->model.diffusion_steps);
+        for (int g = 0; g < DIFFUSION_EVAL_GRID; g++)
+            t->grid_t[g] = diffusion_grid_t(&t->sched, g);
+    }
+    batch_init(&t->batch, cfg->micro_batch, cfg->model.seq_len, diffusion ? cfg->model.patch_dim : 0,
+               diffusion ? &t->sched : NULL);
     t->fingerprint = checkpoint_fingerprint(&t->model);
 }
 
@@ -227,6 +236,15 @@ static runlog_meta_t record_meta(const trainer_t *t, const char *hosts, const ch
         .seq_len = cfg->model.seq_len, .n_towers = cfg->model.n_towers, .n_modalities = t->M,
         .params_total = t->fr.params_total, .params_active_per_token = t->fr.params_active_per_token,
         .flops_per_token = t->fr.train_per_token, .vocab_size = t->vocab.size};
+    meta.image_objective = config_enum_name("model", "image_objective", cfg->model.image_objective);
+    if (t->batch.P) {
+        meta.image_grid = DIFFUSION_EVAL_GRID;
+        meta.image_grid_t = t->grid_t;
+        meta.diffusion_steps = cfg->model.diffusion_steps;
+        meta.patch_dim = cfg->model.patch_dim;
+        meta.diffusion_weight = cfg->model.diffusion_weight;
+        meta.sample_steps = cfg->sample_steps;
+    }
     for (int k = 0; k < t->M; k++) {
         meta.modality_names[k] = cfg->data.names[k];
         meta.tower_of[k] = cfg->model.tower_of[k];
@@ -360,25 +378,64 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
     return ok;
 }
 
+/* Continuous images at an evaluation: the caption loss of the windows just
+ * evaluated, the image loss at each timestep of the grid, and at the final
+ * evaluation (model.sample_steps > 0) the sampling check. NaN where not measured. */
+static void eval_images(trainer_t *t, bool last, runlog_eval_t *ev, double *grid)
+{
+    model_t *m = &t->model;
+    const config_t *cfg = t->cfg;
+    ev->eval_caption_loss = m->caption_count ? m->caption_loss_sum / (double)m->caption_count : NAN;
+    int img = cfg->model.image_modality;
+    for (int g = 0; g < DIFFUSION_EVAL_GRID; g++) {
+        double ls[MAX_MODALITIES];
+        int64_t cnt[MAX_MODALITIES];
+        train_evaluate(m, t->held, cfg->eval_tokens, cfg->model.seq_len, cfg->micro_batch, t->mesh, &t->batch,
+                       diffusion_grid_t(&t->sched, g), ls, cnt);
+        grid[g] = cnt[img] ? ls[img] / (double)cnt[img] : NAN;
+    }
+    ev->eval_image_loss_at_t = grid;
+    ev->eval_sample_mse = ev->eval_sample_noise_mse = ev->eval_sample_class_accuracy = NAN;
+    if (!last || cfg->sample_steps <= 0)
+        return;
+    sample_score_t sc;
+    train_sample_check(m, t->held, cfg->eval_tokens, cfg->model.seq_len, cfg->micro_batch, t->mesh, &t->batch,
+                       cfg->sample_steps, cfg->model.image_len, &sc);
+    if (sc.elements > 0) {
+        ev->eval_sample_mse = sc.sample_se / sc.elements;
+        ev->eval_sample_noise_mse = sc.noise_se / sc.elements;
+        ev->eval_sample_class_accuracy = sc.blobs > 0 ? sc.blobs_right / sc.blobs : NAN;
+    }
+    infof("sampling check at step %lld: %.0f images, %d DDIM steps: MSE %.4f (pure noise %.4f), blob classes "
+          "%.0f/%.0f right\n", (long long)t->prog.step, sc.images, cfg->sample_steps, ev->eval_sample_mse,
+          ev->eval_sample_noise_mse, sc.blobs_right, sc.blobs);
+}
+
 /* The held-out evaluation after this step, its row and line. */
-static bool eval_step(trainer_t *t)
+static bool eval_step(trainer_t *t, bool last)
 {
     double els[MAX_MODALITIES];
     int64_t ecnt[MAX_MODALITIES];
     train_evaluate(&t->model, t->held, t->cfg->eval_tokens, t->cfg->model.seq_len, t->cfg->micro_batch,
-                   t->mesh, t->windows, els, ecnt);
+                   t->mesh, &t->batch, 0, els, ecnt);
+    runlog_eval_t ev = {0};
+    double grid[DIFFUSION_EVAL_GRID];
+    if (t->batch.P)
+        eval_images(t, last, &ev, grid);
     if (!t->root)
         return true;
     double tot = 0, lbm[MAX_MODALITIES];
     int64_t n = 0;
     for (int k = 0; k < t->M; k++) {
-        tot += els[k];
+        tot += t->model.loss_weight[k] * els[k];
         n += ecnt[k];
         lbm[k] = ecnt[k] ? els[k] / (double)ecnt[k] : NAN;
     }
-    runlog_eval_t ev = {.eval_step = t->prog.step, .eval_flops = t->prog.flops,
-                        .eval_wall_time = t->prog.wall_time, .eval_loss = tot / (double)n,
-                        .eval_loss_by_modality = lbm};
+    ev.eval_step = t->prog.step;
+    ev.eval_flops = t->prog.flops;
+    ev.eval_wall_time = t->prog.wall_time;
+    ev.eval_loss = tot / (double)n;
+    ev.eval_loss_by_modality = lbm;
     reporter_eval_line(&t->rep, t->prog.step, tot / (double)n, lbm);
     return runlog_append_eval(t->log, &ev);
 }
@@ -445,7 +502,7 @@ static int after_step(trainer_t *t, const step_result_t *r, double step_s)
     }
     if (eval_now) {
         double e0 = now_seconds();
-        fail |= !eval_step(t);
+        fail |= !eval_step(t, last);
         t->prog.wall_time += now_seconds() - e0;
     }
     /* one agreement for both: a rank-0 logging failure, the equal-loss stop */
@@ -504,7 +561,7 @@ static int loop(trainer_t *t)
         int64_t step = t->prog.step;
         double t0 = now_seconds(), gf0 = issued_flops();
         step_result_t r;
-        train_step(&t->model, &t->opt, &t->dps, t->train, t->windows, &t->sp, t->mesh, step, &r);
+        train_step(&t->model, &t->opt, &t->dps, t->train, &t->batch, &t->sp, t->mesh, step, &r);
         if (!r.finite) {
             report_nonfinite(t, &r, step);
             return EXIT_FAULT;
@@ -568,7 +625,8 @@ int train_run(config_t *cfg, const mesh_t *mesh)
     free(t.moe_layer_tower);
     free(t.moe_layer_index);
     free(t.ini);
-    free(t.windows);
+    batch_free(&t.batch);
+    diffusion_schedule_free(&t.sched);
     if (built) {
         dp_sync_free(&t.dps);
         adamw_free(&t.opt);
