@@ -29,6 +29,10 @@ const model_kind_ops_t *model_kind_of(int kind);
 void model_table_build(model_t *m, void (*list)(const model_t *m, table_builder_t *b, void *ctx),
                        void *ctx);
 
-extern const model_kind_ops_t tower_kind;
+/* Lay the frozen tensors out after every trainable one (their gradient and optimizer
+ * state do not exist) and set m->n_trainable; after model_table_build. */
+void model_table_freeze_last(model_t *m);
+
+extern const model_kind_ops_t tower_kind, vocab_expansion_kind, zipper_kind;
 
 #endif

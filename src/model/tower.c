@@ -54,18 +54,18 @@ static int64_t dim_of(const model_shape_t *s, int32_t V, int dim)
     return dim == DIM_D ? s->d_model : dim == DIM_F ? s->d_ff : dim == DIM_V ? V : 1;
 }
 
-/* The tensor list, in table order; t (NULL while only counting) gets the indices. */
-static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, tower_impl_t *t)
+void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, tower_impl_t *t, const char *prefix,
+                int seed_tower)
 {
     char name[64];
     int L = s->n_layers;
-    tensor_spec_t sp = {.name = name, .tower = -1, .layer = -1, .rows = V, .cols = s->d_model,
+    tensor_spec_t sp = {.name = name, .tower = seed_tower - 1, .layer = -1, .rows = V, .cols = s->d_model,
                         .owner = -1, .expert = -1,
                         .decay = true, .init = INIT_NORMAL, .init_div = 1, .stage = L + 1};
-    snprintf(name, sizeof name, "embed");
+    snprintf(name, sizeof name, "%sembed", prefix);
     sp.role = ROLE_EMBED;
     int e = table_add(b, &sp);
-    snprintf(name, sizeof name, "head");
+    snprintf(name, sizeof name, "%shead", prefix);
     sp.role = ROLE_HEAD;
     sp.stage = 0;
     int h = table_add(b, &sp);
@@ -82,11 +82,11 @@ static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, to
                 if (lr->role == ROLE_W3 || lr->role == ROLE_W2)
                     continue;
                 if (lr->role == ROLE_W1) {
-                    tower_ffn_list(s, b, t, tw, l);
+                    tower_ffn_list(s, b, t, tw, l, prefix, seed_tower);
                     continue;
                 }
-                snprintf(name, sizeof name, "tower%d.layer%d.%s", tw, l, lr->name);
-                tensor_spec_t ls = {.name = name, .role = lr->role, .tower = tw, .layer = l,
+                snprintf(name, sizeof name, "%stower%d.layer%d.%s", prefix, tw, l, lr->name);
+                tensor_spec_t ls = {.name = name, .role = lr->role, .tower = seed_tower + tw, .layer = l,
                                     .rows = dim_of(s, V, lr->rows), .cols = dim_of(s, V, lr->cols),
                                     .shard = lr->shard, .owner = -1, .expert = -1, .grid2d = lr->grid2d, .decay = lr->decay,
                                     .init = lr->decay ? INIT_NORMAL : INIT_ONES,
@@ -96,8 +96,8 @@ static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, to
                 if (t)
                     t->index[idx_slot(t, lr->role, tw, l)] = i;
             }
-        snprintf(name, sizeof name, "tower%d.final_norm", tw);
-        tensor_spec_t fn = {.name = name, .role = ROLE_NORM_FINAL, .tower = tw, .layer = -1, .rows = 1,
+        snprintf(name, sizeof name, "%stower%d.final_norm", prefix, tw);
+        tensor_spec_t fn = {.name = name, .role = ROLE_NORM_FINAL, .tower = seed_tower + tw, .layer = -1, .rows = 1,
                             .owner = -1, .expert = -1,
                             .cols = s->d_model, .init = INIT_ONES, .init_div = 1, .stage = 0};
         int i = table_add(b, &fn);
@@ -108,8 +108,7 @@ static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, to
 
 /* ---- the activation plan ------------------------------------------------------- */
 
-/* Every buffer, in one list: sized when p->base is NULL, carved otherwise. */
-static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_seqs, plan_t *p,
+void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_seqs, plan_t *p,
                        tower_impl_t *t)
 {
     size_t T = (size_t)s->seq_len, N = (size_t)max_seqs * T, d = (size_t)s->d_model;
@@ -195,14 +194,11 @@ static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_s
 
 static void tower_list_cb(const model_t *m, table_builder_t *b, void *ctx)
 {
-    tower_list(&m->shape, m->vocab.size, b, b->tensors ? ctx : NULL);
+    tower_list(&m->shape, m->vocab.size, b, b->tensors ? ctx : NULL, "", 0);
 }
 
-static void tower_build(model_t *m)
+void tower_impl_begin(model_t *m, tower_impl_t *t, const model_shape_t *s, int32_t V)
 {
-    const model_shape_t *s = &m->shape;
-    tower_impl_t *t = xcalloc(1, sizeof *t);
-    m->impl = t;
     t->d = s->d_model;
     t->L = s->n_layers;
     t->H = s->n_heads;
@@ -213,13 +209,16 @@ static void tower_build(model_t *m)
     t->hl = s->n_heads / m->tp.size;
     t->dl = t->hl * t->hd;
     t->fl = s->d_ff / m->tp.size;
-    t->V = m->vocab.size;
+    t->V = V;
     size_t nidx = (size_t)t->P * (size_t)(t->L + 1) * ROLE_N;
     t->index = xmalloc(nidx * sizeof *t->index);
     for (size_t i = 0; i < nidx; i++)
         t->index[i] = -1;
     tower_ffn_init(m, t);
-    model_table_build(m, tower_list_cb, t);
+}
+
+void tower_impl_finish(model_t *m, tower_impl_t *t, const model_shape_t *s)
+{
     /* per-layer weight lists for the layer calls: w[(l * ROLE_N + role) * P + tower] */
     t->w = xcalloc((size_t)(t->L + 1) * ROLE_N * (size_t)t->P, sizeof *t->w);
     for (int l = -1; l < t->L; l++)
@@ -237,20 +236,26 @@ static void tower_build(model_t *m)
     attn_mask_causal(&t->mask, t->T);
     t->la = xcalloc((size_t)t->L, sizeof *t->la);
     plan_t p = {0};
-    tower_plan(s, m->vocab.size, m->tp.size, m->max_seqs, &p, NULL);
+    tower_plan(s, (int32_t)t->V, m->tp.size, m->max_seqs, &p, NULL);
     t->act = xcalloc(p.total, sizeof(real));
     plan_t carve = {.base = t->act, .cursor = t->act};
-    tower_plan(s, m->vocab.size, m->tp.size, m->max_seqs, &carve, t);
+    tower_plan(s, (int32_t)t->V, m->tp.size, m->max_seqs, &carve, t);
     t->rows.n = t->P;
     t->rows.off = t->tower_off;
+}
+
+static void tower_build(model_t *m)
+{
+    tower_impl_t *t = xcalloc(1, sizeof *t);
+    m->impl = t;
+    tower_impl_begin(m, t, &m->shape, m->vocab.size);
+    model_table_build(m, tower_list_cb, t);
+    tower_impl_finish(m, t, &m->shape);
     m->n_stages = t->L + 2;
 }
 
-static void tower_free(model_t *m)
+void tower_impl_release(model_t *m, tower_impl_t *t)
 {
-    tower_impl_t *t = m->impl;
-    if (!t)
-        return;
     sl_free(t->sl);
     tower_ffn_free(m, t);
     free(t->index);
@@ -263,6 +268,14 @@ static void tower_free(model_t *m)
     attn_mask_free(&t->mask);
     free(t->act);
     free(t->la);
+}
+
+static void tower_free(model_t *m)
+{
+    tower_impl_t *t = m->impl;
+    if (!t)
+        return;
+    tower_impl_release(m, t);
     free(t);
     m->impl = NULL;
 }
@@ -297,7 +310,7 @@ static attn_geom_t geom(const tower_impl_t *t)
 }
 
 /* The attention half of block l: from A->x to A->h. */
-static void attn_half_forward(model_t *m, tower_impl_t *t, int l)
+void attn_half_forward(model_t *m, tower_impl_t *t, int l)
 {
     layer_acts_t *A = &t->la[l];
     int64_t N = t->N, d = t->d, dl = t->dl;
@@ -335,7 +348,7 @@ static void attn_half_forward(model_t *m, tower_impl_t *t, int l)
 }
 
 /* The FFN half of block l: from A->h to x_out. */
-static void ffn_half_forward(model_t *m, tower_impl_t *t, int l, real *x_out)
+void ffn_half_forward(model_t *m, tower_impl_t *t, int l, real *x_out)
 {
     layer_acts_t *A = &t->la[l];
     int64_t N = t->N, d = t->d;
@@ -433,7 +446,7 @@ static void branch_in_backward(model_t *m, tower_impl_t *t, int role, int l, con
 }
 
 /* The FFN half of block l: dres holds d loss / d x_out on entry, d loss / d h on exit. */
-static void ffn_half_backward(model_t *m, tower_impl_t *t, int l)
+void ffn_half_backward(model_t *m, tower_impl_t *t, int l)
 {
     layer_acts_t *A = &t->la[l];
     int64_t N = t->N, d = t->d;
@@ -450,7 +463,7 @@ static void ffn_half_backward(model_t *m, tower_impl_t *t, int l)
 }
 
 /* The attention half of block l: dres holds d loss / d h on entry, d loss / d x on exit. */
-static void attn_half_backward(model_t *m, tower_impl_t *t, int l)
+void attn_half_backward(model_t *m, tower_impl_t *t, int l)
 {
     layer_acts_t *A = &t->la[l];
     int64_t N = t->N, d = t->d, dl = t->dl;
@@ -585,7 +598,7 @@ static void tower_memory(model_memory_t *r, const model_shape_t *s, int32_t voca
                          int max_seqs)
 {
     table_builder_t b = {.backend = s->tp_backend, .tp_rank = 0, .tp_size = tp_size};
-    tower_list(s, vocab_size, &b, NULL);
+    tower_list(s, vocab_size, &b, NULL, "", 0);
     plan_t p = {0};
     tower_plan(s, vocab_size, tp_size, max_seqs, &p, NULL);
     double elem = (double)sizeof(real);

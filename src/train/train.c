@@ -129,14 +129,16 @@ static void build_model(trainer_t *t)
     tp_ctx_t tp = {.comm = mesh->tp_comm, .rank = mesh->tp_rank, .size = mesh->tp};
     model_build(&t->model, &cfg->model, &t->vocab, tp, cfg->micro_batch);
     model_init_params(&t->model, cfg->seed, &cfg->init);
-    adamw_init(&t->opt, t->model.n_local);
+    /* frozen tensors (zipper.freeze) have neither moments nor gradients to reduce */
+    adamw_init(&t->opt, t->model.n_trainable);
     dp_segment_t *seg = xcalloc((size_t)t->model.n_tensors, sizeof *seg);
+    int n_seg = 0;
     for (int i = 0; i < t->model.n_tensors; i++) {
         const tensor_info_t *ti = &t->model.tensors[i];
-        seg[i] = (dp_segment_t){ti->name, ti->offset, ti->numel, ti->stage};
+        if (!ti->frozen)
+            seg[n_seg++] = (dp_segment_t){ti->name, ti->offset, ti->numel, ti->stage};
     }
-    dp_sync_init(&t->dps, mesh->dp_comm, mesh->dp, t->model.grads, seg, t->model.n_tensors,
-                 cfg->bucket_mb);
+    dp_sync_init(&t->dps, mesh->dp_comm, mesh->dp, t->model.grads, seg, n_seg, cfg->bucket_mb);
     free(seg);
     t->model.on_stage = dp_sync_stage;
     t->model.on_stage_ctx = &t->dps;
@@ -179,6 +181,16 @@ static int prepare_run(trainer_t *t)
 {
     const mesh_t *mesh = t->mesh;
     bool resume = t->cfg->resume != RESUME_NO;
+    char err[4400];
+    /* pretrained starting points (zipper, vocab_expansion), before the run directory
+     * is touched; a resume's checkpoint replaces them below */
+    bool src_ok = checkpoint_load_sources(&t->model, (const char (*)[CFG_PATH_LEN])t->cfg->init.source, ZT_N, mesh,
+                                          err, sizeof err);
+    if (agree_max(mesh, !src_ok)) {
+        if (t->root)
+            fprintf(stderr, "motscale: %s\n", err);
+        return EXIT_BADINPUT;
+    }
     rundir_look(&t->rd, t->cfg->out_dir, t->cfg->name);
     int code = t->root ? rundir_prepare(&t->rd, resume, t->cfg->resume == RESUME_CHECKPOINT) : EXIT_OK;
     if (!code && t->root && resume && t->rd.exists)
@@ -187,7 +199,6 @@ static int prepare_run(trainer_t *t)
         return code;
     if (!resume)
         return EXIT_OK;
-    char err[4400];
     int got = checkpoint_load_latest(t->rd.ckdir, &t->model, &t->opt, &t->prog, t->fingerprint, mesh,
                                      err, sizeof err);
     if (agree_max(mesh, got < 0)) {
