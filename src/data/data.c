@@ -70,8 +70,10 @@ bool data_vocab(vocab_t *v, const data_params_t *p, char *err, size_t errlen)
 
 struct data {
     int split;
+    int32_t window;
     synth_t *synth;
     tokreader_t *file;
+    aligned_t *aligned;
 };
 
 data_t *data_open(const data_params_t *p, const vocab_t *v, int split, char *err, size_t errlen)
@@ -80,11 +82,14 @@ data_t *data_open(const data_params_t *p, const vocab_t *v, int split, char *err
         DIE(EXIT_FAULT, "data_open: split %d is neither train nor held-out", split);
     data_t *d = xcalloc(1, sizeof *d);
     d->split = split;
+    d->window = p->seq_len + 1;
     if (p->source == DATA_FILE)
         d->file = tokreader_open(p->path, v, split, p->seq_len + 1, err, errlen);
+    else if (p->source == DATA_ALIGNED)
+        d->aligned = aligned_create(p, v, err, errlen);
     else
         d->synth = synth_create(p, v, err, errlen);
-    if (!d->file && !d->synth) {
+    if (!d->file && !d->synth && !d->aligned) {
         free(d);
         return NULL;
     }
@@ -97,14 +102,24 @@ void data_read(data_t *d, int64_t first, int n, int32_t *tokens)
         tokreader_read(d->file, first, n, tokens);
         return;
     }
+    if (d->aligned) {
+        for (int i = 0; i < n; i++)
+            aligned_window(d->aligned, d->split, first + i, tokens + (size_t)i * (size_t)d->window);
+        return;
+    }
     for (int i = 0; i < n; i++)
         synth_window(d->synth, d->split, first + i, tokens + (size_t)i * synth_window_len(d->synth));
 }
+
+int data_heldout_pairs(const data_t *d) { return d && d->aligned ? aligned_heldout(d->aligned) : 0; }
+
+void data_heldout_pair(data_t *d, int i, aligned_pair_t *out) { aligned_pair(d->aligned, i, out); }
 
 void data_close(data_t *d)
 {
     if (!d)
         return;
+    aligned_destroy(d->aligned);
     synth_destroy(d->synth);
     tokreader_close(d->file);
     free(d);

@@ -65,7 +65,14 @@ static const key_t_ keys[] = {
     {"zipper", "freeze", K_ENUM, F(model.zipper_freeze), "none", "none|text|speech|both", "kind=zipper: backbones that keep their pretrained weights (no gradient, no AdamW state)"},
     {"zipper", "text_checkpoint", K_STR, F(init.source[0]), "", NULL, "kind=zipper|vocab_expansion: a dense text run's checkpoint the text backbone starts from; empty: the seeded draw"},
     {"zipper", "speech_checkpoint", K_STR, F(init.source[1]), "", NULL, "kind=zipper: a dense speech run's checkpoint the speech backbone starts from; empty: the seeded draw"},
-    {"data", "source", K_ENUM, F(data.source), "synthetic", "synthetic|file", "synthetic generators or an HDF5 token file"},
+    {"data", "source", K_ENUM, F(data.source), "synthetic", "synthetic|file|aligned", "synthetic generators, an HDF5 token file, or aligned speech and text (data.aligned_*)"},
+    {"data", "aligned_stream", K_ENUM, F(data.aligned.stream), "tasks", "tasks|text|speech", "source=aligned: ASR and TTS tasks over the aligned pool, or unimodal text, or speech of unseen random text"},
+    {"data", "speech_noise", K_DBL, F(data.aligned.speech_noise), "0.1", "[0, 1]", "source=aligned: probability that a speech frame is replaced by a random unit"},
+    {"data", "aligned_fraction", K_DBL, F(data.aligned.fraction), "1", "(0, 1]", "source=aligned: share of the aligned pool the task windows draw from"},
+    {"data", "aligned_pool", K_INT, F(data.aligned.pool), "2000", "[1, 100000000]", "source=aligned: (text, speech) pairs in the aligned pool"},
+    {"data", "aligned_heldout", K_INT, F(data.aligned.heldout), "32", "[1, 100000]", "source=aligned: held-out pairs (held-out windows, greedy decoding at evaluation)"},
+    {"data", "aligned_words", K_INT, F(data.aligned.max_words), "8", "[1, 16]", "source=aligned: most words of a sentence (1 to this, uniform)"},
+    {"data", "aligned_seed", K_U64, F(data.aligned.seed), "1", "[0, 18446744073709551615]", "source=aligned: seed of the language, the lexicon and the pairs (run.seed orders the windows)"},
     {"data", "path", K_STR, F(data.path), "", NULL, "token file for source=file"},
     {"data", "modalities", K_STR, F(modalities), "text,image", NULL, "modalities in vocabulary order, from text, image, speech"},
     {"data", "mix", K_STR, F(mix), "1,1", NULL, "token share per modality, e.g. 6,6,1"},
@@ -503,7 +510,7 @@ static bool resolve_zipper(config_t *cfg, char *err, size_t errlen)
     if (cfg->data.n_modalities != 2 || strcmp(cfg->data.names[1], "speech"))
         return errorf(err, errlen, "data.modalities: model.kind = %s needs exactly 'text,speech', got '%s'", kind,
                       cfg->modalities);
-    if (cfg->data.source != DATA_SYNTHETIC)
+    if (cfg->data.source == DATA_FILE)
         return errorf(err, errlen, "data.source: model.kind = %s reads the synthetic generators' vocabulary sizes", kind);
     s->zt[ZT_TEXT].vocab = cfg->data.synth.vocab_text;
     s->zt[ZT_SPEECH].vocab = cfg->data.synth.vocab_speech;
@@ -606,6 +613,8 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         return errorf(err, errlen, "parallel.tp: model.n_heads = %d is not divisible by tp = %d", cfg->model.n_heads, cfg->tp);
     if (cfg->model.d_ff % cfg->tp)
         return errorf(err, errlen, "parallel.tp: model.d_ff = %d is not divisible by tp = %d", cfg->model.d_ff, cfg->tp);
+    if (cfg->data.source == DATA_ALIGNED && strcmp(cfg->modalities, "text,speech"))
+        return errorf(err, errlen, "data.modalities: data.source = aligned needs 'text,speech', got '%s'", cfg->modalities);
     if (cfg->data.source == DATA_FILE && !cfg->data.path[0])
         return errorf(err, errlen, "data.path: required when data.source = file");
 
