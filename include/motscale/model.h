@@ -156,6 +156,12 @@ void model_init_params(model_t *m, uint64_t seed, const model_init_t *init);
  * hand, so the logits are not kept). */
 void model_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
                    double *loss_sum, int64_t *count);
+/* Greedy decoding's step: the logits of the next token of modality mod after
+ * tokens[0 .. n) (1 <= n <= seq_len), one sequence, no gradient; out (vocabulary
+ * size) holds them on mod's id range and -inf elsewhere. A tower kind reads the
+ * last position; zipper the last position of mod's tower. */
+void model_next_logits(model_t *m, const int32_t *tokens, int64_t n, int mod, real *out);
+
 /* Backward of the last forward; accumulates into m->grads. */
 void model_backward(model_t *m);
 void model_zero_grads(model_t *m);

@@ -9,6 +9,9 @@
  *            MOD            (rows, M): one column per modality
  *            WORLD          (rows, W): one column per world rank (widens on resume)
  *            LOAD           (rows, K): a model's per-step counts (K = 0: no dataset)
+ *            DEC            (rows,) only in a run that decodes (data.source = aligned tasks)
+ *            BUCKET         (rows, RUNREC_BUCKETS) by sentence length, the same runs
+ *            PAIRS          (rows, P) one per held-out pair, the same runs
  *   reader   REQ            a record without it is refused by the reader
  *            OPT            older records may lack it: the reader gives NaN (or 0)
  * The field names the value in runlog_row_t / runlog_eval_t and the array in
@@ -18,6 +21,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Sentence-length buckets of the decoding columns (decode.h says which). */
+#define RUNREC_BUCKETS 3
 
 /* The layout version this code writes and reads (/@schema_version). */
 #define RUNREC_SCHEMA_VERSION 1
@@ -49,7 +55,14 @@
     X("/eval/flops", eval_flops, F64, ONE, REQ)                             \
     X("/eval/wall_time", eval_wall_time, F64, ONE, REQ)                     \
     X("/eval/loss", eval_loss, F64, ONE, REQ)                               \
-    X("/eval/loss_by_modality", eval_loss_by_modality, F64, MOD, REQ)
+    X("/eval/loss_by_modality", eval_loss_by_modality, F64, MOD, REQ)       \
+    X("/eval/text_only_loss", eval_text_only_loss, F64, DEC, OPT)          \
+    X("/eval/asr_wer", eval_asr_wer, F64, DEC, OPT)                         \
+    X("/eval/tts_uer", eval_tts_uer, F64, DEC, OPT)                         \
+    X("/eval/asr_wer_by_length", eval_asr_by_length, F64, BUCKET, OPT)     \
+    X("/eval/tts_uer_by_length", eval_tts_uer_by_length, F64, BUCKET, OPT) \
+    X("/eval/asr_errors", eval_asr_errors, I64, PAIRS, OPT)                 \
+    X("/eval/tts_errors", eval_tts_errors, I64, PAIRS, OPT)
 
 /* The groups that hold the columns, created with the file. */
 #define RUNREC_GROUPS {"/model", "/metrics", "/eval", "/ranks"}
@@ -63,6 +76,9 @@ typedef const double *runrec_w_F64_MOD;
 typedef const int64_t *runrec_w_I64_WORLD;
 typedef const double *runrec_w_F64_WORLD;
 typedef const int64_t *runrec_w_I64_LOAD;
+typedef double runrec_w_F64_DEC;
+typedef const double *runrec_w_F64_BUCKET;
+typedef const int64_t *runrec_w_I64_PAIRS;
 /* What the reader holds per column: rows x width values. */
 typedef int64_t runrec_r_I64;
 typedef double runrec_r_F64;
@@ -81,7 +97,10 @@ typedef struct runlog_eval {
     RUNREC_EVAL(RUNREC_ROW_FIELD)
 } runlog_eval_t;
 
-enum runrec_width { RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD };
+enum runrec_width { RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD, RUNREC_DEC, RUNREC_BUCKET, RUNREC_PAIRS,
+                   RUNREC_N_WIDTHS };
+/* A scalar column: rank 1 on disk, the value itself in the row struct. */
+static inline int runrec_scalar(int width) { return width == RUNREC_ONE || width == RUNREC_DEC; }
 enum runrec_group { RUNREC_IN_METRICS, RUNREC_IN_EVAL };
 
 /* The table generated from the lists above (src/io/runschema.c). */

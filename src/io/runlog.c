@@ -22,7 +22,7 @@
 struct runlog {
     hid_t file;
     char path[CFG_PATH_LEN];
-    hsize_t width[4];               /* by enum runrec_width: 1, n_modalities, world_size, load */
+    hsize_t width[RUNREC_N_WIDTHS]; /* by enum runrec_width: 1, n_modalities, world_size, load, decoding */
     hid_t ds[RUNREC_N_COLUMNS];
     hsize_t rows[2];                /* rows written, by enum runrec_group */
     int64_t last_step[2];           /* last step written, by group */
@@ -39,9 +39,10 @@ static h5ctx_t ctx_of(runlog_t *r)
     return (h5ctx_t){r->path, r->error, r->failed ? 0 : sizeof r->error};
 }
 
-static int rank_of(const runrec_column_t *col) { return col->width == RUNREC_ONE ? 1 : 2; }
+static int rank_of(const runrec_column_t *col) { return runrec_scalar(col->width) ? 1 : 2; }
 
-/* A LOAD column exists only for a model with experts (width > 0). */
+/* A LOAD column exists only for a model with experts, the decoding columns only in a
+ * run that decodes (width > 0). */
 static bool present(const runlog_t *r, const runrec_column_t *col) { return r->width[col->width] > 0; }
 
 /* Slurm variables of this job into the root attributes (create and reopen). */
@@ -260,6 +261,9 @@ runlog_t *runlog_create(const char *path, const runlog_meta_t *meta, char *err, 
     r->width[RUNREC_MOD] = (hsize_t)meta->n_modalities;
     r->width[RUNREC_WORLD] = (hsize_t)meta->world_size;
     r->width[RUNREC_LOAD] = (hsize_t)(meta->load_width > 0 ? meta->load_width : 0);
+    r->width[RUNREC_DEC] = meta->decode_pairs > 0;
+    r->width[RUNREC_BUCKET] = meta->decode_pairs > 0 ? RUNREC_BUCKETS : 0;
+    r->width[RUNREC_PAIRS] = (hsize_t)(meta->decode_pairs > 0 ? meta->decode_pairs : 0);
     r->world_now = r->width[RUNREC_WORLD];
     /* Made under a temporary name and renamed once SWMR has started, so a reader never
      * sees a half-made file. No HDF5 file lock: the run directory's lock already
@@ -336,17 +340,19 @@ static bool reopen_columns(const h5ctx_t *c, runlog_t *r, int64_t last_step, int
     /* Modalities, world size and load come from the file: the first 2-D column of
      * each (a LOAD column only if the file has one). */
     r->width[RUNREC_ONE] = r->width[RUNREC_MOD] = r->width[RUNREC_WORLD] = 1;
-    r->width[RUNREC_LOAD] = 0;
-    for (size_t i = 0; i < RUNREC_N_COLUMNS; i++)
-        if (runrec_columns[i].width == RUNREC_LOAD) {
+    r->width[RUNREC_LOAD] = r->width[RUNREC_DEC] = r->width[RUNREC_BUCKET] = r->width[RUNREC_PAIRS] = 0;
+    for (size_t i = 0; i < RUNREC_N_COLUMNS; i++) {
+        int w = runrec_columns[i].width;
+        if (w == RUNREC_LOAD || w == RUNREC_DEC || w == RUNREC_BUCKET || w == RUNREC_PAIRS) {
             int e = h5_exists(c, r->file, runrec_columns[i].path);
             if (e < 0)
                 return false;
-            r->width[RUNREC_LOAD] = e > 0;
+            r->width[w] = e > 0;
         }
+    }
     if (!open_datasets(c, r))
         return false;
-    bool known[4] = {true, false, false, false};
+    bool known[RUNREC_N_WIDTHS] = {true, false, false, false, true, false, false};
     for (size_t i = 0; i < RUNREC_N_COLUMNS; i++) {
         const runrec_column_t *col = &runrec_columns[i];
         int rank;
@@ -403,7 +409,7 @@ runlog_t *runlog_reopen(const char *path, int64_t last_step, int world_size, int
 static const void *value_of(const runrec_column_t *col, const void *row)
 {
     const char *p = (const char *)row + col->row_off;
-    return col->width == RUNREC_ONE ? (const void *)p : *(const void *const *)p;
+    return runrec_scalar(col->width) ? (const void *)p : *(const void *const *)p;
 }
 
 /* Append one row of `group` from the row struct; /ranks rows padded to the file's width. */

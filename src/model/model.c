@@ -136,6 +136,21 @@ void model_forward(model_t *m, const int32_t *windows, int B, real grad_scale, d
 
 void model_backward(model_t *m) { m->ops->backward(m); }
 
+void model_next_logits(model_t *m, const int32_t *tokens, int64_t n, int mod, real *out)
+{
+    int64_t T = m->shape.seq_len;
+    if (n < 1 || n > T)
+        DIE(EXIT_FAULT, "model_next_logits: %lld tokens, the model reads 1 to %lld", (long long)n, (long long)T);
+    int32_t *w = xmalloc((size_t)(T + 1) * sizeof *w);
+    /* the rest of the window repeats the last token: causal, so nothing reads it */
+    for (int64_t i = 0; i <= T; i++)
+        w[i] = tokens[i < n ? i : n - 1];
+    for (int32_t j = 0; j < m->vocab.size; j++)
+        out[j] = -INFINITY;
+    m->ops->next_logits(m, w, n, mod, out);
+    free(w);
+}
+
 const tensor_info_t *model_find(const model_t *m, const char *name)
 {
     for (int i = 0; i < m->n_tensors; i++)

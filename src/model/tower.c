@@ -375,8 +375,8 @@ void ffn_half_forward(model_t *m, tower_impl_t *t, int l, real *x_out)
     }
 }
 
-static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
-                          double *loss_sum, int64_t *count)
+/* Embedding, blocks, final norm and logits (N, V) of B windows. */
+static void tower_trunk(model_t *m, const int32_t *windows, int B, real grad_scale)
 {
     tower_impl_t *t = m->impl;
     int64_t T = t->T, d = t->d, V = t->V;
@@ -406,6 +406,14 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
                  (real)m->shape.norm_eps);
     gemm(GEMM_HEAD, false, true, t->N, V, d, 1, t->hf, d, m->params + m->tensors[t->head].offset, d, 0,
          t->logits, V);
+}
+
+static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
+                          double *loss_sum, int64_t *count)
+{
+    tower_impl_t *t = m->impl;
+    int64_t d = t->d, V = t->V;
+    tower_trunk(m, windows, B, grad_scale);
     /* cross-entropy by target modality; logits become d(scale * sum CE)/d logits */
     loss_cross_entropy(t->logits, t->N, V, t->tok_tgt, t->perm, &m->vocab, grad_scale, loss_sum, count);
     if (grad_scale <= 0)
@@ -415,6 +423,16 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
     const tensor_info_t *head = &m->tensors[t->head];
     gemm(GEMM_HEAD, true, false, V, d, t->N, 1, t->logits, V, t->hf, d, 1, m->grads + head->offset, d);
     gemm(GEMM_HEAD, false, false, t->N, d, V, 1, t->logits, V, m->params + head->offset, d, 0, t->dhf, d);
+}
+
+/* The logits of position n - 1 on mod's range (one window, no gradient). */
+static void tower_next_logits(model_t *m, const int32_t *window, int64_t n, int mod, real *out)
+{
+    tower_impl_t *t = m->impl;
+    tower_trunk(m, window, 1, 0);
+    const real *row = t->logits + t->inv[n - 1] * t->V;
+    for (int32_t j = m->vocab.lo[mod]; j < m->vocab.hi[mod]; j++)
+        out[j] = row[j];
 }
 
 /* ---- backward ----------------------------------------------------------------- */
@@ -615,6 +633,7 @@ const model_kind_ops_t tower_kind = {
     .free = tower_free,
     .forward = tower_forward,
     .backward = tower_backward,
+    .next_logits = tower_next_logits,
     .flops = tower_flops,
     .memory = tower_memory,
 };

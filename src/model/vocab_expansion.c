@@ -29,6 +29,10 @@ static void ve_forward(model_t *m, const int32_t *windows, int B, real grad_scal
     tower_kind.forward(m, windows, B, grad_scale, loss_sum, count);
 }
 static void ve_backward(model_t *m) { tower_kind.backward(m); }
+static void ve_next_logits(model_t *m, const int32_t *window, int64_t n, int mod, real *out)
+{
+    tower_kind.next_logits(m, window, n, mod, out);
+}
 static void ve_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab_size)
 {
     tower_kind.flops(r, s, vocab_size);
@@ -44,6 +48,7 @@ const model_kind_ops_t vocab_expansion_kind = {
     .free = ve_free,
     .forward = ve_forward,
     .backward = ve_backward,
+    .next_logits = ve_next_logits,
     .flops = ve_flops,
     .memory = ve_memory,
 };

@@ -14,6 +14,7 @@
 #include "layers.h"
 #include "zipper_int.h"
 #include "motscale/gemm.h"
+#include "motscale/kernels.h"
 #include "motscale/tower.h"
 
 static const char *PREFIX[ZT_N] = {"text.", "speech."};
@@ -393,8 +394,8 @@ static void head_forward(model_t *m, ztower_t *z, real grad_scale, double *loss_
         memcpy(t->dhf + z->rows_t[j] * d, t->dtmp + j * d, (size_t)d * sizeof(real));
 }
 
-static void zipper_forward(model_t *m, const int32_t *windows, int B, real grad_scale, double *loss_sum,
-                           int64_t *count)
+/* Both towers from the windows to their last blocks' outputs (x_final). */
+static void zipper_trunk(model_t *m, const int32_t *windows, int B, real grad_scale)
 {
     zipper_impl_t *Z = m->impl;
     split_streams(m, Z, windows, B);
@@ -422,8 +423,40 @@ static void zipper_forward(model_t *m, const int32_t *windows, int B, real grad_
             cross_forward(m, z, &Z->z[1 - X], k, next < z->t.L ? z->t.la[next].x : z->t.x_final);
         }
     }
+}
+
+static void zipper_forward(model_t *m, const int32_t *windows, int B, real grad_scale, double *loss_sum,
+                           int64_t *count)
+{
+    zipper_impl_t *Z = m->impl;
+    zipper_trunk(m, windows, B, grad_scale);
     for (int X = 0; X < ZT_N; X++)
         head_forward(m, &Z->z[X], grad_scale, loss_sum, count);
+}
+
+/* The next token of modality mod: the head of its tower at the tower's last row of
+ * the first n positions (a tower without a row there says nothing: logits 0). */
+static void zipper_next_logits(model_t *m, const int32_t *window, int64_t n, int mod, real *out)
+{
+    zipper_impl_t *Z = m->impl;
+    zipper_trunk(m, window, 1, 0);
+    ztower_t *z = &Z->z[mod == Z->z[ZT_TEXT].mod ? ZT_TEXT : ZT_SPEECH];
+    tower_impl_t *t = &z->t;
+    int64_t r = -1, d = t->d;
+    for (int64_t i = 0; i < z->len[0]; i++)
+        if (z->pos[i] < n)
+            r = i;
+    if (r < 0) {
+        for (int32_t j = 0; j < t->V; j++)
+            out[z->lo + j] = 0;
+        return;
+    }
+    real rs;
+    const tensor_info_t *nf = &m->tensors[W(t, ROLE_NORM_FINAL, -1)[0]], *head = &m->tensors[t->head];
+    rmsnorm_forward(t->hf, &rs, t->x_final + r * d, m->params + nf->offset, 1, d, (real)m->shape.norm_eps);
+    gemm(GEMM_HEAD, false, true, 1, t->V, d, 1, t->hf, d, m->params + head->offset, d, 0, t->logits, t->V);
+    for (int32_t j = 0; j < t->V; j++)
+        out[z->lo + j] = t->logits[j];
 }
 
 /* ---- backward ----------------------------------------------------------------- */
@@ -647,6 +680,7 @@ const model_kind_ops_t zipper_kind = {
     .free = zipper_free,
     .forward = zipper_forward,
     .backward = zipper_backward,
+    .next_logits = zipper_next_logits,
     .flops = zipper_flops,
     .memory = zipper_memory,
 };
