@@ -20,6 +20,10 @@ int64_t edit_distance(const int32_t *a, int64_t na, const int32_t *b, int64_t nb
 /* Collapse runs of one value to one, in place; returns the new length. */
 int64_t collapse_repeats(int32_t *x, int64_t n);
 
+/* An error rate over n sentences: sum of edits / sum of reference lengths, and the
+ * same per length bucket (by each sentence's words; NaN for an empty bucket). */
+double decode_rates(int n, const int64_t *edits, const int64_t *ref, const int *words, double *by_bucket);
+
 typedef struct decode_result {
     int n;                              /* held-out pairs */
     double asr_wer, tts_uer;            /* sum of edits / sum of reference lengths */

@@ -44,6 +44,21 @@ int64_t collapse_repeats(int32_t *x, int64_t n)
     return k;
 }
 
+double decode_rates(int n, const int64_t *edits, const int64_t *ref, const int *words, double *by_bucket)
+{
+    int64_t e[DECODE_BUCKETS + 1] = {0}, f[DECODE_BUCKETS + 1] = {0};
+    for (int i = 0; i < n; i++) {
+        int b = decode_bucket(words[i]);
+        e[b] += edits[i];
+        f[b] += ref[i];
+        e[DECODE_BUCKETS] += edits[i];
+        f[DECODE_BUCKETS] += ref[i];
+    }
+    for (int b = 0; b < DECODE_BUCKETS; b++)
+        by_bucket[b] = f[b] ? (double)e[b] / (double)f[b] : NAN;
+    return f[DECODE_BUCKETS] ? (double)e[DECODE_BUCKETS] / (double)f[DECODE_BUCKETS] : NAN;
+}
+
 /* Generate tokens of modality mod after seq[0 .. n) until end (not kept) or max_new
  * or seq_len; the argmax, ties to the lower id. Returns how many went into out. */
 static int greedy(model_t *m, int32_t *seq, int n, int mod, int32_t end, int max_new, int seq_len, real *logits,
@@ -71,11 +86,11 @@ void decode_evaluate(model_t *m, data_t *held, int seq_len, decode_result_t *r)
     int32_t *seq = xmalloc((size_t)(seq_len + 1) * sizeof *seq);
     int32_t *hyp = xmalloc((size_t)(seq_len + 1) * sizeof *hyp);
     real *logits = xmalloc((size_t)m->vocab.size * sizeof *logits);
-    int64_t edits[2][DECODE_BUCKETS + 1] = {{0}}, refs[2][DECODE_BUCKETS + 1] = {{0}};
+    int *words = xmalloc((size_t)(n > 0 ? n : 1) * sizeof *words);
     aligned_pair_t p;
     for (int i = 0; i < n; i++) {
         data_heldout_pair(held, i, &p);
-        int b = decode_bucket(p.n_text);
+        words[i] = p.n_text;
         /* ASR: <asr> speech <eos_s> -> words until <doc> */
         int len = 0, k = 0;
         seq[len++] = tk.asr;
@@ -102,20 +117,10 @@ void decode_evaluate(model_t *m, data_t *held, int seq_len, decode_result_t *r)
         k = (int)collapse_repeats(hyp, k);
         r->tts_edits[i] = edit_distance(hyp, k, p.clean, p.n_clean);
         r->tts_ref[i] = p.n_clean;
-        for (int t = 0; t < 2; t++) {
-            int64_t e = t ? r->tts_edits[i] : r->asr_edits[i], f = t ? r->tts_ref[i] : r->asr_ref[i];
-            edits[t][b] += e;
-            refs[t][b] += f;
-            edits[t][DECODE_BUCKETS] += e;
-            refs[t][DECODE_BUCKETS] += f;
-        }
     }
-    r->asr_wer = (double)edits[0][DECODE_BUCKETS] / (double)refs[0][DECODE_BUCKETS];
-    r->tts_uer = (double)edits[1][DECODE_BUCKETS] / (double)refs[1][DECODE_BUCKETS];
-    for (int b = 0; b < DECODE_BUCKETS; b++) {
-        r->asr_by[b] = refs[0][b] ? (double)edits[0][b] / (double)refs[0][b] : NAN;
-        r->tts_by[b] = refs[1][b] ? (double)edits[1][b] / (double)refs[1][b] : NAN;
-    }
+    r->asr_wer = decode_rates(n, r->asr_edits, r->asr_ref, words, r->asr_by);
+    r->tts_uer = decode_rates(n, r->tts_edits, r->tts_ref, words, r->tts_by);
+    free(words);
     free(seq);
     free(hyp);
     free(logits);
