@@ -81,16 +81,16 @@ typedef struct aligned_pair {
     int32_t clean[ALIGNED_MAX_WORDS * ALIGNED_MAX_UNITS];
 } aligned_pair_t;
 
-/* The special tokens of the aligned tasks: ASR and TTS markers (the text range's
- * <begin>/<end> of speech), the text end (<doc>), the speech start and end (the
- * speech range's last two ids). */
+/* The special tokens of the aligned tasks, all in the speech range but <doc> (so the
+ * text stream reads as the text run's: sentences ending in <doc>): the speech
+ * range's last three ids start an ASR sample's speech, start a TTS sample's speech,
+ * and end any speech; <doc> starts every window and ends every sentence. */
 typedef struct aligned_tokens {
-    int32_t asr, tts, text_end, speech_bos, speech_eos;
+    int32_t asr, tts, text_end, speech_eos;
 } aligned_tokens_t;
 static inline aligned_tokens_t aligned_tokens(const vocab_t *v)
 {
-    return (aligned_tokens_t){vocab_begin_token(v, 1), vocab_end_token(v, 1), vocab_doc_token(v), v->hi[1] - 2,
-                              v->hi[1] - 1};
+    return (aligned_tokens_t){v->hi[1] - 3, v->hi[1] - 2, vocab_doc_token(v), v->hi[1] - 1};
 }
 
 /* Held-out aligned pairs of an aligned source (0 for the others), and pair i. */

@@ -33,8 +33,8 @@ typedef struct decode_result {
 } decode_result_t;
 
 /* Decode every held-out pair of held (every rank the same; no communication
- * beyond the model's own): ASR from <asr> speech <eos_s> until <doc>, TTS from
- * <tts> words <doc> <bos_s> until <eos_s>, each within seq_len. */
+ * beyond the model's own): ASR from <doc> <asr> speech <eos_s> until <doc>, TTS
+ * from <doc> words <doc> <tts> until <eos_s>, each within seq_len. */
 void decode_evaluate(model_t *m, data_t *held, int seq_len, decode_result_t *r);
 
 #endif

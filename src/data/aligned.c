@@ -20,7 +20,7 @@ struct aligned {
     aligned_params_t p;
     aligned_tokens_t tok;
     int32_t w_lo, w_n;               /* ordinary text tokens: w_lo + [0, w_n) */
-    int32_t s_lo, s_n;               /* speech units (bos and eos excluded) */
+    int32_t s_lo, s_n;               /* speech units (the three markers excluded) */
     double *zipf_cdf;                /* (w_n) unigram */
     int32_t *succ;                   /* (w_n x SUCC) */
     int32_t *lex;                    /* (w_n x ALIGNED_MAX_UNITS) units, -1 past the end */
@@ -124,12 +124,12 @@ static bool sample(aligned_t *a, int split, int32_t *out, int32_t *pos)
     aligned_pair_t pr;
     const aligned_tokens_t *t = &a->tok;
     if (a->p.stream != ALIGNED_TASKS) {
-        /* unimodal: unseen random text, or its speech */
+        /* unimodal: unseen random text, or its speech (as an ASR sample's) */
         pr.n_text = sentence(a, pr.text);
         if (a->p.stream == ALIGNED_TEXT)
             return put(out, pos, a->window, pr.text, pr.n_text) && put(out, pos, a->window, &t->text_end, 1);
         speak(a, pr.text, pr.n_text, &pr);
-        return put(out, pos, a->window, &t->speech_bos, 1) && put(out, pos, a->window, pr.speech, pr.n_speech) &&
+        return put(out, pos, a->window, &t->asr, 1) && put(out, pos, a->window, pr.speech, pr.n_speech) &&
                put(out, pos, a->window, &t->speech_eos, 1);
     }
     bool asr = gsl_rng_uniform(a->r) < 0.5;
@@ -142,10 +142,10 @@ static bool sample(aligned_t *a, int split, int32_t *out, int32_t *pos)
         return put(out, pos, a->window, &t->asr, 1) && put(out, pos, a->window, pr.speech, pr.n_speech) &&
                put(out, pos, a->window, &t->speech_eos, 1) && put(out, pos, a->window, pr.text, pr.n_text) &&
                put(out, pos, a->window, &t->text_end, 1);
-    /* <tts> words <doc> <bos_s> speech <eos_s> */
-    return put(out, pos, a->window, &t->tts, 1) && put(out, pos, a->window, pr.text, pr.n_text) &&
-           put(out, pos, a->window, &t->text_end, 1) && put(out, pos, a->window, &t->speech_bos, 1) &&
-           put(out, pos, a->window, pr.speech, pr.n_speech) && put(out, pos, a->window, &t->speech_eos, 1);
+    /* words <doc> <tts> speech <eos_s> */
+    return put(out, pos, a->window, pr.text, pr.n_text) && put(out, pos, a->window, &t->text_end, 1) &&
+           put(out, pos, a->window, &t->tts, 1) && put(out, pos, a->window, pr.speech, pr.n_speech) &&
+           put(out, pos, a->window, &t->speech_eos, 1);
 }
 
 void aligned_window(aligned_t *a, int split, int64_t k, int32_t *out)
@@ -153,6 +153,7 @@ void aligned_window(aligned_t *a, int split, int64_t k, int32_t *out)
     /* window k of a split: whole samples from its start, cut at the window's end */
     reseed(a, a->run_seed ^ (split == SPLIT_HELDOUT ? 0x5555555555555555ull : 0), P_WINDOW, k);
     int32_t pos = 0;
+    out[pos++] = a->tok.text_end; /* every window starts with <doc>: a text row comes first */
     while (sample(a, split, out, &pos))
         ;
 }
@@ -169,10 +170,10 @@ aligned_t *aligned_create(const data_params_t *p, const vocab_t *v, char *err, s
     a->w_lo = v->lo[0] + vocab_n_boundary(v);
     a->w_n = v->hi[0] - a->w_lo;
     a->s_lo = v->lo[1];
-    a->s_n = v->hi[1] - v->lo[1] - 2;
+    a->s_n = v->hi[1] - v->lo[1] - 3;
     if (a->s_n < 2) {
         free(a);
-        errorf(err, errlen, "data.vocab_speech: %d leaves fewer than 2 speech units after <bos> and <eos>",
+        errorf(err, errlen, "data.vocab_speech: %d leaves fewer than 2 speech units after <asr>, <tts> and <eos>",
                v->hi[1] - v->lo[1]);
         return NULL;
     }

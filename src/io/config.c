@@ -64,7 +64,7 @@ static const key_t_ keys[] = {
     {"zipper", "interval_speech", K_INT, F(model.zt[1].interval), "1", "[1, 1024]", "kind=zipper: the same for the speech tower (both towers get the same number of blocks)"},
     {"zipper", "freeze", K_ENUM, F(model.zipper_freeze), "none", "none|text|speech|both", "kind=zipper: backbones that keep their pretrained weights (no gradient, no AdamW state)"},
     {"zipper", "text_checkpoint", K_STR, F(init.source[0]), "", NULL, "kind=zipper|vocab_expansion: a dense text run's checkpoint the text backbone starts from; empty: the seeded draw"},
-    {"zipper", "speech_checkpoint", K_STR, F(init.source[1]), "", NULL, "kind=zipper: a dense speech run's checkpoint the speech backbone starts from; empty: the seeded draw"},
+    {"zipper", "speech_checkpoint", K_STR, F(init.source[1]), "", NULL, "kind=zipper: a dense speech run's checkpoint the speech backbone starts from (vocab_expansion ignores it); empty: the seeded draw"},
     {"data", "source", K_ENUM, F(data.source), "synthetic", "synthetic|file|aligned", "synthetic generators, an HDF5 token file, or aligned speech and text (data.aligned_*)"},
     {"data", "aligned_stream", K_ENUM, F(data.aligned.stream), "tasks", "tasks|text|speech", "source=aligned: ASR and TTS tasks over the aligned pool, or unimodal text, or speech of unseen random text"},
     {"data", "speech_noise", K_DBL, F(data.aligned.speech_noise), "0.1", "[0, 1]", "source=aligned: probability that a speech frame is replaced by a random unit"},
@@ -515,8 +515,8 @@ static bool resolve_zipper(config_t *cfg, char *err, size_t errlen)
     s->zt[ZT_TEXT].vocab = cfg->data.synth.vocab_text;
     s->zt[ZT_SPEECH].vocab = cfg->data.synth.vocab_speech;
     if (s->kind == MODEL_VOCAB_EXPANSION) {
-        if (cfg->init.source[ZT_SPEECH][0])
-            return errorf(err, errlen, "zipper.speech_checkpoint: model.kind = vocab_expansion starts from the text run only");
+        /* one experiment file serves both kinds: the baseline reads the text run only */
+        cfg->init.source[ZT_SPEECH][0] = 0;
         return true;
     }
     if (s->tp_backend != TP_MEGATRON)

@@ -91,8 +91,9 @@ void decode_evaluate(model_t *m, data_t *held, int seq_len, decode_result_t *r)
     for (int i = 0; i < n; i++) {
         data_heldout_pair(held, i, &p);
         words[i] = p.n_text;
-        /* ASR: <asr> speech <eos_s> -> words until <doc> */
+        /* ASR: <doc> <asr> speech <eos_s> -> words until <doc> */
         int len = 0, k = 0;
+        seq[len++] = tk.text_end;
         seq[len++] = tk.asr;
         for (int j = 0; j < p.n_speech && len < seq_len; j++)
             seq[len++] = p.speech[j];
@@ -102,15 +103,15 @@ void decode_evaluate(model_t *m, data_t *held, int seq_len, decode_result_t *r)
             k = greedy(m, seq, len, 0, tk.text_end, ALIGNED_MAX_WORDS + 2, seq_len, logits, hyp);
         r->asr_edits[i] = edit_distance(hyp, k, p.text, p.n_text);
         r->asr_ref[i] = p.n_text;
-        /* TTS: <tts> words <doc> <bos_s> -> frames until <eos_s>, repeats collapsed */
+        /* TTS: <doc> words <doc> <tts> -> frames until <eos_s>, repeats collapsed */
         len = k = 0;
-        seq[len++] = tk.tts;
+        seq[len++] = tk.text_end;
         for (int j = 0; j < p.n_text && len < seq_len; j++)
             seq[len++] = p.text[j];
         if (len < seq_len)
             seq[len++] = tk.text_end;
         if (len < seq_len)
-            seq[len++] = tk.speech_bos;
+            seq[len++] = tk.tts;
         if (len < seq_len)
             k = greedy(m, seq, len, 1, tk.speech_eos, ALIGNED_MAX_WORDS * ALIGNED_MAX_UNITS * ALIGNED_MAX_DUR,
                        seq_len, logits, hyp);
