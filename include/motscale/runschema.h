@@ -62,7 +62,9 @@
     X("/eval/asr_wer_by_length", eval_asr_by_length, F64, BUCKET, OPT)     \
     X("/eval/tts_uer_by_length", eval_tts_uer_by_length, F64, BUCKET, OPT) \
     X("/eval/asr_errors", eval_asr_errors, I64, PAIRS, OPT)                 \
-    X("/eval/tts_errors", eval_tts_errors, I64, PAIRS, OPT)
+    X("/eval/tts_errors", eval_tts_errors, I64, PAIRS, OPT)                 \
+    X("/eval/asr_ref_len", eval_asr_ref_len, I64, PAIRS, OPT)               \
+    X("/eval/tts_ref_len", eval_tts_ref_len, I64, PAIRS, OPT)
 
 /* The groups that hold the columns, created with the file. */
 #define RUNREC_GROUPS {"/model", "/metrics", "/eval", "/ranks"}

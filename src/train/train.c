@@ -422,6 +422,8 @@ static bool eval_step(trainer_t *t)
         ev.eval_tts_uer_by_length = t->dec.r.tts_by;
         ev.eval_asr_errors = t->dec.r.asr_edits;
         ev.eval_tts_errors = t->dec.r.tts_edits;
+        ev.eval_asr_ref_len = t->dec.r.asr_ref;
+        ev.eval_tts_ref_len = t->dec.r.tts_ref;
     }
     reporter_eval_line(&t->rep, t->prog.step, tot / (double)n, lbm);
     return runlog_append_eval(t->log, &ev);
