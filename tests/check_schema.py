@@ -111,6 +111,11 @@ def main():
     experts = "moe_experts" in f["/model"].attrs
     K = int(f["/model"].attrs["moe_layers"]) if experts else 0
     NE = int(f["/model"].attrs["moe_experts"]) if experts else 0
+    # a run that decodes (data.source = aligned, tasks) has the "with decoding" objects
+    cfg = dict(re.findall(r"^(\w+) = (.*)$", text(f.attrs["config"]), re.M))
+    decoding = cfg.get("source") == "aligned" and cfg.get("aligned_stream") == "tasks" and \
+        int(cfg.get("eval_every", "0")) > 0
+    P = int(cfg["aligned_heldout"]) if decoding else 0
 
     def dtype_ok(dt, want):
         base = want.split("[")[0]
@@ -123,12 +128,13 @@ def main():
     n_attr = n_ds = 0
     for p, kind, dtype, shape in rows:
         documented.add(p)
-        if "with experts" in kind:
+        if "with experts" in kind or "with decoding" in kind:
             present = ("@" in p and p.split("@")[1] in f[p.split("@")[0]].attrs) or (
                 "@" not in p and p in f)
-            if not experts:
+            if not (experts if "with experts" in kind else decoding):
                 if present:
-                    bad.append("%s: present in a model without experts" % p)
+                    bad.append("%s: present in a run %s" % (p, "without experts" if "with experts" in kind
+                                                             else "that does not decode"))
                 continue
         if kind == "group":
             if not isinstance(f.get(p), h5py.Group):
@@ -159,7 +165,8 @@ def main():
         if not dtype_ok(d.dtype, dtype):
             bad.append("%s: dtype %s, documented %s" % (p, d.dtype, dtype))
         want = {"(rows,)": (R,), "(eval_rows,)": (E,), "(rows, M)": (R, M), "(eval_rows, M)": (E, M),
-                "(rows, W)": (R, W), "(restarts,)": (S,), "(rows, K x E x M)": (R, K * NE * M)}.get(shape)
+                "(rows, W)": (R, W), "(restarts,)": (S,), "(rows, K x E x M)": (R, K * NE * M),
+                "(eval_rows, 3)": (E, 3), "(eval_rows, P)": (E, P)}.get(shape)
         if d.shape != want or d.shape[0] == 0:
             bad.append("%s: shape %s, documented %s = %s" % (p, d.shape, shape, want))
         if d.maxshape[0] is not None or d.chunks is None:
@@ -167,7 +174,7 @@ def main():
         v = d[...]  # read every row
         if dtype == "string" and not all(isinstance(x, (str, bytes)) for x in v):
             bad.append("%s: not strings" % p)
-        if v.dtype.kind == "f" and "by_modality" not in p and not np.all(np.isfinite(v)):
+        if v.dtype.kind == "f" and "by_modality" not in p and "by_length" not in p and not np.all(np.isfinite(v)):
             bad.append("%s: non-finite values %s" % (p, v))
         n_ds += 1
 
