@@ -1475,8 +1475,12 @@ static void section_decoding(report_t *rep, const char *exp)
                         mean += d[q] / (double)n;
                     analysis_wilcoxon_t wx;
                     analysis_wilcoxon(&wx, d, n);
-                    fprintf(md, "| %s | %g | %s | %zu | %zu | %+.3f | %.1f | %.1f | ", t->label[l],
-                            t->fraction[k], w ? "TTS" : "ASR", n, wx.n, mean, wx.w_plus, wx.w_minus);
+                    fprintf(md, "| %s | %g | %s | %zu | %zu | %+.3f | ", t->label[l], t->fraction[k],
+                            w ? "TTS" : "ASR", n, wx.n, mean);
+                    md_num(md, "%.1f", wx.w_plus);
+                    fputs(" | ", md);
+                    md_num(md, "%.1f", wx.w_minus);
+                    fputs(" | ", md);
                     md_num(md, "%.2f", wx.z);
                     fputs(" | ", md);
                     md_num(md, "%.3g", wx.p);

@@ -9,7 +9,12 @@
 #      (within 1e-9) and its speech rows are the seeded draw;
 #  (b) tp 2 and dp 2 against the one-rank run within TOL_F32_REORDER, every step;
 #  (c) SIGUSR1 + resume at tp 2 = straight, bit for bit;
-#  (d) bad input: one line, exit 2, no run directory.
+#  (d) bad input: one line, exit 2, no run directory;
+#  (e) decoding (data.source = aligned tasks) from two aligned pretraining runs: the
+#      record's decoding columns as documented (tests/check_schema.py), the error
+#      rates equal to the per-pair errors over the reference lengths, overall and
+#      by length, from step 0 on; the report's error-rate tables and figures, and its
+#      Wilcoxon row against scipy.stats.wilcoxon on the per-pair differences.
 . tests/lib.sh
 
 base_ini data.modalities=text,speech train.checkpoint_every=10 log.flush_every=5
@@ -123,4 +128,89 @@ expect_status 2 "zipper over text,image: exit 2" \
     "$MOTSCALE" train "$SCRATCH/base.ini" run.name=bad3 model.kind=zipper data.modalities=text,image
 expect_status 2 "zipper.interval_speech not dividing its layers: exit 2" \
     "$MOTSCALE" train "$SCRATCH/base.ini" run.name=bad4 model.kind=zipper zipper.interval_speech=3
+
+# ---- (e) decoding --------------------------------------------------------------------------
+base_ini data.modalities=text,speech data.source=aligned model.seq_len=48 data.aligned_words=4 \
+    data.aligned_heldout=8 data.vocab_text=20 data.vocab_speech=19 train.steps=40 train.checkpoint_every=40 \
+    train.lr=1e-2 log.eval_every=20 log.eval_tokens=256 run.out_dir="$SCRATCH/dec"
+run atext 1 model.kind=dense data.aligned_stream=text model.d_model=16 model.n_heads=2 model.d_ff=32 &&
+    run aspeech 1 model.kind=dense data.aligned_stream=speech model.d_model=8 model.n_heads=2 model.d_ff=16
+AT="$SCRATCH/dec/atext/checkpoints/ckpt-000000040.h5"
+AS="$SCRATCH/dec/aspeech/checkpoints/ckpt-000000040.h5"
+# shellcheck disable=SC2086
+run dzip 1 model.kind=zipper zipper.freeze=text zipper.text_d_model=16 zipper.text_n_heads=2 zipper.text_d_ff=32 \
+    zipper.speech_d_model=8 zipper.speech_n_heads=2 zipper.speech_d_ff=16 zipper.text_checkpoint="$AT" \
+    zipper.speech_checkpoint="$AS" run.out_dir="$SCRATCH/dec/fusion" &&
+    run dvexp 1 model.kind=vocab_expansion model.d_model=16 model.n_heads=2 model.d_ff=32 \
+        zipper.text_checkpoint="$AT" run.out_dir="$SCRATCH/dec/fusion" &&
+    check "a decoding run holds every documented object (tests/check_schema.py)" \
+        $PY tests/check_schema.py docs/run-record.md "$SCRATCH/dec/fusion/dzip/run.h5" "" &&
+    check "error rates = errors / reference lengths, overall and by length, at steps 0, 20, 40" \
+        $PY - "$SCRATCH/dec/fusion" <<'PYEOF'
+import sys
+import h5py, numpy as np
+bad = []
+for name in ("dzip", "dvexp"):
+    e = h5py.File("%s/%s/run.h5" % (sys.argv[1], name), "r")["/eval"]
+    if list(e["step"][:]) != [0, 20, 40]:
+        bad.append("%s: /eval/step %s" % (name, e["step"][:]))
+    words = e["asr_ref_len"][:]
+    bucket = np.where(words <= 2, 0, np.where(words <= 5, 1, 2))
+    for task, rate, by in (("asr", "asr_wer", "asr_wer_by_length"), ("tts", "tts_uer", "tts_uer_by_length")):
+        err, ref = e[task + "_errors"][:], e[task + "_ref_len"][:]
+        if (err < 0).any() or (ref < 1).any():
+            bad.append("%s %s: errors %s refs %s" % (name, task, err[0], ref[0]))
+        want = err.sum(axis=1) / ref.sum(axis=1)
+        if not np.allclose(e[rate][:], want, rtol=1e-12, atol=0):
+            bad.append("%s %s: %s, errors / references give %s" % (name, rate, e[rate][:], want))
+        for b in range(3):
+            m = bucket == b
+            w = np.where(m.any(axis=1), (err * m).sum(axis=1) / np.maximum((ref * m).sum(axis=1), 1), np.nan)
+            if not np.allclose(e[by][:, b], w, rtol=1e-12, atol=0, equal_nan=True):
+                bad.append("%s %s bucket %d: %s vs %s" % (name, by, b, e[by][:, b], w))
+    if not np.all(np.isfinite(e["text_only_loss"][:])):
+        bad.append("%s: text_only_loss %s" % (name, e["text_only_loss"][:]))
+for x in bad:
+    print("#", x)
+print("# dzip ASR WER by evaluation", h5py.File(sys.argv[1] + "/dzip/run.h5", "r")["/eval/asr_wer"][:])
+sys.exit(1 if bad else 0)
+PYEOF
+"$MOTSCALE" report "$SCRATCH/dec/fusion" --out "$SCRATCH/dec/report" >"$SCRATCH/dec-report.out" 2>&1
+check "report: error-rate and length tables, two figures, and the Wilcoxon row = scipy's" \
+    $PY - "$SCRATCH/dec" <<'PYEOF'
+import os, re, sys
+import h5py, numpy as np
+from scipy.stats import wilcoxon
+d, bad = sys.argv[1], []
+md = open(d + "/report/report.md").read()
+for head in ("### Error rates against the aligned fraction", "### Error rates by sentence length",
+             "### Paired per-sentence differences against vocab_expansion"):
+    if head not in md:
+        bad.append("no section " + head)
+for fig in ("asr_wer_vs_fraction", "tts_uer_vs_fraction"):
+    if not [f for f in os.listdir(d + "/report") if f.endswith(fig + ".png") and os.path.getsize(d + "/report/" + f) > 0]:
+        bad.append("no figure " + fig)
+z = h5py.File(d + "/fusion/dzip/run.h5", "r")["/eval"]
+v = h5py.File(d + "/fusion/dvexp/run.h5", "r")["/eval"]
+for task in ("ASR", "TTS"):
+    k = task.lower() + "_errors"
+    diff = (z[k][-1] - v[k][-1]).astype(float)
+    row = re.search(r"\| zipper, text frozen \| 1 \| %s \| (\d+) \| (\d+) \| ([-+.\d]+) \| ([-.\d]+) \| ([-.\d]+) \| ([-.\d]+) \| ([-.\de+]+) \|" % task, md)
+    if not row:
+        bad.append("no %s row for zipper, text frozen" % task)
+        continue
+    n, nz, mean = int(row.group(1)), int(row.group(2)), float(row.group(3))
+    wp, wm = (float(row.group(4)), float(row.group(5))) if nz else (np.nan, np.nan)
+    if n != len(diff) or nz != int((diff != 0).sum()) or abs(mean - diff.mean()) > 5e-4:
+        bad.append("%s: n %d nonzero %d mean %g vs %d %d %g" % (task, n, nz, mean, len(diff), (diff != 0).sum(), diff.mean()))
+    if nz > 0:
+        r = wilcoxon(diff, zero_method="wilcox", correction=True, mode="approx")
+        p = float(row.group(7))
+        if abs(min(wp, wm) - r.statistic) > 1e-9 or not (abs(p - r.pvalue) <= 2e-3 * max(r.pvalue, 1e-300)):
+            bad.append("%s: W+ %g W- %g p %g, scipy statistic %g p %g" % (task, wp, wm, p, r.statistic, r.pvalue))
+        print("# %s: %d pairs, %d nonzero, report p %s, scipy p %.4g" % (task, n, nz, row.group(7), r.pvalue))
+for x in bad:
+    print("#", x)
+sys.exit(1 if bad else 0)
+PYEOF
 echo "1..$TAPN"
