@@ -146,10 +146,10 @@ run dzip 1 model.kind=zipper zipper.freeze=text zipper.text_d_model=16 zipper.te
     check "a decoding run holds every documented object (tests/check_schema.py)" \
         $PY tests/check_schema.py docs/run-record.md "$SCRATCH/dec/fusion/dzip/run.h5" "" &&
     check "error rates = errors / reference lengths, overall and by length, at steps 0, 20, 40" \
-        $PY - "$SCRATCH/dec/fusion" <<'PYEOF'
+        $PY - "$SCRATCH/dec/fusion" "$TOL_RATE_REL" <<'PYEOF'
 import sys
 import h5py, numpy as np
-bad = []
+bad, tol = [], float(sys.argv[2])
 for name in ("dzip", "dvexp"):
     e = h5py.File("%s/%s/run.h5" % (sys.argv[1], name), "r")["/eval"]
     if list(e["step"][:]) != [0, 20, 40]:
@@ -161,12 +161,12 @@ for name in ("dzip", "dvexp"):
         if (err < 0).any() or (ref < 1).any():
             bad.append("%s %s: errors %s refs %s" % (name, task, err[0], ref[0]))
         want = err.sum(axis=1) / ref.sum(axis=1)
-        if not np.allclose(e[rate][:], want, rtol=1e-12, atol=0):
+        if not np.allclose(e[rate][:], want, rtol=tol, atol=0):
             bad.append("%s %s: %s, errors / references give %s" % (name, rate, e[rate][:], want))
         for b in range(3):
             m = bucket == b
             w = np.where(m.any(axis=1), (err * m).sum(axis=1) / np.maximum((ref * m).sum(axis=1), 1), np.nan)
-            if not np.allclose(e[by][:, b], w, rtol=1e-12, atol=0, equal_nan=True):
+            if not np.allclose(e[by][:, b], w, rtol=tol, atol=0, equal_nan=True):
                 bad.append("%s %s bucket %d: %s vs %s" % (name, by, b, e[by][:, b], w))
     if not np.all(np.isfinite(e["text_only_loss"][:])):
         bad.append("%s: text_only_loss %s" % (name, e["text_only_loss"][:]))
@@ -177,11 +177,13 @@ sys.exit(1 if bad else 0)
 PYEOF
 "$MOTSCALE" report "$SCRATCH/dec/fusion" --out "$SCRATCH/dec/report" >"$SCRATCH/dec-report.out" 2>&1
 check "report: error-rate and length tables, two figures, and the Wilcoxon row = scipy's" \
-    $PY - "$SCRATCH/dec" <<'PYEOF'
-import os, re, sys
+    $PY - "$SCRATCH/dec" "$TOL_REPORT_3SIG" "$TOL_REPORT_3DEC" <<'PYEOF'
+import os, re, sys, warnings
 import h5py, numpy as np
 from scipy.stats import wilcoxon
+warnings.simplefilter("ignore")  # scipy: "sample size too small for normal approximation"
 d, bad = sys.argv[1], []
+sig3, dec3 = float(sys.argv[2]), float(sys.argv[3])
 md = open(d + "/report/report.md").read()
 for head in ("### Error rates against the aligned fraction", "### Error rates by sentence length",
              "### Paired per-sentence differences against vocab_expansion"):
@@ -201,12 +203,12 @@ for task in ("ASR", "TTS"):
         continue
     n, nz, mean = int(row.group(1)), int(row.group(2)), float(row.group(3))
     wp, wm = (float(row.group(4)), float(row.group(5))) if nz else (np.nan, np.nan)
-    if n != len(diff) or nz != int((diff != 0).sum()) or abs(mean - diff.mean()) > 5e-4:
+    if n != len(diff) or nz != int((diff != 0).sum()) or abs(mean - diff.mean()) > dec3:
         bad.append("%s: n %d nonzero %d mean %g vs %d %d %g" % (task, n, nz, mean, len(diff), (diff != 0).sum(), diff.mean()))
     if nz > 0:
         r = wilcoxon(diff, zero_method="wilcox", correction=True, mode="approx")
         p = float(row.group(7))
-        if abs(min(wp, wm) - r.statistic) > 1e-9 or not (abs(p - r.pvalue) <= 2e-3 * max(r.pvalue, 1e-300)):
+        if min(wp, wm) != r.statistic or not (abs(p - r.pvalue) <= sig3 * max(r.pvalue, 1e-300)):
             bad.append("%s: W+ %g W- %g p %g, scipy statistic %g p %g" % (task, wp, wm, p, r.statistic, r.pvalue))
         print("# %s: %d pairs, %d nonzero, report p %s, scipy p %.4g" % (task, n, nz, row.group(7), r.pvalue))
 for x in bad:
