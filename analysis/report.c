@@ -1352,7 +1352,9 @@ static void fig_error_rates(report_t *rep, const char *exp, const dec_table_t *t
     plot_t p;
     if (!fig_open(rep, &p, name, title, "aligned fraction (log)", which ? "unit error rate" : "word error rate"))
         return;
-    fprintf(p.gp, "set logscale x\nset key top right\nset grid\nplot ");
+    /* room beside the outer fractions for their error bars */
+    fprintf(p.gp, "set logscale x\nset xrange [%g:%g]\nset key top right\nset grid\nplot ", t->fraction[0] / 1.5,
+            t->fraction[t->n_frac - 1] * 1.5);
     for (int l = 0; l < t->n_labels; l++) {
         fprintf(p.dat, "# %s\n", t->label[l]);
         for (int k = 0; k < t->n_frac; k++) {
