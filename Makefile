@@ -97,7 +97,7 @@ docs-keys: all
 bench:
 	@MOTSCALE_WITH_TORCH=1 sh scripts/bootstrap
 	@$(MAKE) --no-print-directory all $(BENCHBIN)
-	@BUILD=$(BUILD) sh bench/run
+	@BUILD=$(BUILD) sh bench/run $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-san
