@@ -13,7 +13,8 @@
 #  (e) decoding (data.source = aligned tasks) from two aligned pretraining runs: the
 #      record's decoding columns as documented (tests/check_schema.py), the error
 #      rates equal to the per-pair errors over the reference lengths, overall and
-#      by length, from step 0 on; the report's error-rate tables and figures, and its
+#      by length, from step 0 on; decoding at tp 2 completes alike; the report's
+#      error-rate tables and figures, and its
 #      Wilcoxon row against scipy.stats.wilcoxon on the per-pair differences.
 . tests/lib.sh
 
@@ -174,6 +175,24 @@ for x in bad:
     print("#", x)
 print("# dzip ASR WER by evaluation", h5py.File(sys.argv[1] + "/dzip/run.h5", "r")["/eval/asr_wer"][:])
 sys.exit(1 if bad else 0)
+PYEOF
+# decoding under tensor parallelism: every TP rank decodes the same tokens (the logits
+# are replicated after the all-reduce), so the run completes with the same rows
+# shellcheck disable=SC2086
+run dzip-tp2 2 model.kind=zipper zipper.freeze=text zipper.text_d_model=16 zipper.text_n_heads=2 \
+    zipper.text_d_ff=32 zipper.speech_d_model=8 zipper.speech_n_heads=2 zipper.speech_d_ff=16 \
+    zipper.text_checkpoint="$AT" zipper.speech_checkpoint="$AS" parallel.tp=2 run.out_dir="$SCRATCH/dec/tp2" &&
+    check "decoding at tp 2: the same evaluation rows, error rates within a few sentences of tp 1" \
+        $PY - "$SCRATCH/dec" "$TOL_DECODE_TP_SAME" <<'PYEOF'
+import sys
+import h5py, numpy as np
+a = h5py.File(sys.argv[1] + "/fusion/dzip/run.h5", "r")["/eval"]
+b = h5py.File(sys.argv[1] + "/tp2/dzip-tp2/run.h5", "r")["/eval"]
+ok = list(a["step"][:]) == list(b["step"][:]) and a["asr_errors"].shape == b["asr_errors"].shape
+# an argmax may flip where two logits nearly tie (fp32 reordering; tests/tolerances.env)
+same = (a["asr_errors"][:] == b["asr_errors"][:]).mean(), (a["tts_errors"][:] == b["tts_errors"][:]).mean()
+print("# tp 2 against tp 1: steps %s, share of identical per-pair errors ASR %.2f TTS %.2f" % (b["step"][:], *same))
+sys.exit(0 if ok and min(same) >= float(sys.argv[2]) else 1)
 PYEOF
 "$MOTSCALE" report "$SCRATCH/dec/fusion" --out "$SCRATCH/dec/report" >"$SCRATCH/dec-report.out" 2>&1
 check "report: error-rate and length tables, two figures, and the Wilcoxon row = scipy's" \

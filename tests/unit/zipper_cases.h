@@ -2,7 +2,8 @@
  * test_zipper.c (float, the trainer's arithmetic) and f64_zipper.c (double, with the
  * finite differences):
  *   - with every gate at 0 the zipped text tower is the dense text decoder bit for
- *     bit: the same loss and the same backbone gradients on text-only windows;
+ *     bit: the same outputs (the last block's), loss and backbone gradients on
+ *     text-only windows;
  *   - the cross-modal mask: a text position before every speech position gets a
  *     cross-attention output of exactly 0 (not NaN), and changing a later speech
  *     token leaves every earlier output of both towers bit-identical.
@@ -104,6 +105,11 @@ static void test_gates_zero_is_dense(void **state)
     assert_int_equal(cz[0], cd[0]);
     assert_int_equal(cz[1], 0);
     assert_true(lz[0] == ld[0]); /* bit for bit */
+    /* the outputs themselves: the last block's output of every position (one tower,
+     * so the dense model's rows are in sequence order too) */
+    const tower_impl_t *dt = d.impl;
+    const zipper_impl_t *Z = z.impl;
+    assert_memory_equal(Z->z[ZT_TEXT].t.x_final, dt->x_final, (size_t)(ZB * ZT * 4) * sizeof(real));
     print_message("# text loss sum %.17g, both\n", (double)lz[0]);
     for (int i = 0; i < d.n_tensors; i++) {
         char name[80];
