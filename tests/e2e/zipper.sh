@@ -6,7 +6,8 @@
 #      vocabulary rows of the embedding and head), and its checkpoint holds no AdamW
 #      moments for them; with the speech tower alone frozen the text backbone moves;
 #      vocab_expansion at a learning rate of 1e-12 keeps the text run's rows
-#      (within 1e-9) and its speech rows are the seeded draw;
+#      (within 1e-9) and its speech rows are the seeded draw; motscale flops counts
+#      the checkpoint's parameters and the documented FLOPs;
 #  (b) tp 2 and dp 2 against the one-rank run within TOL_F32_REORDER, every step;
 #  (c) SIGUSR1 + resume at tp 2 = straight, bit for bit;
 #  (d) bad input: one line, exit 2, no run directory;
@@ -78,6 +79,33 @@ for x in bad:
     print("#", x)
 print("# %d text and %d speech backbone tensors checked; %d fusion tensors, gates %s" %
       (n["text"], n["speech"], len(fusion), np.round(gates[:4], 5)))
+sys.exit(1 if bad else 0)
+PYEOF
+
+# motscale flops: the parameters against the checkpoint's tensors, the FLOPs per token
+# of each tower against a hand count of docs/model.md's terms
+# shellcheck disable=SC2086
+"$MOTSCALE" flops "$SCRATCH/base.ini" $Z >"$SCRATCH/flops.out" 2>&1
+check "motscale flops: parameters = the checkpoint's tensors; FLOPs per token by hand" \
+    $PY - "$SCRATCH/flops.out" "$SCRATCH/runs/zboth/checkpoints/ckpt-000000010.h5" <<'PYEOF'
+import re, sys
+import h5py
+out, bad = open(sys.argv[1]).read(), []
+n = sum(d.size for d in h5py.File(sys.argv[2], "r")["params"].values())
+total = int(re.search(r"^  total +(\d+)", out, re.M).group(1))
+if total != n:
+    bad.append("params total %d, the checkpoint holds %d" % (total, n))
+# text d 32 f 64 L 2 V 96, speech d 16 f 32 L 4 V 32, K = 2 blocks each, s = 16
+def fwd(d, f, L, V, e, K, s=16):
+    return L * (8 * d * d + 6 * d * f) + 4 * d * d + K * (4 * d * d + 6 * d * f) + K * (2 * e * d + 4 * e * e) \
+        + (L + K) * 2 * s * d + 2 * d * V
+want = 3 * max(fwd(32, 64, 2, 96, 16, 2), fwd(16, 32, 4, 32, 32, 2))
+train = float(re.search(r"^  train +([\d.e+]+)", out, re.M).group(1))
+if abs(train - want) > 0.5:
+    bad.append("train FLOPs per token %g, by hand %g" % (train, want))
+for x in bad:
+    print("#", x)
+print("# %d parameters; %g training FLOPs per token (the costlier tower)" % (n, want))
 sys.exit(1 if bad else 0)
 PYEOF
 
