@@ -193,6 +193,12 @@ static void derive(analysis_run_t *ar)
     runrec_config_get(r, "model", "moe_towers", moe_towers, sizeof moe_towers);
     runrec_config_get(r, "model", "moe_experts", experts, sizeof experts);
     analysis_label_of(ar->label, sizeof ar->label, r->kind, kind_towers, moe_towers, experts);
+    char freeze[32];
+    runrec_config_get(r, "zipper", "freeze", freeze, sizeof freeze);
+    if (!strcmp(r->kind, "zipper") && freeze[0] && strcmp(freeze, "none")) {
+        size_t k = strlen(ar->label);
+        snprintf(ar->label + k, sizeof ar->label - k, ", %s frozen", freeze);
+    }
     runrec_config_get(r, "model", "size", ar->size, sizeof ar->size);
     if (!ar->size[0])
         size_preset(ar->size, sizeof ar->size, r->config);

@@ -114,6 +114,11 @@ def main():
     # continuous images have the "with images" objects; token images none of them
     images = text(f["/model"].attrs.get("image_objective", "tokens")) == "diffusion"
     G = len(f["/model"].attrs["diffusion_eval_t"]) if images else 0
+    # a run that decodes (data.source = aligned, tasks) has the "with decoding" objects
+    cfg = dict(re.findall(r"^(\w+) = (.*)$", text(f.attrs["config"]), re.M))
+    decoding = cfg.get("source") == "aligned" and cfg.get("aligned_stream") == "tasks" and \
+        int(cfg.get("eval_every", "0")) > 0
+    P = int(cfg["aligned_heldout"]) if decoding else 0
 
     def dtype_ok(dt, want):
         base = want.split("[")[0]
@@ -126,12 +131,15 @@ def main():
     n_attr = n_ds = 0
     for p, kind, dtype, shape in rows:
         documented.add(p)
-        if "with experts" in kind or "with images" in kind:
+        if "with experts" in kind or "with images" in kind or "with decoding" in kind:
             present = ("@" in p and p.split("@")[1] in f[p.split("@")[0]].attrs) or (
                 "@" not in p and p in f)
-            if not (experts if "with experts" in kind else images):
+            cond, what = (experts, "a model without experts") if "with experts" in kind else \
+                (images, "a model without continuous images") if "with images" in kind else \
+                (decoding, "a run that does not decode")
+            if not cond:
                 if present:
-                    bad.append("%s: present in a model without %s" % (p, "experts" if "with experts" in kind else "continuous images"))
+                    bad.append("%s: present in %s" % (p, what))
                 continue
         if kind == "group":
             if not isinstance(f.get(p), h5py.Group):
@@ -163,7 +171,7 @@ def main():
             bad.append("%s: dtype %s, documented %s" % (p, d.dtype, dtype))
         want = {"(rows,)": (R,), "(eval_rows,)": (E,), "(rows, M)": (R, M), "(eval_rows, M)": (E, M),
                 "(rows, W)": (R, W), "(restarts,)": (S,), "(rows, K x E x M)": (R, K * NE * M),
-                "(eval_rows, G)": (E, G)}.get(shape)
+                "(eval_rows, G)": (E, G), "(eval_rows, 3)": (E, 3), "(eval_rows, P)": (E, P)}.get(shape)
         if d.shape != want or d.shape[0] == 0:
             bad.append("%s: shape %s, documented %s = %s" % (p, d.shape, shape, want))
         if d.maxshape[0] is not None or d.chunks is None:
@@ -171,9 +179,9 @@ def main():
         v = d[...]  # read every row
         if dtype == "string" and not all(isinstance(x, (str, bytes)) for x in v):
             bad.append("%s: not strings" % p)
-        # NaN is documented for the per-modality columns, the sampling check (final
-        # evaluation only) and a caption loss of windows without captions
-        nan_ok = "by_modality" in p or "/eval/sample_" in p or p == "/eval/caption_loss"
+        # NaN is documented for the per-modality and per-length columns, the sampling
+        # check (final evaluation only) and a caption loss of windows without captions
+        nan_ok = "by_modality" in p or "by_length" in p or "/eval/sample_" in p or p == "/eval/caption_loss"
         if v.dtype.kind == "f" and not nan_ok and not np.all(np.isfinite(v)):
             bad.append("%s: non-finite values %s" % (p, v))
         n_ds += 1

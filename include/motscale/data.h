@@ -14,7 +14,9 @@
 #include "motscale/common.h"
 #include "motscale/vocab.h"
 
-enum data_source { DATA_SYNTHETIC, DATA_FILE };
+enum data_source { DATA_SYNTHETIC, DATA_FILE, DATA_ALIGNED };
+/* data.aligned_stream: what an aligned source's windows hold */
+enum aligned_stream { ALIGNED_TASKS, ALIGNED_TEXT, ALIGNED_SPEECH };
 enum data_split { SPLIT_TRAIN = 0, SPLIT_HELDOUT = 1 };
 
 /* The synthetic generators' keys (docs/data.md). */
@@ -31,6 +33,20 @@ typedef struct synth_params {
     int t_cap_image_first;                       /* t at most this before the caption */
 } synth_params_t;
 
+/* The aligned speech-and-text world (data.source = aligned, docs/data.md, "Aligned
+ * speech and text"): a text language and a lexicon fixed by data.aligned_seed, a
+ * pool of (text, speech) pairs, a held-out set, and the stream the windows hold. */
+#define ALIGNED_MAX_WORDS 16
+#define ALIGNED_MAX_UNITS 3                      /* speech units per word */
+#define ALIGNED_MAX_DUR 3                        /* frames per unit */
+typedef struct aligned_params {
+    int stream;                                  /* enum aligned_stream */
+    double speech_noise;                         /* substitution rate per frame */
+    double fraction;                             /* of the pool fusion training may use */
+    int pool, heldout, max_words;
+    uint64_t seed;                               /* the world: language, lexicon, pairs */
+} aligned_params_t;
+
 /* What a split is read from, filled by config_resolve. */
 typedef struct data_params {
     int source;                                  /* enum data_source */
@@ -41,6 +57,7 @@ typedef struct data_params {
     int seq_len;                                 /* a window is seq_len + 1 tokens */
     uint64_t seed;                               /* run.seed */
     synth_params_t synth;
+    aligned_params_t aligned;
 } data_params_t;
 
 /* The vocabulary layout: from the synthetic range sizes, or from the token file's
@@ -84,5 +101,29 @@ int data_caption_len(const data_t *d);
  * prototype at the blob's centre gets right, *n_blobs how many it has (-1: the
  * words are not a caption). */
 int data_blob_check(const data_t *d, const int32_t *caption, const float *image, int *n_blobs);
+/* An aligned pair in joint ids: its words, its speech (frames, noisy) and the
+ * clean unit sequence of its lexicon entries (the TTS reference, repeats collapsed). */
+typedef struct aligned_pair {
+    int n_text, n_speech, n_clean;
+    int32_t text[ALIGNED_MAX_WORDS];
+    int32_t speech[ALIGNED_MAX_WORDS * ALIGNED_MAX_UNITS * ALIGNED_MAX_DUR];
+    int32_t clean[ALIGNED_MAX_WORDS * ALIGNED_MAX_UNITS];
+} aligned_pair_t;
+
+/* The special tokens of the aligned tasks, all in the speech range but <doc> (so the
+ * text stream reads as the text run's: sentences ending in <doc>): the speech
+ * range's last three ids start an ASR sample's speech, start a TTS sample's speech,
+ * and end any speech; <doc> starts every window and ends every sentence. */
+typedef struct aligned_tokens {
+    int32_t asr, tts, text_end, speech_eos;
+} aligned_tokens_t;
+static inline aligned_tokens_t aligned_tokens(const vocab_t *v)
+{
+    return (aligned_tokens_t){v->hi[1] - 3, v->hi[1] - 2, vocab_doc_token(v), v->hi[1] - 1};
+}
+
+/* Held-out aligned pairs of an aligned source (0 for the others), and pair i. */
+int data_heldout_pairs(const data_t *d);
+void data_heldout_pair(data_t *d, int i, aligned_pair_t *out);
 
 #endif

@@ -18,7 +18,11 @@
 
 /* Values of model.kind, model.norm and parallel.tp_backend, in the order of their
  * names in the config key table (config_enum_name spells them). */
-enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS, MODEL_MOE };
+enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS, MODEL_MOE, MODEL_ZIPPER, MODEL_VOCAB_EXPANSION };
+/* zipper.freeze: which pretrained backbones keep their weights */
+enum zipper_freeze { FREEZE_NONE, FREEZE_TEXT, FREEZE_SPEECH, FREEZE_BOTH };
+/* The two towers of model.kind = zipper, and the checkpoints they start from. */
+enum zipper_tower { ZT_TEXT, ZT_SPEECH, ZT_N };
 /* Most experts of a mixture-of-experts FFN (model.moe_experts). */
 #define MOE_MAX_EXPERTS 64
 enum moe_group { MOE_GROUP_BATCH, MOE_GROUP_SEQUENCE };
@@ -54,6 +58,14 @@ typedef struct model_shape {
     int image_len;                      /* patches per image (image_h x image_w), for FLOPs */
     int diffusion_steps;                /* T of the schedule: timesteps 1 .. T */
     double diffusion_weight;            /* lambda: objective = text CE + lambda x image MSE */
+    /* zipper: each tower's own shape (zipper.text_*, zipper.speech_*), the layers
+     * between cross-attention blocks in each, and the frozen backbones */
+    struct zipper_shape {
+        int d_model, n_layers, n_heads, d_ff;
+        int interval;
+        int32_t vocab;                  /* its modality's range of the joint vocabulary */
+    } zt[ZT_N];
+    int zipper_freeze;                  /* enum zipper_freeze */
 } model_shape_t;
 
 /* The continuous inputs of the next forward (image_objective = diffusion), for its
@@ -73,12 +85,15 @@ typedef struct model_images {
 typedef struct model_init {
     double std;
     bool same_towers;
+    /* checkpoints the tensors with a source start from (zipper.text_checkpoint,
+     * zipper.speech_checkpoint; vocab_expansion reads the text one); "" none */
+    char source[ZT_N][CFG_PATH_LEN];
 } model_init_t;
 
 /* SHARD_EXPERT: whole on one TP rank (its owner), nothing on the others (expert
  * parallelism); the group's sum is the tensor, like a slice. */
 enum shard_kind { SHARD_NONE, SHARD_COL, SHARD_ROW, SHARD_EXPERT };
-enum tensor_init { INIT_NORMAL, INIT_ONES };
+enum tensor_init { INIT_NORMAL, INIT_ONES, INIT_ZERO };
 
 typedef struct tensor_info {
     char name[64];                 /* documented name, e.g. tower1.layer0.attn.wq */
@@ -95,6 +110,15 @@ typedef struct tensor_info {
     double init_div;               /* INIT_NORMAL: std = model_init.std / init_div */
     int stage;                     /* backward stage after which its gradient is final */
     size_t offset, numel;          /* local slice in the flat buffers, elements */
+    /* A frozen tensor gets no gradient and no optimizer state: it lies after every
+     * trainable one, beyond m->n_trainable, and the gradient buffer stops there. */
+    bool frozen;
+    /* Where its initial value comes from: model_init.source[src] (-1: the seeded
+     * draw), dataset params/src_name; rows [0, src_rows) of this tensor are rows
+     * [src_row0, src_row0 + src_rows) of that one, the others keep the draw. */
+    int src;
+    char src_name[64];
+    int64_t src_row0, src_rows;
 } tensor_info_t;
 
 struct model_kind_ops;
@@ -110,7 +134,8 @@ typedef struct model {
     /* parameters: one table, one allocation each for values and gradients */
     int n_tensors;
     tensor_info_t *tensors;
-    size_t n_local;                    /* elements of params (= grads) on this rank */
+    size_t n_local;                    /* elements of params on this rank */
+    size_t n_trainable;                /* of those, trainable (the first ones): grads' size */
     real *params, *grads;
 
     /* Backward progress, for overlapping the data-parallel all-reduce: called with
@@ -162,6 +187,12 @@ void model_init_params(model_t *m, uint64_t seed, const model_init_t *init);
  * hand, so the logits are not kept). */
 void model_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
                    double *loss_sum, int64_t *count);
+/* Greedy decoding's step: the logits of the next token of modality mod after
+ * tokens[0 .. n) (1 <= n <= seq_len), one sequence, no gradient; out (vocabulary
+ * size) holds them on mod's id range and -inf elsewhere. A tower kind reads the
+ * last position; zipper the last position of mod's tower. */
+void model_next_logits(model_t *m, const int32_t *tokens, int64_t n, int mod, real *out);
+
 /* Backward of the last forward; accumulates into m->grads. */
 void model_backward(model_t *m);
 void model_zero_grads(model_t *m);

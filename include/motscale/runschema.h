@@ -12,6 +12,9 @@
  *            GRID           (rows, G): continuous images' held-out loss at G fixed
  *                           timesteps (G = 0, token images: no dataset)
  *            IMG            (rows,): a continuous-image metric (token images: no dataset)
+ *            DEC            (rows,) only in a run that decodes (data.source = aligned tasks)
+ *            BUCKET         (rows, RUNREC_BUCKETS) by sentence length, the same runs
+ *            PAIRS          (rows, P) one per held-out pair, the same runs
  *   reader   REQ            a record without it is refused by the reader
  *            OPT            older records may lack it: the reader gives NaN (or 0)
  * The field names the value in runlog_row_t / runlog_eval_t and the array in
@@ -21,6 +24,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Sentence-length buckets of the decoding columns (decode.h says which). */
+#define RUNREC_BUCKETS 3
 
 /* The layout version this code writes and reads (/@schema_version). */
 #define RUNREC_SCHEMA_VERSION 1
@@ -58,7 +64,16 @@
     X("/eval/caption_loss", eval_caption_loss, F64, IMG, OPT)               \
     X("/eval/sample_mse", eval_sample_mse, F64, IMG, OPT)                   \
     X("/eval/sample_noise_mse", eval_sample_noise_mse, F64, IMG, OPT)       \
-    X("/eval/sample_class_accuracy", eval_sample_class_accuracy, F64, IMG, OPT)
+    X("/eval/sample_class_accuracy", eval_sample_class_accuracy, F64, IMG, OPT) \
+    X("/eval/text_only_loss", eval_text_only_loss, F64, DEC, OPT)          \
+    X("/eval/asr_wer", eval_asr_wer, F64, DEC, OPT)                         \
+    X("/eval/tts_uer", eval_tts_uer, F64, DEC, OPT)                         \
+    X("/eval/asr_wer_by_length", eval_asr_by_length, F64, BUCKET, OPT)     \
+    X("/eval/tts_uer_by_length", eval_tts_uer_by_length, F64, BUCKET, OPT) \
+    X("/eval/asr_errors", eval_asr_errors, I64, PAIRS, OPT)                 \
+    X("/eval/tts_errors", eval_tts_errors, I64, PAIRS, OPT)                 \
+    X("/eval/asr_ref_len", eval_asr_ref_len, I64, PAIRS, OPT)               \
+    X("/eval/tts_ref_len", eval_tts_ref_len, I64, PAIRS, OPT)
 
 /* The groups that hold the columns, created with the file. */
 #define RUNREC_GROUPS {"/model", "/metrics", "/eval", "/ranks"}
@@ -74,6 +89,9 @@ typedef const double *runrec_w_F64_WORLD;
 typedef const int64_t *runrec_w_I64_LOAD;
 typedef const double *runrec_w_F64_GRID;
 typedef double runrec_w_F64_IMG;
+typedef double runrec_w_F64_DEC;
+typedef const double *runrec_w_F64_BUCKET;
+typedef const int64_t *runrec_w_I64_PAIRS;
 /* What the reader holds per column: rows x width values. */
 typedef int64_t runrec_r_I64;
 typedef double runrec_r_F64;
@@ -92,9 +110,17 @@ typedef struct runlog_eval {
     RUNREC_EVAL(RUNREC_ROW_FIELD)
 } runlog_eval_t;
 
-enum runrec_width { RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD, RUNREC_GRID, RUNREC_IMG, RUNREC_N_WIDTHS };
-/* Stored as a 1-D dataset: ONE and IMG. */
-static inline int runrec_rank(int width) { return width == RUNREC_ONE || width == RUNREC_IMG ? 1 : 2; }
+enum runrec_width {
+    RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD, RUNREC_GRID, RUNREC_IMG, RUNREC_DEC, RUNREC_BUCKET,
+    RUNREC_PAIRS, RUNREC_N_WIDTHS
+};
+/* A scalar column: rank 1 on disk, the value itself in the row struct. */
+static inline int runrec_scalar(int width)
+{
+    return width == RUNREC_ONE || width == RUNREC_IMG || width == RUNREC_DEC;
+}
+/* Stored as a 1-D dataset: the scalar columns. */
+static inline int runrec_rank(int width) { return runrec_scalar(width) ? 1 : 2; }
 enum runrec_group { RUNREC_IN_METRICS, RUNREC_IN_EVAL };
 
 /* The table generated from the lists above (src/io/runschema.c). */

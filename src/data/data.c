@@ -70,6 +70,7 @@ bool data_vocab(vocab_t *v, const data_params_t *p, char *err, size_t errlen)
 
 struct data {
     int split;
+    int32_t window;
     synth_t *synth;
     tokreader_t *file;
     /* a token file's continuous images: the noise stream and what it draws from */
@@ -77,6 +78,7 @@ struct data {
     uint64_t seed;
     int P;
     int32_t t_steps, t_cap;
+    aligned_t *aligned;
 };
 
 data_t *data_open(const data_params_t *p, const vocab_t *v, int split, char *err, size_t errlen)
@@ -85,11 +87,14 @@ data_t *data_open(const data_params_t *p, const vocab_t *v, int split, char *err
         DIE(EXIT_FAULT, "data_open: split %d is neither train nor held-out", split);
     data_t *d = xcalloc(1, sizeof *d);
     d->split = split;
+    d->window = p->seq_len + 1;
     if (p->source == DATA_FILE)
         d->file = tokreader_open(p->path, v, split, p->seq_len + 1, err, errlen);
+    else if (p->source == DATA_ALIGNED)
+        d->aligned = aligned_create(p, v, err, errlen);
     else
         d->synth = synth_create(p, v, err, errlen);
-    if (!d->file && !d->synth) {
+    if (!d->file && !d->synth && !d->aligned) {
         free(d);
         return NULL;
     }
@@ -119,6 +124,11 @@ void data_read(data_t *d, int64_t first, int n, int32_t *tokens)
 {
     if (d->file) {
         tokreader_read(d->file, first, n, tokens);
+        return;
+    }
+    if (d->aligned) {
+        for (int i = 0; i < n; i++)
+            aligned_window(d->aligned, d->split, first + i, tokens + (size_t)i * (size_t)d->window);
         return;
     }
     for (int i = 0; i < n; i++)
@@ -156,11 +166,15 @@ int data_blob_check(const data_t *d, const int32_t *caption, const float *image,
 {
     return synth_blob_check(d->synth, caption, image, n_blobs);
 }
+int data_heldout_pairs(const data_t *d) { return d && d->aligned ? aligned_heldout(d->aligned) : 0; }
+
+void data_heldout_pair(data_t *d, int i, aligned_pair_t *out) { aligned_pair(d->aligned, i, out); }
 
 void data_close(data_t *d)
 {
     if (!d)
         return;
+    aligned_destroy(d->aligned);
     synth_destroy(d->synth);
     tokreader_close(d->file);
     if (d->rn)

@@ -39,6 +39,15 @@ double synth_image_bound(const synth_t *s);
 int synth_blob_check(const synth_t *s, const int32_t *caption, const float *image, int *n_blobs);
 void synth_destroy(synth_t *s);
 
+typedef struct aligned aligned_t;
+
+/* The language, lexicon and pair seeds from p->aligned (aligned.c). */
+aligned_t *aligned_create(const data_params_t *p, const vocab_t *v, char *err, size_t errlen);
+void aligned_window(aligned_t *a, int split, int64_t k, int32_t *out);
+int aligned_heldout(const aligned_t *a);
+void aligned_pair(aligned_t *a, int i, aligned_pair_t *out);
+void aligned_destroy(aligned_t *a);
+
 typedef struct tokreader tokreader_t;
 
 /* Check the whole file, then open one split for windowed reading. */

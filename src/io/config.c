@@ -32,7 +32,7 @@ static const key_t_ keys[] = {
     {"run", "experiment", K_STR, F(experiment), "", NULL, "experiment the run belongs to (set by sweeps; groups runs in reports)"},
     {"run", "out_dir", K_STR, F(out_dir), "results", NULL, "directory that holds run directories"},
     {"run", "seed", K_U64, F(seed), "1", "[0, 18446744073709551615]", "seed of initialisation and data"},
-    {"model", "kind", K_ENUM, F(model.kind), "dense", "dense|mot|towers|moe", "dense: one tower; mot: one tower per modality; towers: groups from model.towers; moe: one tower whose FFNs are mixtures of experts"},
+    {"model", "kind", K_ENUM, F(model.kind), "dense", "dense|mot|towers|moe|zipper|vocab_expansion", "dense: one tower; mot: one tower per modality; towers: groups from model.towers; moe: one tower whose FFNs are mixtures of experts; zipper: text and speech decoders fused by gated cross-attention (zipper.*); vocab_expansion: a dense decoder started from zipper.text_checkpoint with the speech rows appended"},
     {"model", "towers", K_STR, F(towers), "", NULL, "with kind=towers: modality groups, e.g. 'text,image | speech'"},
     {"model", "moe_experts", K_INT, F(model.moe_experts), "4", "[1, 64]", "experts per mixture-of-experts FFN (kind=moe, or moe_towers)"},
     {"model", "moe_capacity", K_DBL, F(model.moe_capacity), "1", "(0, 64]", "expert capacity factor: each expert takes ceil(capacity x group / experts) tokens"},
@@ -56,7 +56,27 @@ static const key_t_ keys[] = {
     {"model", "rope_theta", K_DBL, F(model.rope_theta), "10000", "(0, 1e12]", "RoPE base"},
     {"model", "init_std", K_DBL, F(init.std), "0.02", "(0, 10]", "std of the normal init; output projections use init_std/sqrt(2 n_layers)"},
     {"model", "norm_eps", K_DBL, F(model.norm_eps), "1e-5", "[0, 1]", "RMSNorm epsilon"},
-    {"data", "source", K_ENUM, F(data.source), "synthetic", "synthetic|file", "synthetic generators or an HDF5 token file"},
+    {"zipper", "text_d_model", K_INT, F(model.zt[0].d_model), "64", "[1, 65536]", "kind=zipper: the text tower's width"},
+    {"zipper", "text_n_layers", K_INT, F(model.zt[0].n_layers), "2", "[1, 1024]", "kind=zipper: the text tower's blocks"},
+    {"zipper", "text_n_heads", K_INT, F(model.zt[0].n_heads), "4", "[1, 1024]", "kind=zipper: the text tower's heads (its cross-attention's too)"},
+    {"zipper", "text_d_ff", K_INT, F(model.zt[0].d_ff), "256", "[1, 1048576]", "kind=zipper: the text tower's SwiGLU width (its cross blocks' too)"},
+    {"zipper", "speech_d_model", K_INT, F(model.zt[1].d_model), "64", "[1, 65536]", "kind=zipper: the speech tower's width"},
+    {"zipper", "speech_n_layers", K_INT, F(model.zt[1].n_layers), "2", "[1, 1024]", "kind=zipper: the speech tower's blocks"},
+    {"zipper", "speech_n_heads", K_INT, F(model.zt[1].n_heads), "4", "[1, 1024]", "kind=zipper: the speech tower's heads"},
+    {"zipper", "speech_d_ff", K_INT, F(model.zt[1].d_ff), "256", "[1, 1048576]", "kind=zipper: the speech tower's SwiGLU width"},
+    {"zipper", "interval_text", K_INT, F(model.zt[0].interval), "1", "[1, 1024]", "kind=zipper: a gated cross-attention block after every this many text layers"},
+    {"zipper", "interval_speech", K_INT, F(model.zt[1].interval), "1", "[1, 1024]", "kind=zipper: the same for the speech tower (both towers get the same number of blocks)"},
+    {"zipper", "freeze", K_ENUM, F(model.zipper_freeze), "none", "none|text|speech|both", "kind=zipper: backbones that keep their pretrained weights (no gradient, no AdamW state)"},
+    {"zipper", "text_checkpoint", K_STR, F(init.source[0]), "", NULL, "kind=zipper|vocab_expansion: a dense text run's checkpoint the text backbone starts from; empty: the seeded draw"},
+    {"zipper", "speech_checkpoint", K_STR, F(init.source[1]), "", NULL, "kind=zipper: a dense speech run's checkpoint the speech backbone starts from (vocab_expansion ignores it); empty: the seeded draw"},
+    {"data", "source", K_ENUM, F(data.source), "synthetic", "synthetic|file|aligned", "synthetic generators, an HDF5 token file, or aligned speech and text (data.aligned_*)"},
+    {"data", "aligned_stream", K_ENUM, F(data.aligned.stream), "tasks", "tasks|text|speech", "source=aligned: ASR and TTS tasks over the aligned pool, or unimodal text, or speech of unseen random text"},
+    {"data", "speech_noise", K_DBL, F(data.aligned.speech_noise), "0.1", "[0, 1]", "source=aligned: probability that a speech frame is replaced by a random unit"},
+    {"data", "aligned_fraction", K_DBL, F(data.aligned.fraction), "1", "(0, 1]", "source=aligned: share of the aligned pool the task windows draw from"},
+    {"data", "aligned_pool", K_INT, F(data.aligned.pool), "2000", "[1, 100000000]", "source=aligned: (text, speech) pairs in the aligned pool"},
+    {"data", "aligned_heldout", K_INT, F(data.aligned.heldout), "32", "[1, 100000]", "source=aligned: held-out pairs (held-out windows, greedy decoding at evaluation)"},
+    {"data", "aligned_words", K_INT, F(data.aligned.max_words), "8", "[1, 16]", "source=aligned: most words of a sentence (1 to this, uniform)"},
+    {"data", "aligned_seed", K_U64, F(data.aligned.seed), "1", "[0, 18446744073709551615]", "source=aligned: seed of the language, the lexicon and the pairs (run.seed orders the windows)"},
     {"data", "path", K_STR, F(data.path), "", NULL, "token file for source=file"},
     {"data", "modalities", K_STR, F(modalities), "text,image", NULL, "modalities in vocabulary order, from text, image, speech"},
     {"data", "mix", K_STR, F(mix), "1,1", NULL, "token share per modality, e.g. 6,6,1"},
@@ -488,6 +508,47 @@ static const struct { const char *name; int d, L, H, f; } presets[] = {
 };
 
 /* Which towers have mixture-of-experts FFNs, and what expert parallelism needs. */
+/* zipper and vocab_expansion: the modalities, each tower's shape, the blocks. */
+static bool resolve_zipper(config_t *cfg, char *err, size_t errlen)
+{
+    model_shape_t *s = &cfg->model;
+    if (s->kind != MODEL_ZIPPER && s->kind != MODEL_VOCAB_EXPANSION)
+        return true;
+    const char *kind = s->kind == MODEL_ZIPPER ? "zipper" : "vocab_expansion";
+    if (cfg->data.n_modalities != 2 || strcmp(cfg->data.names[1], "speech"))
+        return errorf(err, errlen, "data.modalities: model.kind = %s needs exactly 'text,speech', got '%s'", kind,
+                      cfg->modalities);
+    if (cfg->data.source == DATA_FILE)
+        return errorf(err, errlen, "data.source: model.kind = %s reads the synthetic generators' vocabulary sizes", kind);
+    s->zt[ZT_TEXT].vocab = cfg->data.synth.vocab_text;
+    s->zt[ZT_SPEECH].vocab = cfg->data.synth.vocab_speech;
+    if (s->kind == MODEL_VOCAB_EXPANSION) {
+        /* one experiment file serves both kinds: the baseline reads the text run only */
+        cfg->init.source[ZT_SPEECH][0] = 0;
+        return true;
+    }
+    if (s->tp_backend != TP_MEGATRON)
+        return errorf(err, errlen, "parallel.tp_backend: model.kind = zipper runs under megatron");
+    static const char *tw[ZT_N] = {"text", "speech"};
+    for (int X = 0; X < ZT_N; X++) {
+        const struct zipper_shape *z = &s->zt[X];
+        if (z->d_model % z->n_heads || (z->d_model / z->n_heads) % 2)
+            return errorf(err, errlen, "zipper.%s_n_heads: %s_d_model %d / %d heads must be a whole, even head dim",
+                          tw[X], tw[X], z->d_model, z->n_heads);
+        if (z->n_heads % cfg->tp || z->d_ff % cfg->tp)
+            return errorf(err, errlen, "parallel.tp: zipper.%s_n_heads = %d and %s_d_ff = %d must be divisible by tp = %d",
+                          tw[X], z->n_heads, tw[X], z->d_ff, cfg->tp);
+        if (z->n_layers % z->interval)
+            return errorf(err, errlen, "zipper.interval_%s: %d does not divide zipper.%s_n_layers = %d", tw[X],
+                          z->interval, tw[X], z->n_layers);
+    }
+    if (s->zt[0].n_layers / s->zt[0].interval != s->zt[1].n_layers / s->zt[1].interval)
+        return errorf(err, errlen, "zipper.interval_speech: %d / %d blocks in the speech tower, %d / %d in the text tower; "
+                      "both towers need the same number", s->zt[1].n_layers, s->zt[1].interval, s->zt[0].n_layers,
+                      s->zt[0].interval);
+    return true;
+}
+
 static bool resolve_moe(config_t *cfg, char *err, size_t errlen)
 {
     model_shape_t *s = &cfg->model;
@@ -584,6 +645,8 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         return errorf(err, errlen, "parallel.tp: model.n_heads = %d is not divisible by tp = %d", cfg->model.n_heads, cfg->tp);
     if (cfg->model.d_ff % cfg->tp)
         return errorf(err, errlen, "parallel.tp: model.d_ff = %d is not divisible by tp = %d", cfg->model.d_ff, cfg->tp);
+    if (cfg->data.source == DATA_ALIGNED && strcmp(cfg->modalities, "text,speech"))
+        return errorf(err, errlen, "data.modalities: data.source = aligned needs 'text,speech', got '%s'", cfg->modalities);
     if (cfg->data.source == DATA_FILE && !cfg->data.path[0])
         return errorf(err, errlen, "data.path: required when data.source = file");
 
@@ -627,7 +690,8 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         cfg->data.mix_share[m] /= tot;
 
     /* towers */
-    if (cfg->model.kind == MODEL_DENSE || cfg->model.kind == MODEL_MOE) {
+    if (cfg->model.kind == MODEL_DENSE || cfg->model.kind == MODEL_MOE || cfg->model.kind == MODEL_ZIPPER ||
+        cfg->model.kind == MODEL_VOCAB_EXPANSION) {
         cfg->model.n_towers = 1;
         for (int m = 0; m < n; m++)
             cfg->model.tower_of[m] = 0;
@@ -665,7 +729,7 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
             if (cfg->model.tower_of[m] < 0)
                 return errorf(err, errlen, "model.towers: modality '%s' is in no group", cfg->data.names[m]);
     }
-    if (!resolve_moe(cfg, err, errlen))
+    if (!resolve_moe(cfg, err, errlen) || !resolve_zipper(cfg, err, errlen))
         return false;
     if (!resolve_images(cfg, err, errlen))
         return false;

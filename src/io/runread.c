@@ -136,6 +136,9 @@ static void group_rows(reader_t *r, runrec_t *run, int group, bool *present, siz
                                      run->moe_experts, run->n_mod);
                 return;
             }
+        } else if (col->width == RUNREC_BUCKET || col->width == RUNREC_PAIRS) {
+            size_t *k = col->width == RUNREC_BUCKET ? &run->n_bucket : &run->n_pairs;
+            *k = rank == 2 ? (size_t)dims[1] : 0;
         } else if ((size_t)dims[1] != want || (runrec_rank(col->width) == 1) != (rank == 1)) {
             r->failed = !h5_fail(&r->c, col->path, "has %llu columns but %zu were expected%s",
                                  (unsigned long long)dims[1], want,
@@ -155,8 +158,9 @@ static void read_group(reader_t *r, runrec_t *run, int group, const bool *presen
         const runrec_column_t *col = &runrec_columns[i];
         if (col->group != group)
             continue;
-        size_t width = runrec_rank(col->width) == 1 ? 1 : col->width == RUNREC_MOD ? (size_t)run->n_mod
+        size_t width = runrec_scalar(col->width) ? 1 : col->width == RUNREC_MOD ? (size_t)run->n_mod
                      : col->width == RUNREC_LOAD ? run->n_load : col->width == RUNREC_GRID ? run->n_grid
+                     : col->width == RUNREC_BUCKET ? run->n_bucket : col->width == RUNREC_PAIRS ? run->n_pairs
                      : run->n_ranks;
         size_t n = rows * width;
         void *buf = xcalloc(n + 1, 8);

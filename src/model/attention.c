@@ -93,19 +93,30 @@ static inline int64_t at(const attn_geom_t *g, int b, int h, int64_t i)
     return (((int64_t)b * g->hl + h) * g->T + i) * g->hd;
 }
 
+/* RoPE of position i (inverse: the backward), or a copy without RoPE (cross-attention:
+ * the two streams' positions are not on one axis). */
+static inline void rotate(const attn_geom_t *g, real *dst, const real *src, int64_t i, int inverse)
+{
+    int64_t hd = g->hd;
+    if (!g->rope) {
+        memcpy(dst, src, (size_t)hd * sizeof(real));
+        return;
+    }
+    rope_rotate(dst, src, g->rope->cos + i * hd / 2, g->rope->sin + i * hd / 2, hd, inverse);
+}
+
 void attention_forward(const attn_geom_t *g, attn_acts_t *A, attn_scratch_t *S, real *att,
                        const real *q, const real *k, const real *v)
 {
     int64_t T = g->T, hd = g->hd, dl = g->dl;
-    const real *cs = g->rope->cos, *sn = g->rope->sin;
     real scale = (real)(1.0 / sqrt((double)hd));
     for (int b = 0; b < g->B; b++)
         for (int h = 0; h < g->hl; h++) {
             /* grouped rows -> sequence order, RoPE on q and k */
             for (int64_t i = 0; i < T; i++) {
                 int64_t src = g->inv[b * T + i] * dl + h * hd, dst = at(g, b, h, i);
-                rope_rotate(A->qa + dst, q + src, cs + i * hd / 2, sn + i * hd / 2, hd, 0);
-                rope_rotate(A->ka + dst, k + src, cs + i * hd / 2, sn + i * hd / 2, hd, 0);
+                rotate(g, A->qa + dst, q + src, i, 0);
+                rotate(g, A->ka + dst, k + src, i, 0);
                 memcpy(A->va + dst, v + src, (size_t)hd * sizeof(real));
             }
             real *P = A->p + ((int64_t)b * g->hl + h) * T * T;
@@ -134,7 +145,6 @@ void attention_backward(const attn_geom_t *g, const attn_acts_t *A, attn_scratch
                         real *dk, real *dv, const real *datt)
 {
     int64_t T = g->T, hd = g->hd, dl = g->dl;
-    const real *cs = g->rope->cos, *sn = g->rope->sin;
     real scale = (real)(1.0 / sqrt((double)hd));
     for (int b = 0; b < g->B; b++)
         for (int h = 0; h < g->hl; h++) {
@@ -170,8 +180,8 @@ void attention_backward(const attn_geom_t *g, const attn_acts_t *A, attn_scratch
             /* back to grouped rows; RoPE backward is the inverse rotation */
             for (int64_t i = 0; i < T; i++) {
                 int64_t dst = g->inv[b * T + i] * dl + h * hd;
-                rope_rotate(dq + dst, dqa + i * hd, cs + i * hd / 2, sn + i * hd / 2, hd, 1);
-                rope_rotate(dk + dst, dka + i * hd, cs + i * hd / 2, sn + i * hd / 2, hd, 1);
+                rotate(g, dq + dst, dqa + i * hd, i, 1);
+                rotate(g, dk + dst, dka + i * hd, i, 1);
                 memcpy(dv + dst, dva + i * hd, (size_t)hd * sizeof(real));
             }
         }

@@ -147,13 +147,14 @@ void attn_mask_spans(attn_mask_t *mk, int64_t T, int max_seqs);
 void attn_mask_set_spans(attn_mask_t *mk, int b, const int32_t *span);
 void attn_mask_free(attn_mask_t *mk);
 
-/* Self-attention of B sequences of T positions, hl heads of hd, with rows in grouped
+/* Attention of B sequences of T positions (cross-attention: queries of one stream,
+ * keys and values of another laid out alike, the mask saying what is visible), hl heads of hd, with rows in grouped
  * order: inv[b T + i] is the grouped row of sequence position i of sequence b. */
 typedef struct attn_geom {
     int B, hl;
     int64_t T, hd, dl;             /* dl = hl * hd: the width of q, k, v rows */
     const int64_t *inv;
-    const rope_t *rope;
+    const rope_t *rope;            /* NULL: no rotation (cross-attention) */
     const attn_mask_t *mask;
 } attn_geom_t;
 

@@ -90,9 +90,34 @@ static inline const int *W(const tower_impl_t *t, int role, int layer)
 /* Tower tw has mixture-of-experts FFNs. */
 static inline bool tower_has_experts(const model_shape_t *s, int tw) { return s->moe_tower_mask >> tw & 1u; }
 
+/* ---- the tower transformer's pieces, for the kinds that compose towers (zipper) ---- */
+
+/* The tensor list of shape s over vocabulary V, in table order, names prefixed
+ * (""), init seeds from tower seed_tower on; t (NULL while only counting) gets the
+ * indices. */
+void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, tower_impl_t *t, const char *prefix,
+                int seed_tower);
+/* Every buffer, in one list: sized when p->base is NULL, carved otherwise. */
+void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_seqs, plan_t *p, tower_impl_t *t);
+/* A tower stack of shape s over vocabulary V in two halves around the table's
+ * build (begin: dimensions and index tables; finish: weight lists, row buffers,
+ * RoPE, causal mask, the activation plan), and its release (t itself stays). */
+void tower_impl_begin(model_t *m, tower_impl_t *t, const model_shape_t *s, int32_t V);
+void tower_impl_finish(model_t *m, tower_impl_t *t, const model_shape_t *s);
+void tower_impl_release(model_t *m, tower_impl_t *t);
+/* Block l's halves over t's rows (t->N, t->B set; the block input in la[l].x):
+ * attention from la[l].x to la[l].h, the FFN from la[l].h to x_out; backward with
+ * t->dres holding d loss / d x_out on entry and d loss / d la[l].x on exit. */
+void attn_half_forward(model_t *m, tower_impl_t *t, int l);
+void ffn_half_forward(model_t *m, tower_impl_t *t, int l, real *x_out);
+void ffn_half_backward(model_t *m, tower_impl_t *t, int l);
+void attn_half_backward(model_t *m, tower_impl_t *t, int l);
+
 /* The FFN tensors of (tower tw, layer l), at the FFN's place in the table: dense
- * W_1, W_3, W_2, or the router and each expert's three. t NULL: counting. */
-void tower_ffn_list(const model_shape_t *s, table_builder_t *b, tower_impl_t *t, int tw, int l);
+ * W_1, W_3, W_2, or the router and each expert's three; names and seeds as in
+ * tower_list. t NULL: counting. */
+void tower_ffn_list(const model_shape_t *s, table_builder_t *b, tower_impl_t *t, int tw, int l, const char *prefix,
+                    int seed_tower);
 /* The FFN's kept activations of layer l (into A), and (layer < 0) its scratch. */
 void tower_ffn_plan(const model_shape_t *s, int tp_size, int max_seqs, plan_t *p, layer_acts_t *A, int l);
 void tower_ffn_scratch_plan(const model_shape_t *s, int tp_size, int max_seqs, plan_t *p, tower_impl_t *t);

@@ -399,7 +399,7 @@ bool cost_project(cost_step_t *o, const model_shape_t *s, int32_t V, const doubl
                   const cost_rates_t *r, const cost_net_t *net, char *err, size_t errlen)
 {
     memset(o, 0, sizeof *o);
-    if (s->moe_tower_mask || s->kind == MODEL_MOE)
+    if (s->moe_tower_mask || (s->kind != MODEL_DENSE && s->kind != MODEL_MOT && s->kind != MODEL_TOWERS))
         return errorf(err, errlen, "the cost model covers the tower transformer without experts "
                       "(model.kind dense, mot or towers)");
     if (s->image_objective == IMAGE_DIFFUSION)

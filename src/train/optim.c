@@ -49,6 +49,10 @@ static bool next_piece(const adamw_t *o, const model_t *m, int *ri, int *ti, pie
     while (*ri < o->n_ranges && *ti < m->n_tensors) {
         const adamw_range_t *r = &o->ranges[*ri];
         const tensor_info_t *t = &m->tensors[*ti];
+        if (t->frozen) { /* no gradient, no moments (they lie beyond every range anyway) */
+            ++*ti;
+            continue;
+        }
         size_t a = r->offset > t->offset ? r->offset : t->offset;
         size_t b_r = r->offset + r->count, b_t = t->offset + t->numel;
         size_t b = b_r < b_t ? b_r : b_t;
@@ -90,7 +94,7 @@ void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, double gscale, con
         }
     }
     if (o->comm != MPI_COMM_NULL) /* the other ranks' shards were not consumed here */
-        memset(m->grads, 0, m->n_local * sizeof *m->grads);
+        memset(m->grads, 0, m->n_trainable * sizeof *m->grads);
 }
 
 double lr_at(const lr_schedule_t *s, int64_t step)

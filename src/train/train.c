@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "motscale/checkpoint.h"
+#include "motscale/decode.h"
 #include "motscale/gemm.h"
 #include "motscale/peak.h"
 #include "motscale/provenance.h"
@@ -52,6 +53,12 @@ typedef struct trainer {
     int M;
     vocab_t vocab;
     data_t *train, *held;
+    data_t *held_text;             /* decoding runs: held-out text-only windows of the same language */
+    bool decode;                   /* evaluation decodes the held-out aligned pairs */
+    struct {
+        decode_result_t r;         /* the last evaluation's, its per-pair arrays owned here */
+        double text_only_loss;
+    } dec;
     bool stop_at;                           /* train.stop_at_loss_of */
     double base_final[MAX_MODALITIES];
     smooth_ema_t ema[MAX_MODALITIES];
@@ -91,6 +98,20 @@ static int open_inputs(trainer_t *t)
                !(t->train = data_open(&cfg->data, &t->vocab, SPLIT_TRAIN, err, sizeof err)) ||
                (cfg->eval_every > 0 &&
                 !(t->held = data_open(&cfg->data, &t->vocab, SPLIT_HELDOUT, err, sizeof err)));
+    /* aligned tasks: evaluations also decode the held-out pairs and read the text
+     * alone (the text ability fusion must keep) */
+    t->decode = !bad && cfg->eval_every > 0 && cfg->data.source == DATA_ALIGNED &&
+                cfg->data.aligned.stream == ALIGNED_TASKS;
+    if (t->decode) {
+        data_params_t text = cfg->data;
+        text.aligned.stream = ALIGNED_TEXT;
+        bad = !(t->held_text = data_open(&text, &t->vocab, SPLIT_HELDOUT, err, sizeof err));
+        size_t n = (size_t)data_heldout_pairs(t->held);
+        t->dec.r.asr_edits = xcalloc(n, sizeof(int64_t));
+        t->dec.r.tts_edits = xcalloc(n, sizeof(int64_t));
+        t->dec.r.asr_ref = xcalloc(n, sizeof(int64_t));
+        t->dec.r.tts_ref = xcalloc(n, sizeof(int64_t));
+    }
     t->stop_at = cfg->stop_at_loss_of[0] != 0;
     if (!bad && t->stop_at) {
         int bn = 0;
@@ -133,12 +154,13 @@ static void build_model(trainer_t *t)
     model_build(&t->model, &cfg->model, &t->vocab, tp, cfg->micro_batch);
     model_init_params(&t->model, cfg->seed, &cfg->init);
     dp_segment_t *seg = xcalloc((size_t)t->model.n_tensors, sizeof *seg);
+    int n_seg = 0;
     for (int i = 0; i < t->model.n_tensors; i++) {
         const tensor_info_t *ti = &t->model.tensors[i];
-        seg[i] = (dp_segment_t){ti->name, ti->offset, ti->numel, ti->stage};
+        if (!ti->frozen)
+            seg[n_seg++] = (dp_segment_t){ti->name, ti->offset, ti->numel, ti->stage};
     }
-    dp_sync_init(&t->dps, mesh->dp_comm, mesh->dp, t->model.grads, seg, t->model.n_tensors,
-                 cfg->bucket_mb, cfg->zero);
+    dp_sync_init(&t->dps, mesh->dp_comm, mesh->dp, t->model.grads, seg, n_seg, cfg->bucket_mb, cfg->zero);
     free(seg);
     if (t->dps.zero) { /* ZeRO-1: moments for this rank's shard of every bucket */
         size_t nb = (size_t)t->dps.n_buckets;
@@ -147,8 +169,8 @@ static void build_model(trainer_t *t)
         adamw_init_sharded(&t->opt, off, cnt, t->dps.n_buckets, mesh->dp_comm);
         free(off);
         free(cnt);
-    } else {
-        adamw_init(&t->opt, t->model.n_local);
+    } else { /* frozen tensors (zipper.freeze) have neither moments nor gradients to reduce */
+        adamw_init(&t->opt, t->model.n_trainable);
     }
     t->model.on_stage = dp_sync_stage;
     t->model.on_stage_ctx = &t->dps;
@@ -198,6 +220,16 @@ static int prepare_run(trainer_t *t)
 {
     const mesh_t *mesh = t->mesh;
     bool resume = t->cfg->resume != RESUME_NO;
+    char err[4400];
+    /* pretrained starting points (zipper, vocab_expansion), before the run directory
+     * is touched; a resume's checkpoint replaces them below */
+    bool src_ok = checkpoint_load_sources(&t->model, (const char (*)[CFG_PATH_LEN])t->cfg->init.source, ZT_N, mesh,
+                                          err, sizeof err);
+    if (agree_max(mesh, !src_ok)) {
+        if (t->root)
+            fprintf(stderr, "motscale: %s\n", err);
+        return EXIT_BADINPUT;
+    }
     rundir_look(&t->rd, t->cfg->out_dir, t->cfg->name);
     int code = t->root ? rundir_prepare(&t->rd, resume, t->cfg->resume == RESUME_CHECKPOINT) : EXIT_OK;
     if (!code && t->root && resume && t->rd.exists)
@@ -206,7 +238,6 @@ static int prepare_run(trainer_t *t)
         return code;
     if (!resume)
         return EXIT_OK;
-    char err[4400];
     int got = checkpoint_load_latest(t->rd.ckdir, &t->model, &t->opt, &t->prog, t->fingerprint, mesh,
                                      err, sizeof err);
     if (agree_max(mesh, got < 0)) {
@@ -260,6 +291,7 @@ static runlog_meta_t record_meta(const trainer_t *t, const char *hosts, const ch
         meta.moe_group = config_enum_name("model", "moe_group", cfg->model.moe_group);
         meta.moe_eval_routing = config_enum_name("model", "moe_eval_routing", cfg->model.moe_eval);
     }
+    meta.decode_pairs = t->decode ? data_heldout_pairs(t->held) : 0;
     return meta;
 }
 
@@ -411,6 +443,18 @@ static void eval_images(trainer_t *t, bool last, runlog_eval_t *ev, double *grid
           ev->eval_sample_noise_mse, sc.blobs_right, sc.blobs);
 }
 
+/* Decoding runs: the text-only held-out loss and the greedy decoding of every
+ * held-out pair (every rank alike; rank 0 records them). */
+static void decode_step(trainer_t *t)
+{
+    double els[MAX_MODALITIES];
+    int64_t ecnt[MAX_MODALITIES];
+    train_evaluate(&t->model, t->held_text, t->cfg->eval_tokens, t->cfg->model.seq_len, t->cfg->micro_batch,
+                   t->mesh, &t->batch, 0, els, ecnt);
+    t->dec.text_only_loss = ecnt[0] ? els[0] / (double)ecnt[0] : NAN;
+    decode_evaluate(&t->model, t->held, t->cfg->model.seq_len, &t->dec.r);
+}
+
 /* The held-out evaluation after this step, its row and line. */
 static bool eval_step(trainer_t *t, bool last)
 {
@@ -422,6 +466,8 @@ static bool eval_step(trainer_t *t, bool last)
     double grid[DIFFUSION_EVAL_GRID];
     if (t->batch.P)
         eval_images(t, last, &ev, grid);
+    if (t->decode)
+        decode_step(t);
     if (!t->root)
         return true;
     double tot = 0, lbm[MAX_MODALITIES];
@@ -436,6 +482,17 @@ static bool eval_step(trainer_t *t, bool last)
     ev.eval_wall_time = t->prog.wall_time;
     ev.eval_loss = tot / (double)n;
     ev.eval_loss_by_modality = lbm;
+    if (t->decode) {
+        ev.eval_text_only_loss = t->dec.text_only_loss;
+        ev.eval_asr_wer = t->dec.r.asr_wer;
+        ev.eval_tts_uer = t->dec.r.tts_uer;
+        ev.eval_asr_by_length = t->dec.r.asr_by;
+        ev.eval_tts_uer_by_length = t->dec.r.tts_by;
+        ev.eval_asr_errors = t->dec.r.asr_edits;
+        ev.eval_tts_errors = t->dec.r.tts_edits;
+        ev.eval_asr_ref_len = t->dec.r.asr_ref;
+        ev.eval_tts_ref_len = t->dec.r.tts_ref;
+    }
     reporter_eval_line(&t->rep, t->prog.step, tot / (double)n, lbm);
     return runlog_append_eval(t->log, &ev);
 }
@@ -557,6 +614,14 @@ static int loop(trainer_t *t)
               cfg->name, config_enum_name("model", "kind", cfg->model.kind), cfg->model.n_towers,
               (long long)t->fr.params_total, (long long)t->fr.params_active_per_token, (int)cfg->steps,
               t->mesh->world_size, t->mesh->dp, t->mesh->tp, t->fr.train_per_token);
+    /* a decoding run's first row is the pretrained towers before any fusion step */
+    if (t->decode && t->prog.step == 0) {
+        double e0 = now_seconds();
+        int bad = agree_max(t->mesh, !eval_step(t, false));
+        t->prog.wall_time += now_seconds() - e0;
+        if (bad)
+            return EXIT_FAULT;
+    }
     while (t->prog.step < cfg->steps) {
         int64_t step = t->prog.step;
         double t0 = now_seconds(), gf0 = issued_flops();
@@ -634,5 +699,10 @@ int train_run(config_t *cfg, const mesh_t *mesh)
     }
     data_close(t.train);
     data_close(t.held);
+    data_close(t.held_text);
+    free(t.dec.r.asr_edits);
+    free(t.dec.r.tts_edits);
+    free(t.dec.r.asr_ref);
+    free(t.dec.r.tts_ref);
     return code;
 }
