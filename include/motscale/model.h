@@ -18,13 +18,29 @@
 
 /* Values of model.kind, model.norm and parallel.tp_backend, in the order of their
  * names in the config key table (config_enum_name spells them). */
-enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS, MODEL_MOE };
+enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS, MODEL_MOE, MODEL_OPT };
 /* Most experts of a mixture-of-experts FFN (model.moe_experts). */
 #define MOE_MAX_EXPERTS 64
 enum moe_group { MOE_GROUP_BATCH, MOE_GROUP_SEQUENCE };
 enum moe_eval { MOE_EVAL_EC, MOE_EVAL_TOP1 };
 enum norm_place { NORM_SWIN, NORM_PRE };
 enum tp_backend { TP_MEGATRON, TP_SCALAPACK };
+
+/* OPT (model.kind = opt, docs/model.md "OPT"): a tri-modal encoder. Its cross-modal
+ * encoder is shared by the modalities or untied by modality (MoT); its tasks, in the
+ * order of their weights and logged losses. */
+enum opt_cross { OPT_CROSS_SHARED, OPT_CROSS_MOT };
+enum opt_task { OPT_TASK_MLM, OPT_TASK_MRFR, OPT_TASK_MRC, OPT_TASK_MAFR, OPT_TASK_MAC, OPT_TASK_MATCH,
+                OPT_TASKS };
+typedef struct opt_shape {
+    int text_len, vocab;                /* caption tokens Tt; text ids Vt ([MASK] is 0) */
+    int regions, region_dim, classes;   /* R regions of region_dim features; C classes */
+    int frames, frame_dim;              /* Ta audio frames of frame_dim */
+    int unimodal_layers;                /* per modality, before the cross-modal encoder */
+    int cross;                          /* enum opt_cross */
+    double temperature;                 /* of the audio contrastive loss */
+    double weight[OPT_TASKS];           /* each task's weight in the objective */
+} opt_shape_t;
 
 /* Everything that fixes the model's tensors and arithmetic, filled by config_resolve. */
 typedef struct model_shape {
@@ -44,7 +60,25 @@ typedef struct model_shape {
     double moe_zloss;                   /* weight of the router z-loss */
     int moe_eval;                       /* enum moe_eval: routing without gradient */
     bool expert_parallel;               /* whole experts per TP rank */
+    opt_shape_t opt;                    /* model.kind = opt */
 } model_shape_t;
+
+/* OPT's inputs for the next forward, B samples (model.kind = opt; the windows of
+ * model_forward are not read): what the encoders read (masked and swapped), the
+ * targets, which positions are targets, and the matching class. match_logits, when
+ * not NULL, receives the matching head's logits (B, 5): retrieval scores by them. */
+typedef struct model_opt_batch {
+    const int32_t *text_in, *text_tgt;          /* (B, Tt) */
+    const uint8_t *text_masked;                 /* (B, Tt) 1: an MLM target */
+    const float *region_in, *region_tgt;        /* (B, R, region_dim) */
+    const float *geom;                          /* (B, R, 7) */
+    const int32_t *region_class;                /* (B, R) */
+    const uint8_t *region_masked;               /* (B, R) */
+    const float *audio_in, *audio_tgt;          /* (B, Ta, frame_dim) */
+    const uint8_t *frame_masked;                /* (B, Ta) */
+    const int32_t *match;                       /* (B) enum opt_match; -1: no matching loss */
+    real *match_logits;                         /* (B, 5) or NULL */
+} model_opt_batch_t;
 
 /* Initialisation: normal(0, std) matrices (output projections scaled, see the
  * table), norm weights one; same_towers draws every tower from tower 0's seed. */
@@ -108,6 +142,12 @@ typedef struct model {
     /* input tokens by their modality over the same forwards: the FLOP count charges
      * a position to the tower its input token chose */
     int64_t tokens_in[MAX_MODALITIES];
+    /* OPT: the caller's batch for the next forward, and per task the sums of the item
+     * losses, the items, and the items predicted right (MLM, MRC, matching) over
+     * every forward since the caller last reset them. */
+    model_opt_batch_t opt_in;
+    double opt_loss[OPT_TASKS];
+    int64_t opt_count[OPT_TASKS], opt_correct[OPT_TASKS];
     /* Tests only: forwards reuse the routing of the last forward (the expert choice
      * is piecewise constant in the parameters, so finite differences hold it fixed). */
     bool moe_freeze_routing;

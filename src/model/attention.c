@@ -26,6 +26,16 @@ void rope_init(rope_t *r, int64_t T, int64_t hd, double theta)
         }
 }
 
+void rope_identity(rope_t *r, int64_t T, int64_t hd)
+{
+    r->T = T;
+    r->hd = hd;
+    r->cos = xmalloc((size_t)(T * hd / 2) * sizeof(real));
+    r->sin = xcalloc((size_t)(T * hd / 2), sizeof(real));
+    for (int64_t i = 0; i < T * hd / 2; i++)
+        r->cos[i] = 1;
+}
+
 void rope_free(rope_t *r)
 {
     free(r->cos);
@@ -33,15 +43,21 @@ void rope_free(rope_t *r)
     r->cos = r->sin = NULL;
 }
 
-void attn_mask_causal(attn_mask_t *mk, int64_t T)
+/* One row of T visible-prefix lengths for every sequence: hi[i] = i + 1 (causal)
+ * or T (bidirectional). */
+static void mask_one_row(attn_mask_t *mk, int kind, int64_t T)
 {
-    mk->kind = MASK_CAUSAL;
+    mk->kind = kind;
     mk->Tq = mk->Tk = T;
     mk->stride = 0;
     mk->hi = xmalloc((size_t)T * sizeof *mk->hi);
     for (int64_t i = 0; i < T; i++)
-        mk->hi[i] = i + 1;
+        mk->hi[i] = kind == MASK_CAUSAL ? i + 1 : T;
 }
+
+void attn_mask_causal(attn_mask_t *mk, int64_t T) { mask_one_row(mk, MASK_CAUSAL, T); }
+
+void attn_mask_bidirectional(attn_mask_t *mk, int64_t T) { mask_one_row(mk, MASK_BIDIRECTIONAL, T); }
 
 void attn_mask_free(attn_mask_t *mk)
 {

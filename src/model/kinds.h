@@ -30,5 +30,6 @@ void model_table_build(model_t *m, void (*list)(const model_t *m, table_builder_
                        void *ctx);
 
 extern const model_kind_ops_t tower_kind;
+extern const model_kind_ops_t opt_kind;
 
 #endif

@@ -116,6 +116,9 @@ typedef struct rope {
 } rope_t;
 
 void rope_init(rope_t *r, int64_t T, int64_t hd, double theta);
+/* No rotation (cos 1, sin 0): attention over positions that carry their own
+ * position information (an encoder with learned positions or box geometry). */
+void rope_identity(rope_t *r, int64_t T, int64_t hd);
 void rope_free(rope_t *r);
 
 /* ---- attention (attention.c) -----------------------------------------------------
@@ -139,6 +142,8 @@ typedef struct attn_mask {
 
 /* The causal mask of sequences of T: hi[i] = i + 1 for every sequence. */
 void attn_mask_causal(attn_mask_t *mk, int64_t T);
+/* The bidirectional mask of sequences of T: hi[i] = T for every sequence. */
+void attn_mask_bidirectional(attn_mask_t *mk, int64_t T);
 void attn_mask_free(attn_mask_t *mk);
 
 /* Self-attention of B sequences of T positions, hl heads of hd, with rows in grouped
@@ -257,6 +262,16 @@ void moe_backward(model_t *m, struct sl_state *sl, const moe_geom_t *g, const mo
                   const moe_acts_t *A, moe_scratch_t *S, real *dx, const real *dz, const real *x,
                   real zloss_scale);
 
+/* ---- continuous vectors in (veclinear.c) ------------------------------------------
+ * One replicated weight W (in, out) over n contiguous rows: the encoders of region
+ * features, box geometry and audio frames, and the heads that predict features. */
+/* Y (n, out) (+)= X (n, in) W (accumulate chooses). */
+void vec_linear_forward(model_t *m, int w, real *Y, bool accumulate, const real *X, int64_t n, int64_t in,
+                        int64_t out);
+/* dW += X^T dY; dX = dY W^T (overwritten) unless dX is NULL (inputs that are data). */
+void vec_linear_backward(model_t *m, int w, real *dX, const real *dY, const real *X, int64_t n, int64_t in,
+                         int64_t out);
+
 /* ---- losses (loss.c) ---------------------------------------------------------------
  * Each adds per-modality sums and counts, by the modality of the target. */
 
@@ -266,5 +281,22 @@ void moe_backward(model_t *m, struct sl_state *sl, const moe_geom_t *g, const mo
 void loss_cross_entropy(real *logits, int64_t N, int64_t V, const int32_t *target,
                         const int64_t *perm, const vocab_t *vocab, real scale, double *loss_sum,
                         int64_t *count);
+/* Mean squared error per row of n rows of P: loss_r = (1/P) sum_j (pred - target)^2,
+ * loss_sum[mod] += loss_r, count[mod]++ (one count per row); pred becomes
+ * d(scale * sum_r loss_r)/d pred = (2 scale / P)(pred - target) (scale 0: just the
+ * loss, pred unchanged). Regression of features. */
+void loss_mse(real *pred, const real *target, int64_t n, int64_t P, int mod, real scale, double *loss_sum,
+              int64_t *count);
+/* Softmax cross-entropy of n rows of C logits against label[r], every row counted
+ * under modality mod; correct (NULL: not wanted) += rows whose argmax (lower class on
+ * a tie) is the label. logits become d(scale * sum of losses)/d logits. */
+void loss_classify(real *logits, int64_t n, int64_t C, const int32_t *label, int mod, real scale,
+                   double *loss_sum, int64_t *count, int64_t *correct);
+/* Contrastive loss with cosine similarity (InfoNCE): prediction q_i (n, P) against
+ * the keys K (nk, P), positive pos[i]: loss_i = -log softmax_j(cos(q_i, k_j) / tau)[pos_i],
+ * ||x|| = sqrt(sum x^2 + 1e-12). q becomes d(scale * sum of losses)/d q (K is data);
+ * sim_pos (NULL: not wanted) gets cos(q_i, k_pos_i). work: n P + nk P + n nk + n. */
+void loss_contrastive(real *q, int64_t n, const real *K, int64_t nk, int64_t P, const int64_t *pos, double tau,
+                      int mod, real scale, real *work, double *loss_sum, int64_t *count, double *sim_pos);
 
 #endif

@@ -11,7 +11,7 @@
 #include "kinds.h"
 
 /* model.kind -> entry: dense, mot, towers and moe are all the tower transformer
- * (moe: one tower whose FFN slot holds experts). */
+ * (moe: one tower whose FFN slot holds experts); opt is the tri-modal encoder. */
 const model_kind_ops_t *model_kind_of(int kind)
 {
     switch (kind) {
@@ -20,6 +20,8 @@ const model_kind_ops_t *model_kind_of(int kind)
     case MODEL_TOWERS:
     case MODEL_MOE:
         return &tower_kind;
+    case MODEL_OPT:
+        return &opt_kind;
     }
     DIE(EXIT_FAULT, "model kind %d has no entry in the kind table", kind);
 }
