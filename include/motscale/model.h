@@ -30,6 +30,7 @@ enum tp_backend { TP_MEGATRON, TP_SCALAPACK };
  * encoder is shared by the modalities or untied by modality (MoT); its tasks, in the
  * order of their weights and logged losses. */
 enum opt_cross { OPT_CROSS_SHARED, OPT_CROSS_MOT };
+enum opt_task_mode { OPT_TASKS_SUM, OPT_TASKS_SAMPLE };
 enum opt_task { OPT_TASK_MLM, OPT_TASK_MRFR, OPT_TASK_MRC, OPT_TASK_MAFR, OPT_TASK_MAC, OPT_TASK_MATCH,
                 OPT_TASKS };
 typedef struct opt_shape {
@@ -38,6 +39,7 @@ typedef struct opt_shape {
     int frames, frame_dim;              /* Ta audio frames of frame_dim */
     int unimodal_layers;                /* per modality, before the cross-modal encoder */
     int cross;                          /* enum opt_cross */
+    int task_mode;                      /* enum opt_task_mode: for the trainer */
     double temperature;                 /* of the audio contrastive loss */
     double weight[OPT_TASKS];           /* each task's weight in the objective */
 } opt_shape_t;

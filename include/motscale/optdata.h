@@ -79,4 +79,27 @@ void opt_scene_free(opt_scene_t *s);
 void opt_draw_alloc(opt_draw_t *dr, const opt_dims_t *dm);
 void opt_draw_free(opt_draw_t *dr);
 
+/* A micro-batch of samples in the arrays the model reads (model_opt_batch_t). */
+typedef struct opt_batch {
+    opt_data_params_t p;
+    opt_dims_t dm;
+    int cap;                                   /* samples it holds */
+    int32_t *text_in, *text_tgt, *region_class, *match;
+    uint8_t *text_masked, *region_masked, *frame_masked;
+    float *region_in, *region_tgt, *geom, *audio_in, *audio_tgt;
+    opt_scene_t scene;                         /* scratch */
+    opt_draw_t draw;
+} opt_batch_t;
+
+void opt_batch_init(opt_batch_t *b, const opt_data_params_t *p, int cap);
+void opt_batch_free(opt_batch_t *b);
+/* Training samples [first, first + n) of a split into slots 0 .. n-1: each sample's
+ * draw decides its matching swap (the scene each modality comes from) and its token
+ * masks (BERT's 80/10/10 on text; masked region features and frames zeroed). */
+void opt_batch_read(opt_batch_t *b, int split, int64_t first, int n);
+/* Slot `slot` = text of scene it, image of scene ii, audio of scene ia, nothing
+ * masked and no matching label (-1); a modality given as -1 is absent (text all
+ * [MASK], features and frames zero). For retrieval. */
+void opt_batch_compose(opt_batch_t *b, int split, int slot, int64_t it, int64_t ii, int64_t ia);
+
 #endif

@@ -72,6 +72,7 @@ struct data {
     int split;
     synth_t *synth;
     tokreader_t *file;
+    opt_batch_t *opt;
 };
 
 data_t *data_open(const data_params_t *p, const vocab_t *v, int split, char *err, size_t errlen)
@@ -80,6 +81,15 @@ data_t *data_open(const data_params_t *p, const vocab_t *v, int split, char *err
         DIE(EXIT_FAULT, "data_open: split %d is neither train nor held-out", split);
     data_t *d = xcalloc(1, sizeof *d);
     d->split = split;
+    if (p->opt_triples) {
+        if (!opt_params_check(&p->opt, err, errlen)) {
+            free(d);
+            return NULL;
+        }
+        d->opt = xcalloc(1, sizeof *d->opt);
+        opt_batch_init(d->opt, &p->opt, p->opt_batch);
+        return d;
+    }
     if (p->source == DATA_FILE)
         d->file = tokreader_open(p->path, v, split, p->seq_len + 1, err, errlen);
     else
@@ -93,6 +103,10 @@ data_t *data_open(const data_params_t *p, const vocab_t *v, int split, char *err
 
 void data_read(data_t *d, int64_t first, int n, int32_t *tokens)
 {
+    if (d->opt) {
+        opt_batch_read(d->opt, d->split, first, n);
+        return;
+    }
     if (d->file) {
         tokreader_read(d->file, first, n, tokens);
         return;
@@ -107,5 +121,12 @@ void data_close(data_t *d)
         return;
     synth_destroy(d->synth);
     tokreader_close(d->file);
+    if (d->opt)
+        opt_batch_free(d->opt);
+    free(d->opt);
     free(d);
 }
+
+opt_batch_t *data_opt_batch(data_t *d) { return d->opt; }
+
+int data_split(const data_t *d) { return d->split; }

@@ -120,6 +120,10 @@ static int open_inputs(trainer_t *t)
     return EXIT_OK;
 }
 
+/* Targets a window's loss is normalised by: seq_len tokens, or one OPT sample
+ * (its objective is per sample). */
+static int window_len(const config_t *cfg) { return cfg->model.kind == MODEL_OPT ? 1 : cfg->model.seq_len; }
+
 /* The model, its optimizer state and the DP buckets over its gradient segments. */
 static void build_model(trainer_t *t)
 {
@@ -141,8 +145,9 @@ static void build_model(trainer_t *t)
     t->model.on_stage = dp_sync_stage;
     t->model.on_stage_ctx = &t->dps;
     t->sp = (step_params_t){.global_batch = cfg->global_batch, .micro_batch = cfg->micro_batch,
-                            .seq_len = cfg->model.seq_len, .grad_clip = cfg->grad_clip,
-                            .sched = cfg->sched, .adamw = cfg->adamw};
+                            .seq_len = window_len(cfg), .grad_clip = cfg->grad_clip,
+                            .sched = cfg->sched, .adamw = cfg->adamw, .seed = cfg->seed,
+                            .opt_sample = cfg->model.kind == MODEL_OPT && cfg->model.opt.task_mode == OPT_TASKS_SAMPLE};
     t->windows = xmalloc((size_t)cfg->micro_batch * (size_t)(cfg->model.seq_len + 1) * sizeof *t->windows);
     t->fingerprint = checkpoint_fingerprint(&t->model);
 }
@@ -353,7 +358,7 @@ static bool eval_step(trainer_t *t)
 {
     double els[MAX_MODALITIES];
     int64_t ecnt[MAX_MODALITIES];
-    train_evaluate(&t->model, t->held, t->cfg->eval_tokens, t->cfg->model.seq_len, t->cfg->micro_batch,
+    train_evaluate(&t->model, t->held, t->cfg->eval_tokens, window_len(t->cfg), t->cfg->micro_batch,
                    t->mesh, t->windows, els, ecnt);
     if (!t->root)
         return true;

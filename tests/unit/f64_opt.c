@@ -209,7 +209,8 @@ static void gradcheck(int cross)
             for (size_t j = 0; j < m.tensors[i].numel; j++) m.params[m.tensors[i].offset + j] += 0.2 * urand(&seed);
     opt_batch_t b;
     opt_batch_init(&b, &DATA, B);
-    opt_batch_read(&b, 0, 40, B, &m);
+    opt_batch_read(&b, 0, 40, B);
+    opt_bind(&m, &b, NULL);
     model_zero_grads(&m);
     double ls[MAX_MODALITIES] = {0};
     int64_t ct[MAX_MODALITIES] = {0};
@@ -291,9 +292,10 @@ static void test_mot_equals_shared(void **state)
     }
     opt_batch_t b;
     opt_batch_init(&b, &DATA, B);
-    opt_batch_read(&b, 0, 3, B, &a);
+    opt_batch_read(&b, 0, 3, B);
+    opt_bind(&a, &b, NULL);
     double ja = objective(&a, B);
-    opt_batch_bind(&b, &c);
+    opt_bind(&c, &b, NULL);
     double jc = objective(&c, B);
     assert_close(ja, jc, 1e-12, 0);
     opt_batch_free(&b);

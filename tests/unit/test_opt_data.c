@@ -205,7 +205,7 @@ static void test_batch_masks(void **state)
     enum { B = 40 };
     opt_batch_t b;
     opt_batch_init(&b, &P, B);
-    opt_batch_read(&b, 0, 100, B, NULL);
+    opt_batch_read(&b, 0, 100, B);
     const opt_dims_t *dm = &b.dm;
     opt_draw_t dr;
     opt_draw_alloc(&dr, dm);
