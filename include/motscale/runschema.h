@@ -9,6 +9,8 @@
  *            MOD            (rows, M): one column per modality
  *            WORLD          (rows, W): one column per world rank (widens on resume)
  *            LOAD           (rows, K): a model's per-step counts (K = 0: no dataset)
+ *            TASK           (rows, T): one column per task of an OPT model (T = 0: none)
+ *            RETR           (rows, 15): retrieval recall of an OPT model (0: none)
  *   reader   REQ            a record without it is refused by the reader
  *            OPT            older records may lack it: the reader gives NaN (or 0)
  * The field names the value in runlog_row_t / runlog_eval_t and the array in
@@ -41,6 +43,7 @@
     X("/metrics/cpu_steal", cpu_steal, F64, ONE, OPT)                       \
     X("/metrics/aux_loss", aux_loss, F64, ONE, OPT)                         \
     X("/metrics/expert_load", expert_load, I64, LOAD, OPT)                  \
+    X("/metrics/task_loss", task_loss, F64, TASK, OPT)                      \
     X("/ranks/step_time", rank_step_time, F64, WORLD, OPT)                  \
     X("/ranks/comm_time", rank_comm_time, F64, WORLD, OPT)
 
@@ -49,7 +52,10 @@
     X("/eval/flops", eval_flops, F64, ONE, REQ)                             \
     X("/eval/wall_time", eval_wall_time, F64, ONE, REQ)                     \
     X("/eval/loss", eval_loss, F64, ONE, REQ)                               \
-    X("/eval/loss_by_modality", eval_loss_by_modality, F64, MOD, REQ)
+    X("/eval/loss_by_modality", eval_loss_by_modality, F64, MOD, REQ)       \
+    X("/eval/task_loss", eval_task_loss, F64, TASK, OPT)                    \
+    X("/eval/task_accuracy", eval_task_accuracy, F64, TASK, OPT)            \
+    X("/eval/retrieval", eval_retrieval, F64, RETR, OPT)
 
 /* The groups that hold the columns, created with the file. */
 #define RUNREC_GROUPS {"/model", "/metrics", "/eval", "/ranks"}
@@ -63,6 +69,8 @@ typedef const double *runrec_w_F64_MOD;
 typedef const int64_t *runrec_w_I64_WORLD;
 typedef const double *runrec_w_F64_WORLD;
 typedef const int64_t *runrec_w_I64_LOAD;
+typedef const double *runrec_w_F64_TASK;
+typedef const double *runrec_w_F64_RETR;
 /* What the reader holds per column: rows x width values. */
 typedef int64_t runrec_r_I64;
 typedef double runrec_r_F64;
@@ -81,7 +89,9 @@ typedef struct runlog_eval {
     RUNREC_EVAL(RUNREC_ROW_FIELD)
 } runlog_eval_t;
 
-enum runrec_width { RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD };
+enum runrec_width { RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD, RUNREC_TASK, RUNREC_RETR, RUNREC_N_WIDTHS };
+/* An OPT record's retrieval columns: 5 directions x R@1, R@5, R@10 (docs/run-record.md). */
+#define RUNREC_RETRIEVAL_WIDTH 15
 enum runrec_group { RUNREC_IN_METRICS, RUNREC_IN_EVAL };
 
 /* The table generated from the lists above (src/io/runschema.c). */

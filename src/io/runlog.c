@@ -22,7 +22,7 @@
 struct runlog {
     hid_t file;
     char path[CFG_PATH_LEN];
-    hsize_t width[4];               /* by enum runrec_width: 1, n_modalities, world_size, load */
+    hsize_t width[RUNREC_N_WIDTHS]; /* by enum runrec_width: 1, n_modalities, world_size, load, tasks, retrieval */
     hid_t ds[RUNREC_N_COLUMNS];
     hsize_t rows[2];                /* rows written, by enum runrec_group */
     int64_t last_step[2];           /* last step written, by group */
@@ -41,7 +41,8 @@ static h5ctx_t ctx_of(runlog_t *r)
 
 static int rank_of(const runrec_column_t *col) { return col->width == RUNREC_ONE ? 1 : 2; }
 
-/* A LOAD column exists only for a model with experts (width > 0). */
+/* A LOAD column exists only for a model with experts, TASK and RETR ones only for an
+ * OPT model (width > 0). */
 static bool present(const runlog_t *r, const runrec_column_t *col) { return r->width[col->width] > 0; }
 
 /* Slurm variables of this job into the root attributes (create and reopen). */
@@ -260,6 +261,8 @@ runlog_t *runlog_create(const char *path, const runlog_meta_t *meta, char *err, 
     r->width[RUNREC_MOD] = (hsize_t)meta->n_modalities;
     r->width[RUNREC_WORLD] = (hsize_t)meta->world_size;
     r->width[RUNREC_LOAD] = (hsize_t)(meta->load_width > 0 ? meta->load_width : 0);
+    r->width[RUNREC_TASK] = (hsize_t)(meta->task_width > 0 ? meta->task_width : 0);
+    r->width[RUNREC_RETR] = meta->task_width > 0 ? RUNREC_RETRIEVAL_WIDTH : 0;
     r->world_now = r->width[RUNREC_WORLD];
     /* Made under a temporary name and renamed once SWMR has started, so a reader never
      * sees a half-made file. No HDF5 file lock: the run directory's lock already
@@ -336,17 +339,17 @@ static bool reopen_columns(const h5ctx_t *c, runlog_t *r, int64_t last_step, int
     /* Modalities, world size and load come from the file: the first 2-D column of
      * each (a LOAD column only if the file has one). */
     r->width[RUNREC_ONE] = r->width[RUNREC_MOD] = r->width[RUNREC_WORLD] = 1;
-    r->width[RUNREC_LOAD] = 0;
+    r->width[RUNREC_LOAD] = r->width[RUNREC_TASK] = r->width[RUNREC_RETR] = 0;
     for (size_t i = 0; i < RUNREC_N_COLUMNS; i++)
-        if (runrec_columns[i].width == RUNREC_LOAD) {
+        if (runrec_columns[i].width >= RUNREC_LOAD) {
             int e = h5_exists(c, r->file, runrec_columns[i].path);
             if (e < 0)
                 return false;
-            r->width[RUNREC_LOAD] = e > 0;
+            r->width[runrec_columns[i].width] |= e > 0;
         }
     if (!open_datasets(c, r))
         return false;
-    bool known[4] = {true, false, false, false};
+    bool known[RUNREC_N_WIDTHS] = {true};
     for (size_t i = 0; i < RUNREC_N_COLUMNS; i++) {
         const runrec_column_t *col = &runrec_columns[i];
         int rank;

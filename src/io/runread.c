@@ -134,6 +134,9 @@ static void group_rows(reader_t *r, runrec_t *run, int group, bool *present, siz
                                      run->moe_experts, run->n_mod);
                 return;
             }
+        } else if (col->width == RUNREC_TASK || col->width == RUNREC_RETR) {
+            size_t *w = col->width == RUNREC_TASK ? &run->n_task : &run->n_retr;
+            *w = rank == 2 ? (size_t)dims[1] : 0;
         } else if ((size_t)dims[1] != want || (col->width == RUNREC_ONE) != (rank == 1)) {
             r->failed = !h5_fail(&r->c, col->path, "has %llu columns but %zu were expected%s",
                                  (unsigned long long)dims[1], want,
@@ -154,7 +157,8 @@ static void read_group(reader_t *r, runrec_t *run, int group, const bool *presen
         if (col->group != group)
             continue;
         size_t width = col->width == RUNREC_ONE ? 1 : col->width == RUNREC_MOD ? (size_t)run->n_mod
-                     : col->width == RUNREC_LOAD ? run->n_load : run->n_ranks;
+                     : col->width == RUNREC_LOAD ? run->n_load : col->width == RUNREC_TASK ? run->n_task
+                     : col->width == RUNREC_RETR ? run->n_retr : run->n_ranks;
         size_t n = rows * width;
         void *buf = xcalloc(n + 1, 8);
         *(void **)column_ptr(run, col) = buf;

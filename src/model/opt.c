@@ -550,69 +550,106 @@ static int64_t select_masked(opt_impl_t *t, const uint8_t *masked, int64_t first
     return n;
 }
 
-static void token_tasks(model_t *m, opt_impl_t *t, double *ls, int64_t *ct, int64_t *ok)
+/* Task k's gradient scale: the objective weighs each task by its weight over its
+ * targets per sample. */
+static real task_scale(const model_t *m, const opt_impl_t *t, int k, int per_sample)
+{
+    return (real)(t->grad_scale * m->shape.opt.weight[k] / per_sample);
+}
+
+/* MLM: the text head at masked tokens, cross-entropy against the original token. */
+static void mlm_task(model_t *m, opt_impl_t *t, double *ls, int64_t *ct, int64_t *ok)
 {
     const model_opt_batch_t *in = &m->opt_in;
-    const double *w = m->shape.opt.weight;
-    real gs = t->grad_scale;
-    /* MLM: the text head at masked tokens, cross-entropy against the original token */
     int64_t n = select_masked(t, in->text_masked, 1, t->Tt, 0, t->B);
     for (int64_t r = 0; r < n; r++)
         t->lab[r] = in->text_tgt[t->pos[r]];
     head_fwd(m, t, OR_HEAD_MLM, n, t->Vt);
-    loss_classify(t->logits, n, t->Vt, t->lab, OPT_TASK_MLM, (real)(gs * w[OPT_TASK_MLM] / t->k_text), ls, ct,
+    loss_classify(t->logits, n, t->Vt, t->lab, OPT_TASK_MLM, task_scale(m, t, OPT_TASK_MLM, t->k_text), ls, ct,
                   &ok[OPT_TASK_MLM]);
     head_bwd(m, t, OR_HEAD_MLM, n, t->Vt);
-    /* masked regions: feature regression (L2) and classification */
-    n = select_masked(t, in->region_masked, 1 + t->Tt, t->R, 0, t->B);
+}
+
+/* Masked regions: feature regression (L2) and classification of the class label. */
+static void region_tasks(model_t *m, opt_impl_t *t, double *ls, int64_t *ct, int64_t *ok)
+{
+    const model_opt_batch_t *in = &m->opt_in;
+    const double *w = m->shape.opt.weight;
+    int64_t n = select_masked(t, in->region_masked, 1 + t->Tt, t->R, 0, t->B);
     for (int64_t r = 0; r < n; r++) {
         to_real(t->tgt + r * t->Dr, in->region_tgt + t->pos[r] * t->Dr, t->Dr);
         t->lab[r] = in->region_class[t->pos[r]];
     }
-    head_fwd(m, t, OR_HEAD_RFR, n, t->Dr);
-    loss_mse(t->logits, t->tgt, n, t->Dr, OPT_TASK_MRFR, (real)(gs * w[OPT_TASK_MRFR] / t->k_region), ls, ct);
-    head_bwd(m, t, OR_HEAD_RFR, n, t->Dr);
-    head_fwd(m, t, OR_HEAD_RC, n, t->C);
-    loss_classify(t->logits, n, t->C, t->lab, OPT_TASK_MRC, (real)(gs * w[OPT_TASK_MRC] / t->k_region), ls, ct,
-                  &ok[OPT_TASK_MRC]);
-    head_bwd(m, t, OR_HEAD_RC, n, t->C);
-    /* masked frames: feature regression (L2) */
+    if (w[OPT_TASK_MRFR] > 0) {
+        head_fwd(m, t, OR_HEAD_RFR, n, t->Dr);
+        loss_mse(t->logits, t->tgt, n, t->Dr, OPT_TASK_MRFR, task_scale(m, t, OPT_TASK_MRFR, t->k_region), ls, ct);
+        head_bwd(m, t, OR_HEAD_RFR, n, t->Dr);
+    }
+    if (w[OPT_TASK_MRC] > 0) {
+        head_fwd(m, t, OR_HEAD_RC, n, t->C);
+        loss_classify(t->logits, n, t->C, t->lab, OPT_TASK_MRC, task_scale(m, t, OPT_TASK_MRC, t->k_region), ls, ct,
+                      &ok[OPT_TASK_MRC]);
+        head_bwd(m, t, OR_HEAD_RC, n, t->C);
+    }
+}
+
+/* Masked frames: feature regression (L2), and contrastive per sample: the positive
+ * is the frame's own original feature, the negatives the sample's other frames. */
+static void frame_tasks(model_t *m, opt_impl_t *t, double *ls, int64_t *ct)
+{
+    const model_opt_batch_t *in = &m->opt_in;
+    const double *w = m->shape.opt.weight;
     int64_t fa = 1 + t->Tt + t->R;
-    n = select_masked(t, in->frame_masked, fa, t->Ta, 0, t->B);
-    for (int64_t r = 0; r < n; r++)
-        to_real(t->tgt + r * t->Df, in->audio_tgt + t->pos[r] * t->Df, t->Df);
-    head_fwd(m, t, OR_HEAD_AFR, n, t->Df);
-    loss_mse(t->logits, t->tgt, n, t->Df, OPT_TASK_MAFR, (real)(gs * w[OPT_TASK_MAFR] / t->k_frame), ls, ct);
-    head_bwd(m, t, OR_HEAD_AFR, n, t->Df);
-    /* ... and contrastive, per sample: the positive is the frame's own original
-     * feature, the negatives the sample's other frames */
+    if (w[OPT_TASK_MAFR] > 0) {
+        int64_t n = select_masked(t, in->frame_masked, fa, t->Ta, 0, t->B);
+        for (int64_t r = 0; r < n; r++)
+            to_real(t->tgt + r * t->Df, in->audio_tgt + t->pos[r] * t->Df, t->Df);
+        head_fwd(m, t, OR_HEAD_AFR, n, t->Df);
+        loss_mse(t->logits, t->tgt, n, t->Df, OPT_TASK_MAFR, task_scale(m, t, OPT_TASK_MAFR, t->k_frame), ls, ct);
+        head_bwd(m, t, OR_HEAD_AFR, n, t->Df);
+    }
+    if (!(w[OPT_TASK_MAC] > 0))
+        return;
     for (int64_t b = 0; b < t->B; b++) {
-        n = select_masked(t, in->frame_masked, fa, t->Ta, b, b + 1);
+        int64_t n = select_masked(t, in->frame_masked, fa, t->Ta, b, b + 1);
+        if (n == 0)
+            continue;
         for (int64_t r = 0; r < n; r++)
             t->pos[r] -= b * t->Ta;
         to_real(t->tgt, in->audio_tgt + b * t->Ta * t->Df, t->Ta * t->Df);
-        if (n == 0)
-            continue;
         head_fwd(m, t, OR_HEAD_AC, n, t->Df);
         loss_contrastive(t->logits, n, t->tgt, t->Ta, t->Df, t->pos, m->shape.opt.temperature, OPT_TASK_MAC,
-                         (real)(gs * w[OPT_TASK_MAC] / t->k_frame), t->work, ls, ct, NULL);
+                         task_scale(m, t, OPT_TASK_MAC, t->k_frame), t->work, ls, ct, NULL);
         head_bwd(m, t, OR_HEAD_AC, n, t->Df);
     }
 }
 
-/* 5-way matching from [CLS], on the samples with a label (the logits of all). */
+/* The token-level tasks; a task of weight 0 is not computed (opt.task_mode =
+ * sample, ablations): it adds no loss, no count and no FLOPs. */
+static void token_tasks(model_t *m, opt_impl_t *t, double *ls, int64_t *ct, int64_t *ok)
+{
+    if (m->shape.opt.weight[OPT_TASK_MLM] > 0)
+        mlm_task(m, t, ls, ct, ok);
+    region_tasks(m, t, ls, ct, ok);
+    frame_tasks(m, t, ls, ct);
+}
+
+/* 5-way matching from [CLS], on the samples with a label (the logits of all, for
+ * retrieval, even at weight 0). */
 static void match_task(model_t *m, opt_impl_t *t, double *ls, int64_t *ct, int64_t *ok)
 {
     const model_opt_batch_t *in = &m->opt_in;
+    if (!(m->shape.opt.weight[OPT_TASK_MATCH] > 0) && !in->match_logits)
+        return;
     for (int64_t b = 0; b < t->B; b++)
         t->sel[b] = crow(t, b, 0);
     head_fwd(m, t, OR_HEAD_MATCH, t->B, MATCH_CLASSES);
     if (in->match_logits)
         memcpy(in->match_logits, t->logits, (size_t)(t->B * MATCH_CLASSES) * sizeof(real));
-    real scale = (real)(t->grad_scale * m->shape.opt.weight[OPT_TASK_MATCH]);
+    real scale = task_scale(m, t, OPT_TASK_MATCH, 1);
     for (int64_t b = 0; b < t->B; b++) {
         real *z = t->logits + b * MATCH_CLASSES;
-        int32_t y = in->match ? in->match[b] : -1;
+        int32_t y = in->match && m->shape.opt.weight[OPT_TASK_MATCH] > 0 ? in->match[b] : -1;
         if (y < 0) {
             memset(z, 0, MATCH_CLASSES * sizeof(real));
             continue;
@@ -644,7 +681,7 @@ static void opt_forward(model_t *m, const int32_t *windows, int B, real grad_sca
     norm_forward(m, &c->rows, fn, t->hf, t->rs_f, c->out, t->d, (real)m->shape.norm_eps);
     if (grad_scale > 0) {
         memset(t->dhf, 0, (size_t)(B * t->S * t->d) * sizeof(real));
-        m->tokens_in[0] += B * (1 + t->Tt);
+        m->tokens_in[0] += B * t->Tt; /* [CLS] is charged to the words (opt_flops) */
         m->tokens_in[1] += B * t->R;
         m->tokens_in[2] += B * t->Ta;
     }
@@ -705,7 +742,9 @@ static void opt_backward(model_t *m)
  * forward (the encoders' and the similarities' backward have no input gradient,
  * so this overstates them by a third: under 1% of a sample at the documented sizes).
  * Per token of modality m: its unimodal and cross blocks, its encoder, its heads at
- * k_m / T_m, and text carries [CLS]'s blocks and head over its Tt tokens. Shared and
+ * k_m / T_m, and text carries [CLS]'s blocks and head over its Tt tokens. A task of
+ * weight 0 is not computed and not counted (opt.task_mode = sample counts every
+ * task of positive weight each step: the heads are under 1% of a sample). Shared and
  * MoT cross encoders have the same count: untying changes no shape. */
 static void opt_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab_size)
 {
@@ -729,9 +768,14 @@ static void opt_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab_s
     double uni_lin = Lu * lin * (Tt + R + Ta), uni_att = Lu * 4 * d * (Tt * Tt + R * R + Ta * Ta);
     double cross_lin = L * lin * S, cross_att = L * 4 * d * S * S;
     double enc = 2 * d * ((double)t.Dr + GEOM) * R + 2 * d * (double)t.Df * Ta;
-    double h_mlm = 2 * d * (double)t.Vt * t.k_text, h_mrfr = 2 * d * (double)t.Dr * t.k_region,
-           h_mrc = 2 * d * (double)t.C * t.k_region, h_mafr = 2 * d * (double)t.Df * t.k_frame,
-           h_mac = (2 * d * (double)t.Df + 2 * Ta * (double)t.Df) * t.k_frame, h_match = 2 * d * MATCH_CLASSES;
+    /* a task of weight 0 is not computed */
+    const double *w = s->opt.weight;
+    double h_mlm = (w[OPT_TASK_MLM] > 0) * 2 * d * (double)t.Vt * t.k_text,
+           h_mrfr = (w[OPT_TASK_MRFR] > 0) * 2 * d * (double)t.Dr * t.k_region,
+           h_mrc = (w[OPT_TASK_MRC] > 0) * 2 * d * (double)t.C * t.k_region,
+           h_mafr = (w[OPT_TASK_MAFR] > 0) * 2 * d * (double)t.Df * t.k_frame,
+           h_mac = (w[OPT_TASK_MAC] > 0) * (2 * d * (double)t.Df + 2 * Ta * (double)t.Df) * t.k_frame,
+           h_match = (w[OPT_TASK_MATCH] > 0) * 2 * d * MATCH_CLASSES;
     /* the terms are per position, averaged over a sample's 1 + Tt + R + Ta */
     const struct { const char *name; double v; } TERMS[] = {
         {"unimodal q,k,v,o,SwiGLU", uni_lin}, {"unimodal attention", uni_att}, {"cross q,k,v,o,SwiGLU", cross_lin},

@@ -20,6 +20,7 @@
 #include "motscale/train.h"
 #include "reporter.h"
 #include "rundir.h"
+#include "optbatch.h"
 #include "step.h"
 
 static volatile sig_atomic_t stop_signal;
@@ -226,6 +227,8 @@ static runlog_meta_t record_meta(const trainer_t *t, const char *hosts, const ch
         meta.modality_names[k] = cfg->data.names[k];
         meta.tower_of[k] = cfg->model.tower_of[k];
     }
+    if (cfg->model.kind == MODEL_OPT)
+        meta.task_width = OPT_TASKS;
     if (t->model.n_load) {
         meta.load_width = t->model.n_load;
         meta.moe_experts = cfg->model.moe_experts;
@@ -302,9 +305,11 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
     double mine[2] = {step_s, comm_s};
     double *all = t->root ? xmalloc(2 * (size_t)mesh->world_size * sizeof(double)) : NULL;
     MPI_CHECK(MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, mesh->world));
-    double lbm[MAX_MODALITIES];
+    double lbm[MAX_MODALITIES], task[OPT_TASKS];
     for (int k = 0; k < M; k++)
         lbm[k] = r->count[k] ? r->loss_sum[k] / (double)r->count[k] : NAN;
+    for (int k = 0; k < OPT_TASKS; k++)
+        task[k] = r->opt_count[k] ? r->opt_loss[k] / (double)r->opt_count[k] : NAN;
     if (t->stop_at) {
         *stop_reached = true;
         for (int k = 0; k < M; k++) {
@@ -332,7 +337,7 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
             .loss_by_modality = lbm, .tokens_by_modality = r->count,
             .load_avg = provenance_load_average(), .cpu_steal = provenance_cpu_steal(&t->cpu_mark, &cpu_now),
             .rank_step_time = t->rank_step, .rank_comm_time = t->rank_comm,
-            .aux_loss = r->aux_loss, .expert_load = t->load};
+            .aux_loss = r->aux_loss, .expert_load = t->load, .task_loss = task};
         for (int i = 0; i < t->model.n_load; i++)
             t->load[i] = (int64_t)t->model.load[i];
         t->cpu_mark = cpu_now;
@@ -360,6 +365,13 @@ static bool eval_step(trainer_t *t)
     int64_t ecnt[MAX_MODALITIES];
     train_evaluate(&t->model, t->held, t->cfg->eval_tokens, window_len(t->cfg), t->cfg->micro_batch,
                    t->mesh, t->windows, els, ecnt);
+    /* OPT: the held-out per-task means and accuracies (read before retrieval's
+     * forwards add to the sums), then retrieval over log.retrieval_pool scenes */
+    double task[OPT_TASKS], acc[OPT_TASKS], retr[RUNREC_RETRIEVAL_WIDTH];
+    if (t->cfg->model.kind == MODEL_OPT) {
+        opt_task_means(&t->model, task, acc);
+        opt_retrieval(&t->model, t->held, t->cfg->retrieval_pool, t->cfg->micro_batch, t->mesh, retr);
+    }
     if (!t->root)
         return true;
     double tot = 0, lbm[MAX_MODALITIES];
@@ -371,8 +383,13 @@ static bool eval_step(trainer_t *t)
     }
     runlog_eval_t ev = {.eval_step = t->prog.step, .eval_flops = t->prog.flops,
                         .eval_wall_time = t->prog.wall_time, .eval_loss = tot / (double)n,
-                        .eval_loss_by_modality = lbm};
+                        .eval_loss_by_modality = lbm, .eval_task_loss = task, .eval_task_accuracy = acc,
+                        .eval_retrieval = retr};
     reporter_eval_line(&t->rep, t->prog.step, tot / (double)n, lbm);
+    if (t->cfg->model.kind == MODEL_OPT && !t->cfg->quiet)
+        infof("eval %lld | accuracy MLM %.3f MRC %.3f matching %.3f | R@1 t->i %.3f i->t %.3f t->a %.3f a->t %.3f "
+              "t+a->i %.3f (pool %d)\n", (long long)t->prog.step, acc[OPT_TASK_MLM], acc[OPT_TASK_MRC],
+              acc[OPT_TASK_MATCH], retr[0], retr[3], retr[6], retr[9], retr[12], t->cfg->retrieval_pool);
     return runlog_append_eval(t->log, &ev);
 }
 
