@@ -1365,6 +1365,7 @@ int analysis_report_write(const char *dir, const char *out, const analysis_opts_
         section_slope_vs_size(&rep, exp);
         section_timing(&rep, exp);
         section_expert_load(&rep, exp);
+        analysis_opt_sections(rep.md, &rep.set, exp);
         section_scaling(&rep, exp);
     }
     bool md_ok = !ferror(rep.md);

@@ -68,6 +68,9 @@ else
     tail -n 4 "$SCRATCH/mot-usr1.out" | sed 's/^/# /'
 fi
 
+check "an OPT run record matches docs/run-record.md (task and retrieval columns included)" \
+    $PY tests/check_schema.py docs/run-record.md "$SCRATCH/runs/mot-straight/run.h5" ""
+
 # ---- FLOPs: shared and MoT equal per token, MoT with more parameters ----------------
 "$MOTSCALE" flops "$SCRATCH/base.ini" $SHARED >"$SCRATCH/fl-shared.txt" 2>&1
 "$MOTSCALE" flops "$SCRATCH/base.ini" $MOT >"$SCRATCH/fl-mot.txt" 2>&1
