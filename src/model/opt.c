@@ -676,9 +676,7 @@ static void opt_forward(model_t *m, const int32_t *windows, int B, real grad_sca
     cross_assemble(m, t);
     stack_t *c = &t->st[ST_CROSS];
     stack_forward(m, t, c);
-    int fn[MAX_MODALITIES];
-    memcpy(fn, t->final_norm, sizeof fn);
-    norm_forward(m, &c->rows, fn, t->hf, t->rs_f, c->out, t->d, (real)m->shape.norm_eps);
+    norm_forward(m, &c->rows, t->final_norm, t->hf, t->rs_f, c->out, t->d, (real)m->shape.norm_eps);
     if (grad_scale > 0) {
         memset(t->dhf, 0, (size_t)(B * t->S * t->d) * sizeof(real));
         m->tokens_in[0] += B * t->Tt; /* [CLS] is charged to the words (opt_flops) */
@@ -709,11 +707,9 @@ static void opt_backward(model_t *m)
     opt_impl_t *t = m->impl;
     stack_t *c = &t->st[ST_CROSS];
     int64_t d = t->d;
-    int fn[MAX_MODALITIES];
-    memcpy(fn, t->final_norm, sizeof fn);
     /* hf = RMSNorm_final(x): the heads' gradient dhf came with the forward */
     memset(t->dres, 0, (size_t)(t->B * t->S * d) * sizeof(real));
-    norm_backward(m, &c->rows, fn, t->dres, t->dhf, c->out, t->rs_f, d);
+    norm_backward(m, &c->rows, t->final_norm, t->dres, t->dhf, c->out, t->rs_f, d);
     stack_backward(m, t, c);
     cross_split_backward(m, t);
     int64_t base = 0;
