@@ -545,6 +545,9 @@ static bool resolve_opt(config_t *cfg, char *err, size_t errlen)
         return errorf(err, errlen, "data.source: model.kind = opt reads the synthetic triples only (no token file of triples yet)");
     if (s->tp_backend != TP_MEGATRON)
         return errorf(err, errlen, "parallel.tp_backend: model.kind = opt runs with megatron only");
+    if (s->qk_norm || is_set(cfg, "model", "norm"))
+        return errorf(err, errlen, "%s: model.kind = opt's blocks are pre-norm without QK-norm (docs/model.md \"OPT\")",
+                      s->qk_norm ? "model.qk_norm" : "model.norm");
     if (s->opt.cross == OPT_CROSS_MOT) {
         s->n_towers = 3;
         for (int m = 0; m < 3; m++)

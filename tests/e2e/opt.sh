@@ -106,6 +106,8 @@ bad bad-source "data.source: model.kind = opt reads the synthetic triples only" 
 bad bad-weights "opt.w_mlm: the task weights (opt.w_*) are all zero" opt.w_mlm=0 opt.w_mrfr=0 opt.w_mrc=0 \
     opt.w_mafr=0 opt.w_mac=0 opt.w_match=0
 bad bad-cross "opt.cross_towers" opt.cross_towers=towers
+bad bad-norm "model.norm: model.kind = opt's blocks are pre-norm" model.norm=pre
+bad bad-qk "model.qk_norm: model.kind = opt's blocks are pre-norm" model.qk_norm=true
 expect_status 2 "motscale data gen refuses model.kind = opt (no token file of triples), writes nothing" \
     "$MOTSCALE" data gen "$SCRATCH/base.ini" -o "$SCRATCH/triples.h5"
 check "... and no file is left" [ ! -e "$SCRATCH/triples.h5" ]
