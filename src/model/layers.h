@@ -175,6 +175,39 @@ void attention_forward(const attn_geom_t *g, attn_acts_t *A, attn_scratch_t *S, 
 void attention_backward(const attn_geom_t *g, const attn_acts_t *A, attn_scratch_t *S, real *dq,
                         real *dk, real *dv, const real *datt);
 
+/* ---- cross-attention (xattn.c) ---------------------------------------------------
+ * Queries of one stream, B sequences of Tq rows in sequence order (row b Tq + i),
+ * attend to another stream's keys and values, B sequences of Tk positions, key j of
+ * sequence b at row kinv[b Tk + j] (the other stream's grouped rows); query row
+ * b Tq + i sees the keys [0, hi[b Tq + i]) of its sequence (Tk: all of them; 0: a
+ * zero row). No RoPE: positions carry their own order. Heads hl of hd, dl = hl hd. */
+typedef struct xattn_geom {
+    int B, hl;
+    int64_t Tq, Tk, hd, dl;
+    const int64_t *kinv;           /* (B Tk) */
+    const int64_t *hi;             /* (B Tq) */
+} xattn_geom_t;
+typedef struct xattn_acts {
+    real *qa;                      /* (B, hl, Tq, hd) kept */
+    real *ka, *va;                 /* (B, hl, Tk, hd) kept */
+    real *p;                       /* (B, hl, Tq, Tk) kept: probabilities, zero where not visible */
+} xattn_acts_t;
+typedef struct xattn_scratch {
+    real *o;                       /* (Tq, hd) */
+    real *dp;                      /* (Tq, Tk) */
+    real *dqa;                     /* (Tq, hd) */
+    real *dka, *dva;               /* (Tk, hd) */
+} xattn_scratch_t;
+
+/* att (B Tq, dl) = per head softmax(mask(q k^T / sqrt(hd))) v; q (B Tq, dl), k, v rows
+ * of the other stream (dl wide). */
+void xattn_forward(const xattn_geom_t *g, xattn_acts_t *A, xattn_scratch_t *S, real *att, const real *q,
+                   const real *k, const real *v);
+/* dq (B Tq, dl) and dk, dv at the key rows (overwritten; other rows untouched) from
+ * datt. */
+void xattn_backward(const xattn_geom_t *g, const xattn_acts_t *A, xattn_scratch_t *S, real *dq, real *dk, real *dv,
+                    const real *datt);
+
 /* ---- the FFN slot (ffn.c) --------------------------------------------------------
  * A block's FFN: for now the dense SwiGLU per tower, z = (silu(x W_1) * (x W_3)) W_2,
  * x: (N, d), u, w, s: (N, fl), z: (N, d) before the caller's g all-reduce. A mixture

@@ -1,6 +1,7 @@
 /* OPT in double (issue 16): each new loss against central finite differences (L2
  * regression, classification, the cosine contrastive loss, whose positive's
- * similarity must rise along its negative gradient), and the whole model's gradient
+ * similarity must rise along its negative gradient), the cross-attention layer
+ * (for the decoders, not built yet), and the whole model's gradient
  * (the text, region and audio encoders, [CLS], the unimodal and cross-modal blocks
  * with bidirectional attention, shared and MoT, and every task head, matching
  * included) against finite differences of its objective. Shared and MoT have the
@@ -151,6 +152,67 @@ static void test_contrastive(void **state)
             if (!(after[i] > sim[i]))
                 fail_msg("tau %g: positive %d similarity %.6f did not rise (%.6f)", tau, i, sim[i], after[i]);
     }
+}
+
+/* ---- cross-attention: J = sum(c * att), finite differences in q, k, v ------------- */
+
+enum { XB = 2, XH = 2, XTQ = 3, XTK = 4, XHD = 2, XDL = XH * XHD };
+/* the key stream's rows in another order than its positions; query rows seeing all
+ * keys, a prefix, and none (a zero row) */
+static const int64_t XKINV[XB * XTK] = {3, 0, 2, 1, 6, 4, 7, 5};
+static const int64_t XHI[XB * XTQ] = {4, 2, 0, 1, 4, 3};
+
+static double xattn_j(const double *q, const double *k, const double *v, const double *c)
+{
+    double qa[XB * XH * XTQ * XHD], ka[XB * XH * XTK * XHD], va[XB * XH * XTK * XHD], p[XB * XH * XTQ * XTK];
+    double o[XTQ * XHD], att[XB * XTQ * XDL], J = 0;
+    xattn_geom_t g = {.B = XB, .hl = XH, .Tq = XTQ, .Tk = XTK, .hd = XHD, .dl = XDL, .kinv = XKINV, .hi = XHI};
+    xattn_acts_t A = {qa, ka, va, p};
+    xattn_scratch_t S = {.o = o};
+    xattn_forward(&g, &A, &S, att, q, k, v);
+    for (int i = 0; i < XB * XTQ * XDL; i++) J += c[i] * att[i];
+    return J;
+}
+
+/* The layer the decoders' cross-attention is: each query row's softmax over its
+ * visible keys of the other stream (rows reached through kinv), a row that sees
+ * nothing is zero with zero gradient; the backward against finite differences of
+ * every input element. */
+static void test_cross_attention(void **state)
+{
+    (void)state;
+    unsigned seed = 31;
+    double q[XB * XTQ * XDL], k[XB * XTK * XDL], v[XB * XTK * XDL], c[XB * XTQ * XDL];
+    for (int i = 0; i < XB * XTQ * XDL; i++) q[i] = urand(&seed), c[i] = urand(&seed);
+    for (int i = 0; i < XB * XTK * XDL; i++) k[i] = urand(&seed), v[i] = urand(&seed);
+    double qa[XB * XH * XTQ * XHD], ka[XB * XH * XTK * XHD], va[XB * XH * XTK * XHD], p[XB * XH * XTQ * XTK];
+    double o[XTQ * XHD], dp[XTQ * XTK], dqa[XTQ * XHD], dka[XTK * XHD], dva[XTK * XHD], att[XB * XTQ * XDL];
+    double dq[XB * XTQ * XDL], dk[XB * XTK * XDL], dv[XB * XTK * XDL];
+    xattn_geom_t g = {.B = XB, .hl = XH, .Tq = XTQ, .Tk = XTK, .hd = XHD, .dl = XDL, .kinv = XKINV, .hi = XHI};
+    xattn_acts_t A = {qa, ka, va, p};
+    xattn_scratch_t S = {o, dp, dqa, dka, dva};
+    xattn_forward(&g, &A, &S, att, q, k, v);
+    /* the zero row (sequence 0, query 2) and a row over one key: its value exactly */
+    for (int j = 0; j < XDL; j++) {
+        assert_true(att[2 * XDL + j] == 0);
+        /* sequence 1, query 0 sees key 0 only, at row kinv[4] = 6 */
+        assert_close(att[(1 * XTQ + 0) * XDL + j], v[6 * XDL + j], 1e-15, 0);
+    }
+    xattn_backward(&g, &A, &S, dq, dk, dv, c);
+    double *in[3] = {q, k, v}, *an[3] = {dq, dk, dv};
+    int n[3] = {XB * XTQ * XDL, XB * XTK * XDL, XB * XTK * XDL};
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < n[t]; i++) {
+            double keep = in[t][i];
+            in[t][i] = keep + FD_STEP;
+            double jp = xattn_j(q, k, v, c);
+            in[t][i] = keep - FD_STEP;
+            double jm = xattn_j(q, k, v, c);
+            in[t][i] = keep;
+            assert_close(an[t][i], (jp - jm) / (2 * FD_STEP), TOL_FD_REL, TOL_FD_ABS);
+        }
+    for (int j = 0; j < XDL; j++) /* the zero row has no gradient */
+        assert_true(dq[2 * XDL + j] == 0);
 }
 
 /* ---- the whole model ----------------------------------------------------------- */
@@ -309,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_mse),
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_contrastive),
+        cmocka_unit_test(test_cross_attention),
         cmocka_unit_test(test_model_shared),
         cmocka_unit_test(test_model_mot),
         cmocka_unit_test(test_mot_equals_shared),
