@@ -11,10 +11,11 @@
 #include "motscale/runread.h"
 #include "motscale/smooth.h"
 
-#define N_TASKS 6
+#define N_TASKS 8
 #define N_DIRS 5
 static const char *const TASK[N_TASKS] = {"MLM", "region regression", "region class", "frame regression",
-                                          "frame contrastive", "matching"};
+                                          "frame contrastive", "matching", "text reconstruction",
+                                          "image reconstruction"};
 static const char *const DIR[N_DIRS] = {"text->image", "image->text", "text->audio", "audio->text",
                                         "text+audio->image"};
 
@@ -26,14 +27,18 @@ static bool is_opt(const analysis_run_t *a, const char *exp)
 /* What a run trains: its cross-modal encoder and the task levels it drops. */
 static void variant(const analysis_run_t *a, char *out, size_t len)
 {
-    char cross[32], wm[32], wr[32], wc[32];
+    char cross[32], wm[32], wr[32], wc[32], wt[32], wi[32], dl[32];
     runrec_config_get(&a->r, "opt", "cross_towers", cross, sizeof cross);
+    runrec_config_get(&a->r, "opt", "w_trec", wt, sizeof wt);
+    runrec_config_get(&a->r, "opt", "w_irec", wi, sizeof wi);
+    runrec_config_get(&a->r, "opt", "decoder_layers", dl, sizeof dl);
     runrec_config_get(&a->r, "opt", "w_match", wm, sizeof wm);
     runrec_config_get(&a->r, "opt", "w_mrfr", wr, sizeof wr);
     runrec_config_get(&a->r, "opt", "w_mrc", wc, sizeof wc);
     bool no_match = wm[0] && atof(wm) == 0, no_mvm = wr[0] && wc[0] && atof(wr) == 0 && atof(wc) == 0;
-    snprintf(out, len, "%s%s%s", cross[0] ? cross : "shared", no_match ? ", no sample-level" : "",
-             no_mvm ? ", no MVM" : "");
+    bool no_modality = (dl[0] && atoi(dl) == 0) || (wt[0] && wi[0] && atof(wt) == 0 && atof(wi) == 0);
+    snprintf(out, len, "%s%s%s%s", cross[0] ? cross : "shared", no_match ? ", no sample-level" : "",
+             no_modality ? ", no modality-level" : "", no_mvm ? ", no MVM" : "");
 }
 
 /* Task k's training loss of run r as a smoothed series over its finite rows. */
@@ -190,8 +195,9 @@ static void retrieval_table(FILE *md, const analysis_runset_t *set, const char *
                     pool[0] ? pool : "?", pool[0] ? 1.0 / atof(pool) : NAN);
             for (int d = 0; d < N_DIRS; d++)
                 fprintf(md, " R@1 %s |", DIR[d]);
-            fprintf(md, " R@5 | R@10 | acc MLM | acc region class | acc matching |\n|---|---|---|");
-            for (int d = 0; d < N_DIRS + 5; d++)
+            fprintf(md, " R@5 | R@10 | acc MLM | acc region class | acc matching | acc text rec. | acc image rec. |\n"
+                        "|---|---|---|");
+            for (int d = 0; d < N_DIRS + 7; d++)
                 fprintf(md, "---|");
             fputc('\n', md);
             header = true;
@@ -212,8 +218,8 @@ static void retrieval_table(FILE *md, const analysis_runset_t *set, const char *
             }
             md_ms(md, m, NAN);
         }
-        const int acc[3] = {0, 2, 5};
-        for (int j = 0; j < 3; j++) {
+        const int acc[5] = {0, 2, 5, 6, 7};
+        for (int j = 0; j < 5; j++) {
             group_stat(set, g, acc[j], false, &mean, &sd);
             md_ms(md, mean, sd);
         }

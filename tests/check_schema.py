@@ -164,7 +164,7 @@ def main():
             bad.append("%s: dtype %s, documented %s" % (p, d.dtype, dtype))
         want = {"(rows,)": (R,), "(eval_rows,)": (E,), "(rows, M)": (R, M), "(eval_rows, M)": (E, M),
                 "(rows, W)": (R, W), "(restarts,)": (S,), "(rows, K x E x M)": (R, K * NE * M),
-                "(rows, 6)": (R, 6), "(eval_rows, 6)": (E, 6), "(eval_rows, 15)": (E, 15)}.get(shape)
+                "(rows, 8)": (R, 8), "(eval_rows, 8)": (E, 8), "(eval_rows, 15)": (E, 15)}.get(shape)
         if d.shape != want or d.shape[0] == 0:
             bad.append("%s: shape %s, documented %s = %s" % (p, d.shape, shape, want))
         if d.maxshape[0] is not None or d.chunks is None:

@@ -32,11 +32,13 @@ enum tp_backend { TP_MEGATRON, TP_SCALAPACK };
 enum opt_cross { OPT_CROSS_SHARED, OPT_CROSS_MOT };
 enum opt_task_mode { OPT_TASKS_SUM, OPT_TASKS_SAMPLE };
 enum opt_task { OPT_TASK_MLM, OPT_TASK_MRFR, OPT_TASK_MRC, OPT_TASK_MAFR, OPT_TASK_MAC, OPT_TASK_MATCH,
-                OPT_TASKS };
+                OPT_TASK_TREC, OPT_TASK_IREC, OPT_TASKS };
 typedef struct opt_shape {
     int text_len, vocab;                /* caption tokens Tt; text ids Vt ([MASK] is 0) */
     int regions, region_dim, classes;   /* R regions of region_dim features; C classes */
     int frames, frame_dim;              /* Ta audio frames of frame_dim */
+    int codes, code_book;               /* Tc image codes in [0, code_book) */
+    int decoder_layers;                 /* of the text and the image-code decoder; 0: none */
     int unimodal_layers;                /* per modality, before the cross-modal encoder */
     int cross;                          /* enum opt_cross */
     int task_mode;                      /* enum opt_task_mode: for the trainer */
@@ -79,6 +81,8 @@ typedef struct model_opt_batch {
     const float *audio_in, *audio_tgt;          /* (B, Ta, frame_dim) */
     const uint8_t *frame_masked;                /* (B, Ta) */
     const int32_t *match;                       /* (B) enum opt_match; -1: no matching loss */
+    const int32_t *codes;                       /* (B, Tc) the image's codes */
+    const uint8_t *whole;                       /* (B, 3) modality masked whole: reconstruct it */
     real *match_logits;                         /* (B, 5) or NULL */
 } model_opt_batch_t;
 

@@ -29,6 +29,7 @@ typedef struct opt_data_params {
     int regions;                   /* R regions per image (data.opt_regions) */
     int region_dim, frame_dim;     /* feature sizes (data.region_dim, data.frame_dim) */
     int grid;                      /* the code grid is grid x grid cells */
+    bool whole_masks;              /* apply the draws' whole-modality masks (modality-level tasks) */
 } opt_data_params_t;
 
 /* The sizes every sample has, from the parameters. */
@@ -84,8 +85,8 @@ typedef struct opt_batch {
     opt_data_params_t p;
     opt_dims_t dm;
     int cap;                                   /* samples it holds */
-    int32_t *text_in, *text_tgt, *region_class, *match;
-    uint8_t *text_masked, *region_masked, *frame_masked;
+    int32_t *text_in, *text_tgt, *region_class, *match, *codes;
+    uint8_t *text_masked, *region_masked, *frame_masked, *whole;
     float *region_in, *region_tgt, *geom, *audio_in, *audio_tgt;
     opt_scene_t scene;                         /* scratch */
     opt_draw_t draw;
@@ -95,7 +96,9 @@ void opt_batch_init(opt_batch_t *b, const opt_data_params_t *p, int cap);
 void opt_batch_free(opt_batch_t *b);
 /* Training samples [first, first + n) of a split into slots 0 .. n-1: each sample's
  * draw decides its matching swap (the scene each modality comes from) and its token
- * masks (BERT's 80/10/10 on text; masked region features and frames zeroed). */
+ * masks (BERT's 80/10/10 on text; masked region features and frames zeroed); with
+ * whole_masks, also its whole-modality masks (text all [MASK], every region feature
+ * or frame zeroed), and a sample with one has no matching label. */
 void opt_batch_read(opt_batch_t *b, int split, int64_t first, int n);
 /* Slot `slot` = text of scene it, image of scene ii, audio of scene ia, nothing
  * masked and no matching label (-1); a modality given as -1 is absent (text all

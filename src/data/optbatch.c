@@ -25,6 +25,8 @@ void opt_batch_init(opt_batch_t *b, const opt_data_params_t *p, int cap)
     b->audio_tgt = xcalloc(n * Ta * (size_t)dm->frame_dim, sizeof(float));
     b->frame_masked = xcalloc(n * Ta, 1);
     b->match = xcalloc(n, sizeof *b->match);
+    b->codes = xcalloc(n * (size_t)dm->codes, sizeof *b->codes);
+    b->whole = xcalloc(n * OPT_N_MODALITIES, 1);
     opt_scene_alloc(&b->scene, dm);
     opt_draw_alloc(&b->draw, dm);
 }
@@ -32,7 +34,7 @@ void opt_batch_init(opt_batch_t *b, const opt_data_params_t *p, int cap)
 void opt_batch_free(opt_batch_t *b)
 {
     void *all[] = {b->text_in, b->text_tgt, b->text_masked, b->region_in, b->region_tgt, b->geom, b->region_class,
-                   b->region_masked, b->audio_in, b->audio_tgt, b->frame_masked, b->match};
+                   b->region_masked, b->audio_in, b->audio_tgt, b->frame_masked, b->match, b->codes, b->whole};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(all[i]);
     opt_scene_free(&b->scene);
@@ -55,6 +57,9 @@ static void put(opt_batch_t *b, int split, int s, int mo, int64_t index)
         }
         memset(b->text_masked + k * Tt, 0, Tt);
     } else if (mo == OPT_IMAGE) {
+        size_t Tc = (size_t)dm->codes;
+        for (size_t i = 0; i < Tc; i++)
+            b->codes[k * Tc + i] = index >= 0 ? b->scene.codes[i] : 0;
         if (index >= 0) {
             memcpy(b->region_tgt + k * R * Dr, b->scene.region, R * Dr * sizeof(float));
             memcpy(b->geom + k * R * OPT_GEOM, b->scene.geom, R * OPT_GEOM * sizeof(float));
@@ -84,6 +89,7 @@ void opt_batch_compose(opt_batch_t *b, int split, int slot, int64_t it, int64_t 
     put(b, split, slot, OPT_IMAGE, ii);
     put(b, split, slot, OPT_AUDIO, ia);
     b->match[slot] = -1;
+    memset(b->whole + (size_t)slot * OPT_N_MODALITIES, 0, OPT_N_MODALITIES);
 }
 
 /* The token masks of the slot's draw on what put() wrote. */
@@ -110,6 +116,22 @@ static void apply_masks(opt_batch_t *b, int s)
     }
 }
 
+/* The whole-modality masks of the slot's draw: text all [MASK], every region's
+ * feature zeroed (its box kept), every frame zeroed. */
+static void apply_whole(opt_batch_t *b, int s)
+{
+    const opt_dims_t *dm = &b->dm;
+    size_t Tt = (size_t)dm->text_len, k = (size_t)s;
+    size_t nr = (size_t)(dm->regions * dm->region_dim), na = (size_t)(dm->frames * dm->frame_dim);
+    if (b->draw.whole[OPT_TEXT])
+        for (size_t i = 0; i < Tt; i++)
+            b->text_in[k * Tt + i] = OPT_TOK_MASK;
+    if (b->draw.whole[OPT_IMAGE])
+        memset(b->region_in + k * nr, 0, nr * sizeof(float));
+    if (b->draw.whole[OPT_AUDIO])
+        memset(b->audio_in + k * na, 0, na * sizeof(float));
+}
+
 void opt_batch_read(opt_batch_t *b, int split, int64_t first, int n)
 {
     if (n > b->cap)
@@ -120,5 +142,14 @@ void opt_batch_read(opt_batch_t *b, int split, int64_t first, int n)
             put(b, split, s, mo, b->draw.source[mo]);
         apply_masks(b, s);
         b->match[s] = b->draw.match;
+        uint8_t *w = b->whole + (size_t)s * OPT_N_MODALITIES;
+        memset(w, 0, OPT_N_MODALITIES);
+        if (b->p.whole_masks) {
+            apply_whole(b, s);
+            for (int mo = 0; mo < OPT_N_MODALITIES; mo++)
+                w[mo] = b->draw.whole[mo];
+            if (w[0] || w[1] || w[2])
+                b->match[s] = -1;
+        }
     }
 }

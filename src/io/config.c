@@ -61,6 +61,9 @@ static const key_t_ keys[] = {
     {"opt", "w_mrc", K_DBL, F(model.opt.weight[OPT_TASK_MRC]), "1", "[0, 1000]", "weight of masked region classification"},
     {"opt", "w_mafr", K_DBL, F(model.opt.weight[OPT_TASK_MAFR]), "1", "[0, 1000]", "weight of masked audio frame regression (L2)"},
     {"opt", "w_mac", K_DBL, F(model.opt.weight[OPT_TASK_MAC]), "1", "[0, 1000]", "weight of the masked audio frame contrastive loss"},
+    {"opt", "decoder_layers", K_INT, F(model.opt.decoder_layers), "1", "[0, 16]", "blocks of the text decoder and of the image-code decoder (causal, cross-attending to the encoder); 0: no decoders and no modality-level tasks"},
+    {"opt", "w_trec", K_DBL, F(model.opt.weight[OPT_TASK_TREC]), "1", "[0, 1000]", "weight of text reconstruction by the text decoder when the text is masked whole (modality level)"},
+    {"opt", "w_irec", K_DBL, F(model.opt.weight[OPT_TASK_IREC]), "1", "[0, 1000]", "weight of image-code reconstruction by the image decoder when the image is masked whole (modality level)"},
     {"opt", "w_match", K_DBL, F(model.opt.weight[OPT_TASK_MATCH]), "1", "[0, 1000]", "weight of 5-way matching from [CLS] (the sample-level task)"},
     {"data", "source", K_ENUM, F(data.source), "synthetic", "synthetic|file", "synthetic generators or an HDF5 token file"},
     {"data", "path", K_STR, F(data.path), "", NULL, "token file for source=file"},
@@ -545,9 +548,8 @@ static bool resolve_opt(config_t *cfg, char *err, size_t errlen)
         return errorf(err, errlen, "data.source: model.kind = opt reads the synthetic triples only (no token file of triples yet)");
     if (s->tp_backend != TP_MEGATRON)
         return errorf(err, errlen, "parallel.tp_backend: model.kind = opt runs with megatron only");
-    if (s->qk_norm || is_set(cfg, "model", "norm"))
-        return errorf(err, errlen, "%s: model.kind = opt's blocks are pre-norm without QK-norm (docs/model.md \"OPT\")",
-                      s->qk_norm ? "model.qk_norm" : "model.norm");
+    if (s->qk_norm)
+        return errorf(err, errlen, "model.qk_norm: model.kind = opt's blocks have no QK-norm (docs/model.md \"OPT\")");
     if (s->opt.cross == OPT_CROSS_MOT) {
         s->n_towers = 3;
         for (int m = 0; m < 3; m++)
@@ -557,6 +559,9 @@ static bool resolve_opt(config_t *cfg, char *err, size_t errlen)
         for (int m = 0; m < 3; m++)
             s->tower_of[m] = 0;
     }
+    /* without decoders the modality-level tasks are off: their weights do not count */
+    if (s->opt.decoder_layers == 0)
+        s->opt.weight[OPT_TASK_TREC] = s->opt.weight[OPT_TASK_IREC] = 0;
     double wsum = 0;
     for (int k = 0; k < OPT_TASKS; k++)
         wsum += s->opt.weight[k];
@@ -568,6 +573,8 @@ static bool resolve_opt(config_t *cfg, char *err, size_t errlen)
     s->opt.text_len = dm.text_len, s->opt.vocab = dm.vocab, s->opt.regions = dm.regions;
     s->opt.region_dim = dm.region_dim, s->opt.classes = dm.classes;
     s->opt.frames = dm.frames, s->opt.frame_dim = dm.frame_dim;
+    s->opt.codes = dm.codes, s->opt.code_book = dm.code_book;
+    d->opt.whole_masks = s->opt.weight[OPT_TASK_TREC] > 0 || s->opt.weight[OPT_TASK_IREC] > 0;
     return true;
 }
 

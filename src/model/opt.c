@@ -18,8 +18,14 @@
 enum opt_role {
     OR_TEXT_EMBED, OR_TEXT_POS, OR_TEXT_NORM, OR_IMG_FEAT, OR_IMG_GEOM, OR_IMG_NORM, OR_AUD_PROJ, OR_AUD_NORM, OR_CLS,
     OR_WQ, OR_WK, OR_WV, OR_WO, OR_W1, OR_W3, OR_W2, OR_NORM_ATTN, OR_NORM_FFN, OR_FINAL_NORM,
-    OR_HEAD_MLM, OR_HEAD_RFR, OR_HEAD_RC, OR_HEAD_AFR, OR_HEAD_AC, OR_HEAD_MATCH, OR_N
+    OR_HEAD_MLM, OR_HEAD_RFR, OR_HEAD_RC, OR_HEAD_AFR, OR_HEAD_AC, OR_HEAD_MATCH,
+    /* a decoder's: its input embedding and positions, final norm and head, and per block */
+    OR_DEC_EMBED, OR_DEC_POS, OR_DEC_FINAL, OR_DEC_HEAD,
+    OR_D_WQ, OR_D_WK, OR_D_WV, OR_D_WO, OR_X_WQ, OR_X_WK, OR_X_WV, OR_X_WO, OR_D_W1, OR_D_W3, OR_D_W2,
+    OR_D_N1, OR_D_N2, OR_D_N3, OR_N
 };
+#define DEC_ROLES 14 /* OR_D_WQ .. OR_D_N3 */
+enum { DEC_TEXT, DEC_IMAGE, N_DECS };
 #define BLOCK_ROLES 9 /* OR_WQ .. OR_NORM_FFN */
 #define GEOM 7
 #define MATCH_CLASSES 5
@@ -43,6 +49,23 @@ static const struct block_role {
     {OR_NORM_FFN, "ffn_norm", DIM_ONE, DIM_D, SHARD_NONE, false, true},
 };
 
+static const struct block_role DEC_BLOCK[DEC_ROLES] = {
+    {OR_D_WQ, "self.wq", DIM_D, DIM_D, SHARD_COL, false, false},
+    {OR_D_WK, "self.wk", DIM_D, DIM_D, SHARD_COL, false, false},
+    {OR_D_WV, "self.wv", DIM_D, DIM_D, SHARD_COL, false, false},
+    {OR_D_WO, "self.wo", DIM_D, DIM_D, SHARD_ROW, true, false},
+    {OR_X_WQ, "cross.wq", DIM_D, DIM_D, SHARD_COL, false, false},
+    {OR_X_WK, "cross.wk", DIM_D, DIM_D, SHARD_COL, false, false},
+    {OR_X_WV, "cross.wv", DIM_D, DIM_D, SHARD_COL, false, false},
+    {OR_X_WO, "cross.wo", DIM_D, DIM_D, SHARD_ROW, true, false},
+    {OR_D_W1, "ffn.w1", DIM_D, DIM_F, SHARD_COL, false, false},
+    {OR_D_W3, "ffn.w3", DIM_D, DIM_F, SHARD_COL, false, false},
+    {OR_D_W2, "ffn.w2", DIM_F, DIM_D, SHARD_ROW, true, false},
+    {OR_D_N1, "self_norm", DIM_ONE, DIM_D, SHARD_NONE, false, true},
+    {OR_D_N2, "cross_norm", DIM_ONE, DIM_D, SHARD_NONE, false, true},
+    {OR_D_N3, "ffn_norm", DIM_ONE, DIM_D, SHARD_NONE, false, true},
+};
+
 /* A block's activations kept for backward. */
 typedef struct blk_acts {
     real *x, *xn, *rs_a;           /* (N, d) input, RMSNorm_attn(x), its rstd (N) */
@@ -50,6 +73,36 @@ typedef struct blk_acts {
     real *att, *h, *hn, *rs_h;     /* (N, dl) attention output; residual; RMSNorm_ffn(h) */
     ffn_acts_t ffn;
 } blk_acts_t;
+
+/* A decoder block's activations kept for backward: self-attention (causal), cross-
+ * attention to the encoder's output, FFN, each pre-norm. */
+typedef struct dec_acts {
+    real *x, *xn, *rs1;            /* (N, d) input, RMSNorm(x; n1), rstd */
+    attn_acts_t sa;
+    real *att1, *h1, *h1n, *rs2;   /* self-attention output (N, dl); residual; RMSNorm(h1; n2) */
+    real *q2, *k2, *v2;            /* cross queries (N, dl); keys, values over the memory (B S, dl) */
+    xattn_acts_t xa;
+    real *att2, *h2, *h2n, *rs3;
+    ffn_acts_t ffn;
+} dec_acts_t;
+
+/* A causal decoder over T positions (teacher forcing: [BOS] + the targets but the
+ * last) predicting V classes, cross-attending to every encoder position. */
+typedef struct decoder {
+    int L;
+    int64_t T, V;                  /* positions; output classes (BOS = V is an input only) */
+    int embed, pos, final, head;
+    int *w;                        /* [l * DEC_ROLES + role - OR_D_WQ] */
+    int64_t off[2];
+    blocks_t rows;
+    int64_t *inv, *hi;             /* identity (max_seqs T); every memory key visible (max_seqs T) */
+    attn_mask_t mask;
+    rope_t rope;
+    dec_acts_t *la;
+    real *out, *rs_f, *dhf;        /* kept: last block's output, final norm's rstd, d/d its output */
+    int32_t *in, *tgt;             /* kept: input ids and targets (max_seqs T) */
+    bool active;                   /* this forward has a sample to reconstruct */
+} decoder_t;
 
 /* A stack of bidirectional blocks over sequences of T positions with P towers. */
 typedef struct stack {
@@ -73,6 +126,8 @@ typedef struct opt_impl {
     int head[OR_N];                          /* head tensors (by role) */
     int final_norm[MAX_MODALITIES];          /* per cross tower */
     stack_t st[N_STACKS];
+    decoder_t dec[N_DECS];
+    int64_t Tmax;                            /* longest sequence: S or the code grid */
     real grad_scale;
     /* kept: the encoders' inputs and pre-norm sums, their rstd; the final norm's rstd
      * and the heads' gradient at its output */
@@ -106,6 +161,36 @@ static int add(table_builder_t *b, const char *name, int role, int stack, int to
                         .cols = cols, .shard = shard, .owner = -1, .expert = -1, .decay = !ones,
                         .init = ones ? INIT_ONES : INIT_NORMAL, .init_div = div, .stage = 0};
     return table_add(b, &sp);
+}
+
+/* A decoder's tensors: tdec (text) or idec (image codes). */
+static void dec_list(const model_shape_t *s, table_builder_t *b, decoder_t *dc, int which)
+{
+    const opt_shape_t *o = &s->opt;
+    const char *pre = which == DEC_TEXT ? "tdec" : "idec";
+    int st = 4 + which, L = o->decoder_layers;
+    int64_t d = s->d_model, T = which == DEC_TEXT ? o->text_len : o->codes, V = which == DEC_TEXT ? o->vocab : o->code_book;
+    char name[64];
+    snprintf(name, sizeof name, "%s.embed", pre);
+    int e = add(b, name, OR_DEC_EMBED, st, -1, -1, V + 1, d, SHARD_NONE, false, 1);
+    snprintf(name, sizeof name, "%s.pos", pre);
+    int p = add(b, name, OR_DEC_POS, st, -1, -1, T, d, SHARD_NONE, false, 1);
+    for (int l = 0; l < L; l++)
+        for (int r = 0; r < DEC_ROLES; r++) {
+            const struct block_role *br = &DEC_BLOCK[r];
+            snprintf(name, sizeof name, "%s.layer%d.%s", pre, l, br->name);
+            int64_t rows = br->rows == DIM_D ? d : br->rows == DIM_F ? s->d_ff : 1;
+            int64_t cols = br->cols == DIM_D ? d : s->d_ff;
+            int i = add(b, name, br->role, st, -1, l, rows, cols, br->shard, br->norm, br->out_proj ? sqrt(2.0 * L) : 1);
+            if (dc)
+                dc->w[l * DEC_ROLES + r] = i;
+        }
+    snprintf(name, sizeof name, "%s.final_norm", pre);
+    int f = add(b, name, OR_DEC_FINAL, st, -1, -1, 1, d, SHARD_NONE, true, 1);
+    snprintf(name, sizeof name, "%s.head", pre);
+    int h = add(b, name, OR_DEC_HEAD, st, -1, -1, d, V, SHARD_NONE, false, 1);
+    if (dc)
+        dc->embed = e, dc->pos = p, dc->final = f, dc->head = h;
 }
 
 static void opt_list(const model_t *m, table_builder_t *b, void *ctx)
@@ -161,6 +246,8 @@ static void opt_list(const model_t *m, table_builder_t *b, void *ctx)
         if (t)
             t->head[HEADS[h].role] = i;
     }
+    for (int dc = 0; dc < N_DECS && o->decoder_layers > 0; dc++)
+        dec_list(s, b, t ? &t->dec[dc] : NULL, dc);
 }
 
 /* ---- the activation plan ------------------------------------------------------- */
@@ -171,6 +258,40 @@ static int64_t stack_T(const opt_impl_t *t, int st)
 }
 
 static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* A decoder's kept activations (nothing when it has no layers). */
+static void dec_plan(plan_t *p, const opt_impl_t *t, decoder_t *dc, int64_t Bm)
+{
+    if (dc->L == 0)
+        return;
+    int64_t N = Bm * dc->T, M = Bm * t->S, d = t->d, dl = t->dl, hl = t->hl, fl = t->fl;
+    for (int l = 0; l < dc->L; l++) {
+        dec_acts_t *A = &dc->la[l];
+        real **nd[] = {&A->x, &A->xn, &A->h1, &A->h1n, &A->h2, &A->h2n};
+        for (size_t i = 0; i < sizeof nd / sizeof nd[0]; i++)
+            *nd[i] = plan_take(p, N * d, PLAN_KEPT);
+        real **ndl[] = {&A->sa.qa, &A->sa.ka, &A->sa.va, &A->att1, &A->q2, &A->xa.qa, &A->att2};
+        for (size_t i = 0; i < sizeof ndl / sizeof ndl[0]; i++)
+            *ndl[i] = plan_take(p, N * dl, PLAN_KEPT);
+        A->rs1 = plan_take(p, N, PLAN_KEPT);
+        A->rs2 = plan_take(p, N, PLAN_KEPT);
+        A->rs3 = plan_take(p, N, PLAN_KEPT);
+        A->sa.p = plan_take(p, N * hl * dc->T, PLAN_KEPT);
+        A->k2 = plan_take(p, M * dl, PLAN_KEPT);
+        A->v2 = plan_take(p, M * dl, PLAN_KEPT);
+        A->xa.ka = plan_take(p, M * dl, PLAN_KEPT);
+        A->xa.va = plan_take(p, M * dl, PLAN_KEPT);
+        A->xa.p = plan_take(p, N * hl * t->S, PLAN_KEPT);
+        A->ffn.u = plan_take(p, N * fl, PLAN_KEPT);
+        A->ffn.w = plan_take(p, N * fl, PLAN_KEPT);
+        A->ffn.s = plan_take(p, N * fl, PLAN_KEPT);
+    }
+    dc->out = plan_take(p, N * d, PLAN_KEPT);
+    dc->rs_f = plan_take(p, N, PLAN_KEPT);
+    dc->dhf = plan_take(p, N * d, PLAN_KEPT);
+    dc->in = plan_take_bytes(p, (size_t)N * sizeof(int32_t), PLAN_KEPT);
+    dc->tgt = plan_take_bytes(p, (size_t)N * sizeof(int32_t), PLAN_KEPT);
+}
 
 static void opt_plan(plan_t *p, opt_impl_t *t, int64_t max_seqs)
 {
@@ -210,22 +331,26 @@ static void opt_plan(plan_t *p, opt_impl_t *t, int64_t max_seqs)
     t->rs_enc[2] = plan_take(p, Na, PLAN_KEPT);
     t->rs_f = plan_take(p, Nc, PLAN_KEPT);
     t->dhf = plan_take(p, Nc * d, PLAN_KEPT);
-    /* scratch, sized for the cross stack (the largest) */
-    t->hf = plan_take(p, Nc * d, PLAN_SCRATCH);
-    t->dres = plan_take(p, Nc * d, PLAN_SCRATCH);
-    t->dtmp = plan_take(p, Nc * d, PLAN_SCRATCH);
-    t->dmod = plan_take(p, Nc * d, PLAN_SCRATCH);
+    /* the decoders' memory: the encoder's final-normed output */
+    t->hf = plan_take(p, Nc * d, PLAN_KEPT);
+    for (int dc = 0; dc < N_DECS; dc++)
+        dec_plan(p, t, &t->dec[dc], Bm);
+    /* scratch, sized for the longest sequence (the cross stack, or the code grid) */
+    int64_t Nx = Bm * t->Tmax;
+    t->dres = plan_take(p, Nx * d, PLAN_SCRATCH);
+    t->dtmp = plan_take(p, Nx * d, PLAN_SCRATCH);
+    t->dmod = plan_take(p, Nx * d, PLAN_SCRATCH);
     real **qkv[] = {&t->xq, &t->xk, &t->xv, &t->dq, &t->dk, &t->dv, &t->datt, &t->as.dqa, &t->as.dka, &t->as.dva};
     for (size_t i = 0; i < sizeof qkv / sizeof qkv[0]; i++)
-        *qkv[i] = plan_take(p, Nc * dl, PLAN_SCRATCH);
-    t->as.o = plan_take(p, t->S * t->hd, PLAN_SCRATCH);
-    t->as.dp = plan_take(p, t->S * t->S, PLAN_SCRATCH);
-    t->fs.du = plan_take(p, Nc * fl, PLAN_SCRATCH);
-    t->fs.dw = plan_take(p, Nc * fl, PLAN_SCRATCH);
-    t->fs.ds = plan_take(p, Nc * fl, PLAN_SCRATCH);
-    /* heads: up to one row per position of a modality (or [CLS]) per sample */
-    int64_t rows = Bm * imax(imax(t->Tt, t->R), imax(t->Ta, 1));
-    int64_t width = imax(imax(t->Vt, t->C), imax(imax(t->Dr, t->Df), MATCH_CLASSES));
+        *qkv[i] = plan_take(p, Nx * dl, PLAN_SCRATCH);
+    t->as.o = plan_take(p, t->Tmax * t->hd, PLAN_SCRATCH);
+    t->as.dp = plan_take(p, t->Tmax * t->Tmax, PLAN_SCRATCH);
+    t->fs.du = plan_take(p, Nx * fl, PLAN_SCRATCH);
+    t->fs.dw = plan_take(p, Nx * fl, PLAN_SCRATCH);
+    t->fs.ds = plan_take(p, Nx * fl, PLAN_SCRATCH);
+    /* heads: up to one row per position of a modality, [CLS] or a decoder per sample */
+    int64_t rows = Bm * imax(imax(imax(t->Tt, t->R), imax(t->Ta, 1)), t->dec[DEC_IMAGE].T);
+    int64_t width = imax(imax(imax(t->Vt, t->C), imax(imax(t->Dr, t->Df), MATCH_CLASSES)), t->dec[DEC_IMAGE].V);
     t->hg = plan_take(p, rows * d, PLAN_SCRATCH);
     t->logits = plan_take(p, rows * width, PLAN_SCRATCH);
     t->tgt = plan_take(p, rows * width, PLAN_SCRATCH);
@@ -251,12 +376,34 @@ static void impl_shape(opt_impl_t *t, const model_shape_t *s, int tp_size)
     t->k_text = (int)fmax(1, lround(0.15 * (double)t->Tt));
     t->k_region = (int)fmax(1, lround(0.15 * (double)t->R));
     t->k_frame = (int)fmax(1, lround(0.15 * (double)t->Ta));
+    for (int dc = 0; dc < N_DECS; dc++) {
+        decoder_t *de = &t->dec[dc];
+        de->L = o->decoder_layers;
+        de->T = dc == DEC_TEXT ? o->text_len : o->codes;
+        de->V = dc == DEC_TEXT ? o->vocab : o->code_book;
+    }
+    t->Tmax = imax(t->S, o->decoder_layers > 0 ? o->codes : 0);
     for (int st = 0; st < N_STACKS; st++) {
         stack_t *sk = &t->st[st];
         sk->L = st == ST_CROSS ? s->n_layers : o->unimodal_layers;
         sk->P = st == ST_CROSS ? cross_towers(s) : 1;
         sk->T = stack_T(t, st);
     }
+}
+
+/* A decoder's index table, layer list and fixed geometry: the identity order, the
+ * causal mask over its T positions, every one of the S memory keys visible. */
+static void dec_alloc(decoder_t *dc, int max_seqs, int64_t S, int64_t hd)
+{
+    int64_t n = (int64_t)max_seqs * dc->T;
+    dc->w = xcalloc((size_t)(imax(dc->L, 1) * DEC_ROLES), sizeof *dc->w);
+    dc->la = xcalloc((size_t)imax(dc->L, 1), sizeof *dc->la);
+    dc->inv = xcalloc((size_t)n, sizeof *dc->inv);
+    dc->hi = xcalloc((size_t)n, sizeof *dc->hi);
+    for (int64_t i = 0; i < n; i++)
+        dc->inv[i] = i, dc->hi[i] = S;
+    attn_mask_causal(&dc->mask, dc->T);
+    rope_identity(&dc->rope, dc->T, hd);
 }
 
 static void opt_build(model_t *m)
@@ -272,6 +419,8 @@ static void opt_build(model_t *m)
         attn_mask_bidirectional(&s->mask, s->T);
         rope_identity(&s->rope, s->T, t->hd);
     }
+    for (int k = 0; k < N_DECS; k++)
+        dec_alloc(&t->dec[k], m->max_seqs, t->S, t->hd);
     model_table_build(m, opt_list, t);
     plan_t p = {0};
     opt_plan(&p, t, m->max_seqs);
@@ -292,6 +441,12 @@ static void opt_free(model_t *m)
         free(t->st[st].inv);
         attn_mask_free(&t->st[st].mask);
         rope_free(&t->st[st].rope);
+    }
+    for (int k = 0; k < N_DECS; k++) {
+        decoder_t *dc = &t->dec[k];
+        free(dc->w), free(dc->la), free(dc->inv), free(dc->hi);
+        attn_mask_free(&dc->mask);
+        rope_free(&dc->rope);
     }
     free(t->act);
     free(t);
@@ -661,6 +816,160 @@ static void match_task(model_t *m, opt_impl_t *t, double *ls, int64_t *ct, int64
     head_bwd(m, t, OR_HEAD_MATCH, t->B, MATCH_CLASSES);
 }
 
+/* ---- the decoders ------------------------------------------------------------------
+ * Text decoder (tdec) and image-code decoder (idec): causal, teacher-forced, each
+ * block pre-norm self-attention, cross-attention to the encoder's final-normed
+ * output (the memory: every position of the sample), SwiGLU; the loss only on the
+ * samples whose modality is masked whole (modality level). */
+
+static const int *DW(const decoder_t *dc, int role, int l) { return dc->w + l * DEC_ROLES + (role - OR_D_WQ); }
+
+static void dec_block_forward(model_t *m, opt_impl_t *t, decoder_t *dc, int l, real *x_out)
+{
+    dec_acts_t *A = &dc->la[l];
+    int64_t N = t->B * dc->T, M = t->B * t->S, d = t->d, dl = t->dl;
+    real eps = (real)m->shape.norm_eps;
+    const blocks_t *b = &dc->rows;
+    int64_t moff[2] = {0, M};
+    blocks_t mem = {.n = 1, .off = moff};
+    /* h1 = x + SelfAttn_causal(RMSNorm(x; n1)) W_o */
+    norm_forward(m, b, DW(dc, OR_D_N1, l), A->xn, A->rs1, A->x, d, eps);
+    linear_forward(m, NULL, b, DW(dc, OR_D_WQ, l), t->xq, dl, A->xn, d);
+    linear_forward(m, NULL, b, DW(dc, OR_D_WK, l), t->xk, dl, A->xn, d);
+    linear_forward(m, NULL, b, DW(dc, OR_D_WV, l), t->xv, dl, A->xn, d);
+    attn_geom_t g = {.B = (int)t->B, .hl = (int)t->hl, .T = dc->T, .hd = t->hd, .dl = dl, .inv = dc->inv,
+                     .rope = &dc->rope, .mask = &dc->mask};
+    attention_forward(&g, &A->sa, &t->as, A->att1, t->xq, t->xk, t->xv);
+    linear_forward(m, NULL, b, DW(dc, OR_D_WO, l), t->dtmp, d, A->att1, dl);
+    tp_g_forward(&m->tp, t->dtmp, (size_t)(N * d));
+    for (int64_t i = 0; i < N * d; i++)
+        A->h1[i] = A->x[i] + t->dtmp[i];
+    /* h2 = h1 + CrossAttn(RMSNorm(h1; n2) W_q, memory W_k, memory W_v) W_o */
+    norm_forward(m, b, DW(dc, OR_D_N2, l), A->h1n, A->rs2, A->h1, d, eps);
+    linear_forward(m, NULL, b, DW(dc, OR_X_WQ, l), A->q2, dl, A->h1n, d);
+    linear_forward(m, NULL, &mem, DW(dc, OR_X_WK, l), A->k2, dl, t->hf, d);
+    linear_forward(m, NULL, &mem, DW(dc, OR_X_WV, l), A->v2, dl, t->hf, d);
+    xattn_geom_t xg = {.B = (int)t->B, .hl = (int)t->hl, .Tq = dc->T, .Tk = t->S, .hd = t->hd, .dl = dl,
+                       .kinv = t->st[ST_CROSS].inv, .hi = dc->hi};
+    xattn_scratch_t xs = {.o = t->as.o};
+    xattn_forward(&xg, &A->xa, &xs, A->att2, A->q2, A->k2, A->v2);
+    linear_forward(m, NULL, b, DW(dc, OR_X_WO, l), t->dtmp, d, A->att2, dl);
+    tp_g_forward(&m->tp, t->dtmp, (size_t)(N * d));
+    for (int64_t i = 0; i < N * d; i++)
+        A->h2[i] = A->h1[i] + t->dtmp[i];
+    /* out = h2 + SwiGLU(RMSNorm(h2; n3)) */
+    norm_forward(m, b, DW(dc, OR_D_N3, l), A->h2n, A->rs3, A->h2, d, eps);
+    ffn_weights_t fw = {DW(dc, OR_D_W1, l), DW(dc, OR_D_W3, l), DW(dc, OR_D_W2, l)};
+    ffn_forward(m, NULL, b, &fw, &A->ffn, t->dtmp, A->h2n, d, t->fl, N);
+    tp_g_forward(&m->tp, t->dtmp, (size_t)(N * d));
+    for (int64_t i = 0; i < N * d; i++)
+        x_out[i] = A->h2[i] + t->dtmp[i];
+}
+
+/* t->dres holds d/d out on entry, d/d x on exit; the memory's gradient is added to
+ * t->dhf (the encoder's final norm output). */
+static void dec_block_backward(model_t *m, opt_impl_t *t, decoder_t *dc, int l)
+{
+    dec_acts_t *A = &dc->la[l];
+    int64_t N = t->B * dc->T, M = t->B * t->S, d = t->d, dl = t->dl;
+    const blocks_t *b = &dc->rows;
+    int64_t moff[2] = {0, M};
+    blocks_t mem = {.n = 1, .off = moff};
+    /* out = h2 + FFN(h2n) */
+    ffn_weights_t fw = {DW(dc, OR_D_W1, l), DW(dc, OR_D_W3, l), DW(dc, OR_D_W2, l)};
+    ffn_backward(m, NULL, b, &fw, &A->ffn, &t->fs, t->dtmp, t->dres, A->h2n, d, t->fl, N);
+    tp_f_backward(&m->tp, t->dtmp, (size_t)(N * d));
+    norm_backward(m, b, DW(dc, OR_D_N3, l), t->dres, t->dtmp, A->h2, A->rs3, d);
+    /* h2 = h1 + att2 W_o:  datt2;  att2 = xattn(q2, k2, v2);  q2 = h1n W_q, k2 = mem W_k, v2 = mem W_v */
+    linear_backward(m, NULL, b, DW(dc, OR_X_WO, l), t->datt, false, t->dres, d, A->att2, dl);
+    xattn_geom_t xg = {.B = (int)t->B, .hl = (int)t->hl, .Tq = dc->T, .Tk = t->S, .hd = t->hd, .dl = dl,
+                       .kinv = t->st[ST_CROSS].inv, .hi = dc->hi};
+    xattn_scratch_t xs = {.o = t->as.o, .dp = t->as.dp, .dqa = t->as.dqa, .dka = t->as.dka, .dva = t->as.dva};
+    xattn_backward(&xg, &A->xa, &xs, t->dq, t->dk, t->dv, t->datt);
+    linear_backward(m, NULL, &mem, DW(dc, OR_X_WK, l), t->dmod, false, t->dk, dl, t->hf, d);
+    linear_backward(m, NULL, &mem, DW(dc, OR_X_WV, l), t->dmod, true, t->dv, dl, t->hf, d);
+    tp_f_backward(&m->tp, t->dmod, (size_t)(M * d));
+    for (int64_t i = 0; i < M * d; i++)
+        t->dhf[i] += t->dmod[i];
+    linear_backward(m, NULL, b, DW(dc, OR_X_WQ, l), t->dtmp, false, t->dq, dl, A->h1n, d);
+    tp_f_backward(&m->tp, t->dtmp, (size_t)(N * d));
+    norm_backward(m, b, DW(dc, OR_D_N2, l), t->dres, t->dtmp, A->h1, A->rs2, d);
+    /* h1 = x + att1 W_o, att1 = causal self-attention of xn */
+    linear_backward(m, NULL, b, DW(dc, OR_D_WO, l), t->datt, false, t->dres, d, A->att1, dl);
+    attn_geom_t g = {.B = (int)t->B, .hl = (int)t->hl, .T = dc->T, .hd = t->hd, .dl = dl, .inv = dc->inv,
+                     .rope = &dc->rope, .mask = &dc->mask};
+    attention_backward(&g, &A->sa, &t->as, t->dq, t->dk, t->dv, t->datt);
+    linear_backward(m, NULL, b, DW(dc, OR_D_WQ, l), t->dtmp, false, t->dq, dl, A->xn, d);
+    linear_backward(m, NULL, b, DW(dc, OR_D_WK, l), t->dtmp, true, t->dk, dl, A->xn, d);
+    linear_backward(m, NULL, b, DW(dc, OR_D_WV, l), t->dtmp, true, t->dv, dl, A->xn, d);
+    tp_f_backward(&m->tp, t->dtmp, (size_t)(N * d));
+    norm_backward(m, b, DW(dc, OR_D_N1, l), t->dres, t->dtmp, A->x, A->rs1, d);
+}
+
+/* Decoder `which`: inputs [BOS] + targets but the last, embedded with positions, its
+ * blocks, the final norm and head; cross-entropy against the targets of the samples
+ * whose modality is masked whole, the head's backward at once (as the encoder's). */
+static void dec_forward(model_t *m, opt_impl_t *t, int which, double *ls, int64_t *ct, int64_t *ok)
+{
+    decoder_t *dc = &t->dec[which];
+    const model_opt_batch_t *in = &m->opt_in;
+    int task = which == DEC_TEXT ? OPT_TASK_TREC : OPT_TASK_IREC, mo = which == DEC_TEXT ? 0 : 1;
+    /* run in every training and held-out forward (the FLOP count charges it per
+     * sample), not for retrieval's composed pairs, which mask nothing whole */
+    dc->active = dc->L > 0 && m->shape.opt.weight[task] > 0 && in->whole && !in->match_logits;
+    if (!dc->active)
+        return;
+    int64_t T = dc->T, N = t->B * T, d = t->d;
+    const int32_t *tgt = which == DEC_TEXT ? in->text_tgt : in->codes;
+    dc->off[0] = 0, dc->off[1] = N;
+    dc->rows = (blocks_t){.n = 1, .off = dc->off};
+    const real *E = m->params + m->tensors[dc->embed].offset, *P = m->params + m->tensors[dc->pos].offset;
+    real *x = dc->L > 0 ? dc->la[0].x : dc->out;
+    for (int64_t r = 0; r < N; r++) {
+        int64_t i = r % T;
+        dc->tgt[r] = tgt[r];
+        dc->in[r] = i == 0 ? (int32_t)dc->V : tgt[r - 1];
+        if (dc->tgt[r] < 0 || dc->tgt[r] >= dc->V)
+            DIE(EXIT_FAULT, "OPT decoder target %d at row %lld outside [0, %lld)", dc->tgt[r], (long long)r,
+                (long long)dc->V);
+        for (int64_t j = 0; j < d; j++)
+            x[r * d + j] = E[dc->in[r] * d + j] + P[i * d + j];
+    }
+    for (int l = 0; l < dc->L; l++)
+        dec_block_forward(m, t, dc, l, l + 1 < dc->L ? dc->la[l + 1].x : dc->out);
+    norm_forward(m, &dc->rows, &dc->final, t->hg, dc->rs_f, dc->out, d, (real)m->shape.norm_eps);
+    vec_linear_forward(m, dc->head, t->logits, false, t->hg, N, d, dc->V);
+    real scale = task_scale(m, t, task, (int)T);
+    for (int64_t b = 0; b < t->B; b++) {
+        real *z = t->logits + b * T * dc->V;
+        if (in->whole[b * 3 + mo])
+            loss_classify(z, T, dc->V, dc->tgt + b * T, task, scale, ls, ct, &ok[task]);
+        else
+            memset(z, 0, (size_t)(T * dc->V) * sizeof(real));
+    }
+    if (t->grad_scale > 0)
+        vec_linear_backward(m, dc->head, dc->dhf, t->logits, t->hg, N, d, dc->V);
+}
+
+static void dec_backward(model_t *m, opt_impl_t *t, int which)
+{
+    decoder_t *dc = &t->dec[which];
+    if (!dc->active)
+        return;
+    int64_t T = dc->T, N = t->B * T, d = t->d;
+    memset(t->dres, 0, (size_t)(N * d) * sizeof(real));
+    norm_backward(m, &dc->rows, &dc->final, t->dres, dc->dhf, dc->out, dc->rs_f, d);
+    for (int l = dc->L - 1; l >= 0; l--)
+        dec_block_backward(m, t, dc, l);
+    /* x = E[in] + P[i] */
+    real *dE = m->grads + m->tensors[dc->embed].offset, *dP = m->grads + m->tensors[dc->pos].offset;
+    for (int64_t r = 0; r < N; r++)
+        for (int64_t j = 0; j < d; j++) {
+            dE[dc->in[r] * d + j] += t->dres[r * d + j];
+            dP[(r % T) * d + j] += t->dres[r * d + j];
+        }
+}
+
 /* ---- forward and backward --------------------------------------------------------- */
 
 static void opt_forward(model_t *m, const int32_t *windows, int B, real grad_scale, double *loss_sum, int64_t *count)
@@ -687,6 +996,8 @@ static void opt_forward(model_t *m, const int32_t *windows, int B, real grad_sca
     int64_t ct[OPT_TASKS] = {0}, ok[OPT_TASKS] = {0};
     token_tasks(m, t, ls, ct, ok);
     match_task(m, t, ls, ct, ok);
+    for (int k = 0; k < N_DECS; k++)
+        dec_forward(m, t, k, ls, ct, ok);
     for (int k = 0; k < OPT_TASKS; k++) {
         m->opt_loss[k] += ls[k];
         m->opt_count[k] += ct[k];
@@ -695,8 +1006,10 @@ static void opt_forward(model_t *m, const int32_t *windows, int B, real grad_sca
     /* by modality: each modality's share of the objective (its tasks' weighted sums
      * over their targets per sample), counted per sample; matching goes to text */
     const double *w = m->shape.opt.weight;
-    loss_sum[0] += w[OPT_TASK_MLM] * ls[OPT_TASK_MLM] / t->k_text + w[OPT_TASK_MATCH] * ls[OPT_TASK_MATCH];
-    loss_sum[1] += (w[OPT_TASK_MRFR] * ls[OPT_TASK_MRFR] + w[OPT_TASK_MRC] * ls[OPT_TASK_MRC]) / t->k_region;
+    loss_sum[0] += w[OPT_TASK_MLM] * ls[OPT_TASK_MLM] / t->k_text + w[OPT_TASK_MATCH] * ls[OPT_TASK_MATCH] +
+                   w[OPT_TASK_TREC] * ls[OPT_TASK_TREC] / (double)t->Tt;
+    loss_sum[1] += (w[OPT_TASK_MRFR] * ls[OPT_TASK_MRFR] + w[OPT_TASK_MRC] * ls[OPT_TASK_MRC]) / t->k_region +
+                   (t->dec[DEC_IMAGE].T ? w[OPT_TASK_IREC] * ls[OPT_TASK_IREC] / (double)t->dec[DEC_IMAGE].T : 0);
     loss_sum[2] += (w[OPT_TASK_MAFR] * ls[OPT_TASK_MAFR] + w[OPT_TASK_MAC] * ls[OPT_TASK_MAC]) / t->k_frame;
     for (int mo = 0; mo < 3; mo++)
         count[mo] += B;
@@ -707,6 +1020,9 @@ static void opt_backward(model_t *m)
     opt_impl_t *t = m->impl;
     stack_t *c = &t->st[ST_CROSS];
     int64_t d = t->d;
+    /* the decoders add the memory's gradient to dhf */
+    for (int k = 0; k < N_DECS; k++)
+        dec_backward(m, t, k);
     /* hf = RMSNorm_final(x): the heads' gradient dhf came with the forward */
     memset(t->dres, 0, (size_t)(t->B * t->S * d) * sizeof(real));
     norm_backward(m, &c->rows, t->final_norm, t->dres, t->dhf, c->out, t->rs_f, d);
@@ -757,6 +1073,12 @@ static void opt_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab_s
     flops_add_params(r, "unimodal blocks", 3 * Lu * blk_params);
     flops_add_params(r, P > 1 ? "cross-modal blocks (3 towers)" : "cross-modal blocks", P * (L * blk_params + d));
     flops_add_params(r, "task heads", d * (double)(t.Vt + t.Dr + t.C + 2 * t.Df + MATCH_CLASSES));
+    if (s->opt.decoder_layers > 0) {
+        double dec_blk = 8 * d * d + 3 * d * f + 3 * d, dp = 0;
+        for (int k = 0; k < N_DECS; k++)
+            dp += (double)(t.dec[k].V + 1 + t.dec[k].T) * d + s->opt.decoder_layers * dec_blk + d + d * (double)t.dec[k].V;
+        flops_add_params(r, "decoders", dp);
+    }
     for (int i = 0; i < r->n_params; i++)
         r->params_total += (int64_t)r->params[i].value;
     r->params_active_per_token = r->params_total - (int64_t)((P - 1) * (L * blk_params + d));
@@ -772,18 +1094,32 @@ static void opt_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab_s
            h_mafr = (w[OPT_TASK_MAFR] > 0) * 2 * d * (double)t.Df * t.k_frame,
            h_mac = (w[OPT_TASK_MAC] > 0) * (2 * d * (double)t.Df + 2 * Ta * (double)t.Df) * t.k_frame,
            h_match = (w[OPT_TASK_MATCH] > 0) * 2 * d * MATCH_CLASSES;
+    /* decoders (weight > 0 and layers): per position self q,k,v,o, cross q,o, SwiGLU,
+     * causal attention as issued (the full square: a block of 64 rows computes all
+     * its keys, then the mask zeroes the later ones), cross attention over S; per
+     * sample the memory's keys and values; the head at every position */
+    double Ld = s->opt.decoder_layers, dec[N_DECS], h_dec[N_DECS];
+    for (int k = 0; k < N_DECS; k++) {
+        double T = (double)t.dec[k].T, on = Ld > 0 && w[k == DEC_TEXT ? OPT_TASK_TREC : OPT_TASK_IREC] > 0;
+        dec[k] = on * Ld * (T * (2 * 6 * d * d + 2 * 3 * d * f + 4 * T * d + 4 * S * d) + S * 2 * 2 * d * d);
+        h_dec[k] = on * T * 2 * d * (double)t.dec[k].V;
+    }
     /* the terms are per position, averaged over a sample's 1 + Tt + R + Ta */
     const struct { const char *name; double v; } TERMS[] = {
         {"unimodal q,k,v,o,SwiGLU", uni_lin}, {"unimodal attention", uni_att}, {"cross q,k,v,o,SwiGLU", cross_lin},
-        {"cross attention", cross_att}, {"region, audio encoders", enc}, {"head MLM", h_mlm},
-        {"head region regression", h_mrfr}, {"head region class", h_mrc}, {"head audio regression", h_mafr},
-        {"head audio contrastive", h_mac}, {"head matching", h_match},
+        {"cross attention", cross_att}, {"region, audio encoders", enc}, {"text decoder", dec[DEC_TEXT]},
+        {"image decoder", dec[DEC_IMAGE]}, {"head MLM", h_mlm}, {"head region regression", h_mrfr},
+        {"head region class", h_mrc}, {"head audio regression", h_mafr}, {"head audio contrastive", h_mac},
+        {"head matching", h_match}, {"head text reconstruction", h_dec[DEC_TEXT]},
+        {"head image reconstruction", h_dec[DEC_IMAGE]},
     };
     for (size_t i = 0; i < sizeof TERMS / sizeof TERMS[0]; i++)
         flops_add_fwd(r, TERMS[i].name, TERMS[i].v / S, true);
     /* per token of each modality */
-    double text = Lu * (lin + 4 * d * Tt) + L * (lin + 4 * d * S) + (h_mlm + L * (lin + 4 * d * S) + h_match) / Tt;
-    double region = Lu * (lin + 4 * d * R) + L * (lin + 4 * d * S) + 2 * d * ((double)t.Dr + GEOM) + (h_mrfr + h_mrc) / R;
+    double text = Lu * (lin + 4 * d * Tt) + L * (lin + 4 * d * S) +
+                  (h_mlm + L * (lin + 4 * d * S) + h_match + dec[DEC_TEXT] + h_dec[DEC_TEXT]) / Tt;
+    double region = Lu * (lin + 4 * d * R) + L * (lin + 4 * d * S) + 2 * d * ((double)t.Dr + GEOM) +
+                    (h_mrfr + h_mrc + dec[DEC_IMAGE] + h_dec[DEC_IMAGE]) / R;
     double frame = Lu * (lin + 4 * d * Ta) + L * (lin + 4 * d * S) + 2 * d * (double)t.Df + (h_mafr + h_mac) / Ta;
     double of[3] = {text, region, frame};
     r->n_modalities = 3;
@@ -806,6 +1142,8 @@ static void opt_memory(model_memory_t *r, const model_shape_t *s, int32_t vocab_
         t->st[st].w = xcalloc((size_t)(imax(t->st[st].L, 1) * BLOCK_ROLES * t->st[st].P), sizeof(int));
         t->st[st].la = xcalloc((size_t)imax(t->st[st].L, 1), sizeof(blk_acts_t));
     }
+    for (int k = 0; k < N_DECS; k++)
+        t->dec[k].la = xcalloc((size_t)imax(t->dec[k].L, 1), sizeof(dec_acts_t));
     table_builder_t b = {.backend = s->tp_backend, .tp_rank = 0, .tp_size = tp_size};
     opt_list(&m, &b, NULL);
     plan_t p = {0};
@@ -820,6 +1158,8 @@ static void opt_memory(model_memory_t *r, const model_shape_t *s, int32_t vocab_
         free(t->st[st].w);
         free(t->st[st].la);
     }
+    for (int k = 0; k < N_DECS; k++)
+        free(t->dec[k].la);
     free(t);
 }
 

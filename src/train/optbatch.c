@@ -13,7 +13,7 @@ void opt_bind(model_t *m, const opt_batch_t *b, real *match_logits)
         .region_in = b->region_in, .region_tgt = b->region_tgt, .geom = b->geom,
         .region_class = b->region_class, .region_masked = b->region_masked,
         .audio_in = b->audio_in, .audio_tgt = b->audio_tgt, .frame_masked = b->frame_masked,
-        .match = b->match, .match_logits = match_logits,
+        .match = b->match, .match_logits = match_logits, .codes = b->codes, .whole = b->whole,
     };
 }
 
@@ -91,7 +91,8 @@ void opt_retrieval(model_t *m, data_t *held, int pool, int micro_batch, const me
 void opt_task_means(const model_t *m, double *loss, double *accuracy)
 {
     for (int k = 0; k < OPT_TASKS; k++) {
-        bool classifies = k == OPT_TASK_MLM || k == OPT_TASK_MRC || k == OPT_TASK_MATCH;
+        bool classifies = k == OPT_TASK_MLM || k == OPT_TASK_MRC || k == OPT_TASK_MATCH || k == OPT_TASK_TREC ||
+                          k == OPT_TASK_IREC;
         double n = (double)m->opt_count[k];
         loss[k] = n > 0 ? m->opt_loss[k] / n : NAN;
         accuracy[k] = n > 0 && classifies ? (double)m->opt_correct[k] / n : NAN;

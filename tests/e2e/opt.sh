@@ -29,10 +29,10 @@ for cross in shared mot; do
     # shellcheck disable=SC2086
     run "$cross-tp1dp2mb2" 2 $over parallel.tp=1 train.micro_batch=2
     ref="$SCRATCH/runs/$cross-tp1dp1-a/run.h5"
-    check "$cross: the one-rank run logs 20 steps, finite losses, one per task" \
+    check "$cross: the one-rank run logs 20 steps, finite losses, each task in most steps (a task without targets in a batch logs NaN)" \
         $PY -c 'import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], "r"); s, l, t = f["/metrics/step"][:], f["/metrics/loss"][:], f["/metrics/task_loss"][:]
-sys.exit(0 if list(s) == list(range(1, 21)) and np.all(np.isfinite(l)) and t.shape == (20, 6) and np.all(np.isfinite(t)) else 1)' "$ref"
+sys.exit(0 if list(s) == list(range(1, 21)) and np.all(np.isfinite(l)) and t.shape == (20, 8) and np.all(np.isfinite(t[:, :5])) and np.all(np.isfinite(t).mean(axis=0) >= 0.8) else 1)' "$ref"
     check "$cross: FLOPs issued to BLAS within $TOL_GEMM_VS_FORMULA of the formula's" \
         $PY -c 'import sys, h5py
 f = h5py.File(sys.argv[1], "r"); g, m = f["/metrics/gemm_flops"][-1], f["/metrics/flops"][-1]
@@ -84,7 +84,7 @@ check "task_mode = sample trains one task a step (one finite /metrics/task_loss 
     $PY -c 'import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], "r"); t = f["/metrics/task_loss"][:]
 one = np.isfinite(t).sum(axis=1); drawn = set(np.argmax(np.isfinite(t), axis=1).tolist())
-sys.exit(0 if t.shape == (20, 6) and np.all(one == 1) and len(drawn) >= 3 else 1)' \
+sys.exit(0 if t.shape == (20, 8) and np.all(one <= 1) and np.mean(one == 1) >= 0.9 and len(drawn) >= 3 else 1)' \
     "$SCRATCH/runs/sample/run.h5"
 
 # ---- bad input: exit 2, one line naming the key, nothing written ---------------------
@@ -104,10 +104,9 @@ bad() {
 bad bad-modalities "data.modalities: model.kind = opt needs text,image,speech" data.modalities=text,image data.mix=1,1
 bad bad-source "data.source: model.kind = opt reads the synthetic triples only" data.source=file data.path=/nonexistent.h5
 bad bad-weights "opt.w_mlm: the task weights (opt.w_*) are all zero" opt.w_mlm=0 opt.w_mrfr=0 opt.w_mrc=0 \
-    opt.w_mafr=0 opt.w_mac=0 opt.w_match=0
+    opt.w_mafr=0 opt.w_mac=0 opt.w_match=0 opt.w_trec=0 opt.w_irec=0
 bad bad-cross "opt.cross_towers" opt.cross_towers=towers
-bad bad-norm "model.norm: model.kind = opt's blocks are pre-norm" model.norm=pre
-bad bad-qk "model.qk_norm: model.kind = opt's blocks are pre-norm" model.qk_norm=true
+bad bad-qk "model.qk_norm: model.kind = opt's blocks have no QK-norm" model.qk_norm=true
 expect_status 2 "motscale data gen refuses model.kind = opt (no token file of triples), writes nothing" \
     "$MOTSCALE" data gen "$SCRATCH/base.ini" -o "$SCRATCH/triples.h5"
 check "... and no file is left" [ ! -e "$SCRATCH/triples.h5" ]

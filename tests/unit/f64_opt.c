@@ -218,7 +218,7 @@ static void test_cross_attention(void **state)
 /* ---- the whole model ----------------------------------------------------------- */
 
 static const opt_data_params_t DATA = {.seed = 5, .classes = 3, .regions = 2, .region_dim = 4, .frame_dim = 4,
-                                       .grid = 2};
+                                       .grid = 2, .whole_masks = true};
 
 static void opt_shape(model_shape_t *s, vocab_t *v, int cross, int unimodal_layers)
 {
@@ -233,8 +233,9 @@ static void opt_shape(model_shape_t *s, vocab_t *v, int cross, int unimodal_laye
     for (int m = 0; m < 3; m++) s->tower_of[m] = cross == OPT_CROSS_MOT ? m : 0;
     s->opt = (opt_shape_t){.text_len = dm.text_len, .vocab = dm.vocab, .regions = dm.regions,
                            .region_dim = dm.region_dim, .classes = dm.classes, .frames = dm.frames,
-                           .frame_dim = dm.frame_dim, .unimodal_layers = unimodal_layers, .cross = cross,
-                           .temperature = 0.1, .weight = {1, 1, 1, 1, 1, 1}};
+                           .frame_dim = dm.frame_dim, .codes = dm.codes, .code_book = dm.code_book,
+                           .decoder_layers = 1, .unimodal_layers = unimodal_layers, .cross = cross,
+                           .temperature = 0.1, .weight = {1, 1, 1, 1, 1, 1, 1, 1}};
     memset(v, 0, sizeof *v);
     v->n_modalities = 3;
     const char *names[3] = {"text", "image", "audio"};
@@ -253,8 +254,31 @@ static double objective(model_t *m, int B)
     return ls[0] + ls[1] + ls[2];
 }
 
-/* Every parameter of a model with one unimodal and one cross-modal layer, on three
- * training samples (token masks and matching swaps from the data's draws). */
+/* The first sample index from which B draws hold a text and an image masked whole
+ * (so both decoders train), and a sample with neither (so matching trains). */
+static int64_t batch_with_every_task(int B)
+{
+    opt_dims_t dm;
+    opt_dims(&dm, &DATA);
+    opt_draw_t dr;
+    opt_draw_alloc(&dr, &dm);
+    for (int64_t first = 0;; first++) {
+        bool text = false, image = false, none = false;
+        for (int b = 0; b < B; b++) {
+            opt_draw(&DATA, 0, first + b, &dr);
+            text |= dr.whole[OPT_TEXT], image |= dr.whole[OPT_IMAGE];
+            none |= !dr.whole[0] && !dr.whole[1] && !dr.whole[2];
+        }
+        if (text && image && none) {
+            opt_draw_free(&dr);
+            return first;
+        }
+    }
+}
+
+/* Every parameter of a model with one unimodal, one cross-modal and one decoder
+ * layer, on three training samples (token masks, matching swaps and whole-modality
+ * masks from the data's draws, chosen so that every task has a target). */
 static void gradcheck(int cross)
 {
     enum { B = 3 };
@@ -271,7 +295,7 @@ static void gradcheck(int cross)
             for (size_t j = 0; j < m.tensors[i].numel; j++) m.params[m.tensors[i].offset + j] += 0.2 * urand(&seed);
     opt_batch_t b;
     opt_batch_init(&b, &DATA, B);
-    opt_batch_read(&b, 0, 40, B);
+    opt_batch_read(&b, 0, batch_with_every_task(B), B);
     opt_bind(&m, &b, NULL);
     model_zero_grads(&m);
     double ls[MAX_MODALITIES] = {0};
@@ -279,6 +303,9 @@ static void gradcheck(int cross)
     model_forward(&m, NULL, B, 1, ls, ct);
     model_backward(&m);
     assert_close(ls[0] + ls[1] + ls[2], objective(&m, B), TOL_EXACT_REL, 0);
+    for (int k = 0; k < OPT_TASKS; k++)
+        if (!(m.opt_count[k] > 0))
+            fail_msg("task %d has no target in the checked batch", k);
     int checked = 0;
     for (int ti = 0; ti < m.n_tensors; ti++) {
         const tensor_info_t *t = &m.tensors[ti];

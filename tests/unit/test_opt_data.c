@@ -13,6 +13,8 @@
 #include "motscale/optdata.h"
 #include "../../src/train/optbatch.h"
 
+#define R_GEOM(dm) ((dm)->regions * OPT_GEOM)
+
 static const opt_data_params_t P = {.seed = 3, .classes = 6, .regions = 3, .region_dim = 16, .frame_dim = 16,
                                     .grid = 4};
 
@@ -245,6 +247,57 @@ static void test_batch_masks(void **state)
     opt_batch_free(&b);
 }
 
+/* With whole-modality masks on (the modality-level tasks): a text masked whole is all
+ * [MASK], an image masked whole has every region feature zero (boxes kept), an audio
+ * masked whole every frame zero; such a sample has no matching label; the image's
+ * codes are its scene's; off, nothing is masked whole. */
+static void test_batch_whole(void **state)
+{
+    (void)state;
+    enum { B = 60 };
+    opt_data_params_t pw = P;
+    pw.whole_masks = true;
+    opt_batch_t b, plain;
+    opt_batch_init(&b, &pw, B);
+    opt_batch_init(&plain, &P, B);
+    opt_batch_read(&b, 0, 500, B);
+    opt_batch_read(&plain, 0, 500, B);
+    const opt_dims_t *dm = &b.dm;
+    opt_draw_t dr;
+    opt_draw_alloc(&dr, dm);
+    opt_scene_t s;
+    opt_scene_alloc(&s, dm);
+    int Tt = dm->text_len, nr = dm->regions * dm->region_dim, na = dm->frames * dm->frame_dim, seen[3] = {0};
+    for (int k = 0; k < B; k++) {
+        opt_draw(&pw, 0, 500 + k, &dr);
+        bool any = false;
+        for (int m = 0; m < 3; m++) {
+            assert_int_equal(b.whole[k * 3 + m], dr.whole[m]);
+            assert_int_equal(plain.whole[k * 3 + m], 0);
+            any |= dr.whole[m];
+            seen[m] += dr.whole[m];
+        }
+        assert_int_equal(b.match[k], any ? -1 : dr.match);
+        for (int i = 0; i < Tt; i++)
+            assert_int_equal(b.text_in[k * Tt + i], dr.whole[OPT_TEXT] ? OPT_TOK_MASK : plain.text_in[k * Tt + i]);
+        for (int i = 0; i < nr; i++)
+            assert_true(b.region_in[k * nr + i] == (dr.whole[OPT_IMAGE] ? 0 : plain.region_in[k * nr + i]));
+        for (int i = 0; i < R_GEOM(dm); i++)
+            assert_true(b.geom[k * R_GEOM(dm) + i] == plain.geom[k * R_GEOM(dm) + i]);
+        for (int i = 0; i < na; i++)
+            assert_true(b.audio_in[k * na + i] == (dr.whole[OPT_AUDIO] ? 0 : plain.audio_in[k * na + i]));
+        opt_scene(&pw, 0, dr.source[OPT_IMAGE], &s);
+        for (int i = 0; i < dm->codes; i++)
+            assert_int_equal(b.codes[k * dm->codes + i], s.codes[i]);
+    }
+    for (int m = 0; m < 3; m++)
+        assert_true(seen[m] > 0);
+    opt_scene_free(&s);
+    opt_draw_free(&dr);
+    opt_batch_free(&b);
+    opt_batch_free(&plain);
+}
+
 /* Recall at k on a hand-built 4 x 4 score matrix. Query 0: right candidate best ->
  * rank 0. Query 1: two candidates above it -> rank 2. Query 2: tied with column 0
  * (a lower column) and below column 3 -> rank 2. Query 3: tied with column 1 only,
@@ -276,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_informative),
         cmocka_unit_test(test_draws),
         cmocka_unit_test(test_batch_masks),
+        cmocka_unit_test(test_batch_whole),
         cmocka_unit_test(test_recall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,9 +11,9 @@
 
 #include "motscale/analysis.h"
 
-enum { ROWS = 200, EVERY = 10, TASKS = 6 };
+enum { ROWS = 200, EVERY = 10, TASKS = 8 };
 /* the candidate's stretch per task (0: it never reaches the baseline's losses) */
-static const double STRETCH[TASKS] = {0.5, 0.8, 1.0, 0.3, 1.25, 0};
+static const double STRETCH[TASKS] = {0.5, 0.8, 1.0, 0.3, 1.25, 0, 0.6, 0.9};
 
 static double curve(int k, double t) { return 1.0 + k * 0.3 + 5.0 * pow(t + 20.0, -0.5); }
 
@@ -27,7 +27,7 @@ static void make_run(analysis_run_t *a, const char *cross, const char *seed, boo
     snprintf(a->seed, sizeof a->seed, "%s", seed);
     char cfg[256];
     snprintf(cfg, sizeof cfg, "[run]\nseed = %s\n[opt]\ncross_towers = %s\nw_match = 1\nw_mrfr = 1\nw_mrc = 1\n"
-             "[log]\nretrieval_pool = 50\n", seed, cross);
+             "w_trec = 1\nw_irec = 1\ndecoder_layers = 1\n[log]\nretrieval_pool = 50\n", seed, cross);
     r->config = strdup(cfg);
     r->n = ROWS;
     r->n_task = TASKS;
@@ -48,6 +48,7 @@ static void make_run(analysis_run_t *a, const char *cross, const char *seed, boo
     r->n_retr = 15;
     r->eval_retrieval = calloc(2 * 15, sizeof(double));
     r->eval_task_accuracy = calloc(2 * TASKS, sizeof(double));
+    r->n_task = TASKS;
     for (int d = 0; d < 5; d++)
         for (int j = 0; j < 3; j++)
             r->eval_retrieval[15 + 3 * d + j] = retr_r1[d] + 0.1 * j; /* the last row counts */

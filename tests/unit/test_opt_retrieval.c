@@ -29,7 +29,8 @@ static void test_chance_at_init(void **state)
     s.opt = (opt_shape_t){.text_len = dm.text_len, .vocab = dm.vocab, .regions = dm.regions,
                           .region_dim = dm.region_dim, .classes = dm.classes, .frames = dm.frames,
                           .frame_dim = dm.frame_dim, .unimodal_layers = 1, .temperature = 0.1,
-                          .weight = {1, 1, 1, 1, 1, 1}};
+                          .codes = dm.codes, .code_book = dm.code_book, .decoder_layers = 1,
+                          .weight = {1, 1, 1, 1, 1, 1, 1, 1}};
     model_t m;
     model_build(&m, &s, &v, (tp_ctx_t){.comm = 0, .rank = 0, .size = 1}, MB);
     model_init_params(&m, 1, &(model_init_t){.std = 0.1});
