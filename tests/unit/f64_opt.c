@@ -1,10 +1,10 @@
 /* OPT in double (issue 16): each new loss against central finite differences (L2
  * regression, classification, the cosine contrastive loss, whose positive's
  * similarity must rise along its negative gradient), the cross-attention layer
- * (for the decoders, not built yet), and the whole model's gradient
- * (the text, region and audio encoders, [CLS], the unimodal and cross-modal blocks
- * with bidirectional attention, shared and MoT, and every task head, matching
- * included) against finite differences of its objective. Shared and MoT have the
+ * of the decoders, and the whole model's gradient (the text, region and audio
+ * encoders, [CLS], the unimodal and cross-modal blocks with bidirectional attention,
+ * shared and MoT, the text and image-code decoders with their cross-attention, and
+ * every task head) against finite differences of its objective. Shared and MoT have the
  * same FLOPs, and MoT whose towers hold the shared weights gives the shared loss. */
 #include <stdlib.h>
 #include <string.h>
