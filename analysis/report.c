@@ -13,6 +13,7 @@
 
 #include "motscale/analysis.h"
 #include "motscale/common.h"
+#include "motscale/runschema.h"
 #include "pair.h"
 #include "plot.h"
 
@@ -22,6 +23,7 @@
 #define REPORT_FIT_SKIP 0.1        /* first fraction of each run's FLOPs left out */
 #define REPORT_CURVE_SKIP 0.05     /* loss axes fit the curves past this fraction */
 #define REPORT_MAX_LABELS 16
+#define DEC_BUCKETS RUNREC_BUCKETS  /* sentence-length buckets of the decoding columns */
 
 /* One colour and one dash pattern per configuration label, in order of appearance. */
 static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
@@ -1252,6 +1254,329 @@ static void section_expert_load(report_t *rep, const char *exp)
     }
 }
 
+/* ---- continuous images ------------------------------------------------------------
+ * Per configuration with continuous images (/eval/image_loss_at_t present): the
+ * final evaluation's held-out text cross-entropy and image diffusion loss, the image
+ * loss at each timestep of the grid, the caption loss given the image and the
+ * sampling check, each the mean over seeds (docs/analysis.md, "Continuous images"). */
+
+/* The mean over group g's runs of the last /eval row's value of column col (width
+ * w, entry k); NaN when no run has it. */
+static double group_final_eval(const report_t *rep, size_t g, const double *(*col)(const runrec_t *), size_t w,
+                               size_t k)
+{
+    const analysis_group_t *gr = &rep->set.groups[g];
+    double sum = 0;
+    int n = 0;
+    for (size_t i = 0; i < gr->n; i++) {
+        const runrec_t *r = &rep->set.runs[gr->run[i]].r;
+        if (!r->n_eval || !isfinite(col(r)[(r->n_eval - 1) * w + k]))
+            continue;
+        sum += col(r)[(r->n_eval - 1) * w + k];
+        n++;
+    }
+    return n ? sum / n : NAN;
+}
+
+static const double *col_lbm(const runrec_t *r) { return r->eval_loss_by_modality; }
+static const double *col_grid(const runrec_t *r) { return r->eval_image_loss_at_t; }
+static const double *col_caption(const runrec_t *r) { return r->eval_caption_loss; }
+static const double *col_smse(const runrec_t *r) { return r->eval_sample_mse; }
+static const double *col_nmse(const runrec_t *r) { return r->eval_sample_noise_mse; }
+static const double *col_acc(const runrec_t *r) { return r->eval_sample_class_accuracy; }
+
+static void section_images(report_t *rep, const char *exp)
+{
+    bool header = false;
+    for (size_t g = 0; g < rep->set.n_groups; g++) {
+        const analysis_run_t *a = grun(rep, g);
+        const runrec_t *r = &a->r;
+        if (strcmp(r->experiment, exp) || !r->n_grid || !r->n_eval)
+            continue;
+        int text = -1, img = -1;
+        for (int m = 0; m < r->n_mod; m++) {
+            text = strcmp(r->mod_names[m], "text") ? text : m;
+            img = strcmp(r->mod_names[m], "image") ? img : m;
+        }
+        if (!header) {
+            fprintf(rep->md, "\n### Continuous images\n\nHeld-out, at each configuration's final "
+                             "evaluation, mean over seeds: text cross-entropy (nats/token), image "
+                             "diffusion loss (MSE of the predicted noise per element; predicting zero "
+                             "scores 1), the image loss at each fixed timestep, the caption loss given "
+                             "the image, and the DDIM sampling check: the samples' MSE against the true "
+                             "images beside the pure noise they start from, and the share of caption "
+                             "blobs whose class the nearest prototype gets right (chance 0.25; "
+                             "docs/analysis.md).\n\n| configuration | size | lambda | seeds | text CE "
+                             "| image MSE |");
+            for (size_t k = 0; k < r->n_grid; k++)
+                fprintf(rep->md, " at t%zu |", k);
+            fprintf(rep->md, " caption CE | sample MSE | noise MSE | blob classes |\n|---|---|---|---|---|---|");
+            for (size_t k = 0; k < r->n_grid; k++)
+                fprintf(rep->md, "---|");
+            fprintf(rep->md, "---|---|---|---|\n");
+            header = true;
+        }
+        char lambda[64];
+        runrec_config_get(r, "train", "diffusion_weight", lambda, sizeof lambda);
+        fprintf(rep->md, "| %s | %s | %s | %zu | ", a->label, a->size, lambda[0] ? lambda : "5",
+                rep->set.groups[g].n);
+        md_num(rep->md, "%.4f", text >= 0 ? group_final_eval(rep, g, col_lbm, (size_t)r->n_mod, (size_t)text) : NAN);
+        fprintf(rep->md, " | ");
+        md_num(rep->md, "%.4f", img >= 0 ? group_final_eval(rep, g, col_lbm, (size_t)r->n_mod, (size_t)img) : NAN);
+        for (size_t k = 0; k < r->n_grid; k++) {
+            fprintf(rep->md, " | ");
+            md_num(rep->md, "%.4f", group_final_eval(rep, g, col_grid, r->n_grid, k));
+        }
+        const double *(*cols[])(const runrec_t *) = {col_caption, col_smse, col_nmse, col_acc};
+        for (int c = 0; c < 4; c++) {
+            fprintf(rep->md, " | ");
+            md_num(rep->md, c == 0 ? "%.3f" : "%.4f", group_final_eval(rep, g, cols[c], 1, 0));
+        }
+        fprintf(rep->md, " |\n");
+    }
+    if (header)
+        fprintf(rep->md, "\nThe grid's timesteps are `/model@diffusion_eval_t` (t0 smallest).\n");
+}
+
+/* ---- decoding runs: error rates against the aligned fraction (zipper) ---------------- */
+
+enum { DEC_MAX_LABELS = 8, DEC_MAX_FRAC = 16, DEC_MAX_SEEDS = 64 };
+
+/* The runs of exp that decode, by label and aligned fraction: their indices. */
+typedef struct dec_cell {
+    double fraction;
+    size_t run[DEC_MAX_SEEDS];
+    int n;
+} dec_cell_t;
+typedef struct dec_table {
+    char label[DEC_MAX_LABELS][96];
+    int n_labels;
+    double fraction[DEC_MAX_FRAC];
+    int n_frac;
+    dec_cell_t cell[DEC_MAX_LABELS][DEC_MAX_FRAC];
+} dec_table_t;
+
+static int dec_index(char (*names)[96], int *n, int max, const char *name)
+{
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(names[i], name))
+            return i;
+    if (*n == max)
+        return -1;
+    snprintf(names[*n], 96, "%s", name);
+    return (*n)++;
+}
+
+static void dec_collect(const report_t *rep, const char *exp, dec_table_t *t)
+{
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < rep->set.n_runs; i++) {
+        const analysis_run_t *a = &rep->set.runs[i];
+        if (strcmp(a->r.experiment, exp) || !a->r.n_pairs || !a->r.n_eval)
+            continue;
+        char fs[64];
+        runrec_config_get(&a->r, "data", "aligned_fraction", fs, sizeof fs);
+        double f = atof(fs);
+        int l = dec_index(t->label, &t->n_labels, DEC_MAX_LABELS, a->label), k;
+        for (k = 0; k < t->n_frac && t->fraction[k] != f; k++)
+            ;
+        if (l < 0 || k == DEC_MAX_FRAC)
+            continue;
+        if (k == t->n_frac)
+            t->fraction[t->n_frac++] = f;
+        dec_cell_t *c = &t->cell[l][k];
+        c->fraction = f;
+        if (c->n < DEC_MAX_SEEDS)
+            c->run[c->n++] = i;
+    }
+    /* fractions ascending, each label's cells with them */
+    for (int a = 0; a < t->n_frac; a++)
+        for (int b = a + 1; b < t->n_frac; b++)
+            if (t->fraction[b] < t->fraction[a]) {
+                double x = t->fraction[a];
+                t->fraction[a] = t->fraction[b];
+                t->fraction[b] = x;
+                for (int l = 0; l < t->n_labels; l++) {
+                    dec_cell_t c = t->cell[l][a];
+                    t->cell[l][a] = t->cell[l][b];
+                    t->cell[l][b] = c;
+                }
+            }
+}
+
+/* The last evaluation's value of a DEC column (which: 0 ASR WER, 1 TTS UER, 2 text-only
+ * loss, 3 the text-only loss of the first evaluation), or of a BUCKET column (b >= 0). */
+static double dec_value(const runrec_t *r, int which, int b)
+{
+    size_t last = r->n_eval - 1;
+    if (b >= 0)
+        return (which ? r->eval_tts_uer_by_length : r->eval_asr_by_length)[last * r->n_bucket + (size_t)b];
+    return which == 0 ? r->eval_asr_wer[last] : which == 1 ? r->eval_tts_uer[last]
+         : which == 2 ? r->eval_text_only_loss[last] : r->eval_text_only_loss[0];
+}
+
+static void dec_mean(const report_t *rep, const dec_cell_t *c, int which, int b, double *mean, double *sd)
+{
+    double v[DEC_MAX_SEEDS];
+    for (int i = 0; i < c->n; i++)
+        v[i] = dec_value(&rep->set.runs[c->run[i]].r, which, b);
+    analysis_interval_t iv;
+    analysis_t_interval(&iv, v, (size_t)c->n, 0.95);
+    *mean = iv.value;
+    *sd = c->n > 1 ? (iv.hi - iv.lo) / 2 : NAN;
+}
+
+static void fig_error_rates(report_t *rep, const char *exp, const dec_table_t *t, int which)
+{
+    char name[512], title[256], stem[128];
+    exp_stem(stem, sizeof stem, exp);
+    sfmt(name, sizeof name, "%s_%s_vs_fraction", stem, which ? "tts_uer" : "asr_wer");
+    sfmt(title, sizeof title, "%s against the aligned fraction (final evaluation, mean of seeds, 95%% t band)",
+         which ? "TTS unit error rate" : "ASR word error rate");
+    plot_t p;
+    if (!fig_open(rep, &p, name, title, "aligned fraction (log)", which ? "unit error rate" : "word error rate"))
+        return;
+    /* room beside the outer fractions for their error bars */
+    fprintf(p.gp, "set logscale x\nset xrange [%g:%g]\nset key top right\nset grid\nplot ", t->fraction[0] / 1.5,
+            t->fraction[t->n_frac - 1] * 1.5);
+    for (int l = 0; l < t->n_labels; l++) {
+        fprintf(p.dat, "# %s\n", t->label[l]);
+        for (int k = 0; k < t->n_frac; k++) {
+            double m, h;
+            if (!t->cell[l][k].n)
+                continue;
+            dec_mean(rep, &t->cell[l][k], which, -1, &m, &h);
+            fprintf(p.dat, "%.6g %.6g %.6g\n", t->fraction[k], m, isfinite(h) ? h : 0.0);
+        }
+        fprintf(p.dat, "\n\n");
+        char style[128];
+        label_style(rep, style, sizeof style, t->label[l], false);
+        fprintf(p.gp, "%sDAT index %d using 1:2:3 with yerrorlines %s title ", l ? ", " : "", l, style);
+        plot_str(p.gp, t->label[l]);
+    }
+    fputc('\n', p.gp);
+    figure(rep, &p, title);
+}
+
+/* Per-pair error differences of label l against the baseline bl at fraction k, over
+ * the seeds both have (matched by run.seed; every run decodes the same pairs). */
+static size_t dec_diffs(const report_t *rep, const dec_table_t *t, int l, int bl, int k, int which, double *d)
+{
+    size_t n = 0;
+    const dec_cell_t *a = &t->cell[l][k], *b = &t->cell[bl][k];
+    for (int i = 0; i < a->n; i++)
+        for (int j = 0; j < b->n; j++) {
+            const analysis_run_t *x = &rep->set.runs[a->run[i]], *y = &rep->set.runs[b->run[j]];
+            if (strcmp(x->seed, y->seed) || x->r.n_pairs != y->r.n_pairs)
+                continue;
+            size_t P = x->r.n_pairs, lx = x->r.n_eval - 1, ly = y->r.n_eval - 1;
+            const int64_t *ex = which ? x->r.eval_tts_errors : x->r.eval_asr_errors;
+            const int64_t *ey = which ? y->r.eval_tts_errors : y->r.eval_asr_errors;
+            for (size_t q = 0; q < P; q++)
+                d[n++] = (double)ex[lx * P + q] - (double)ey[ly * P + q];
+        }
+    return n;
+}
+
+static void section_decoding(report_t *rep, const char *exp)
+{
+    dec_table_t *t = xcalloc(1, sizeof *t);
+    dec_collect(rep, exp, t);
+    if (!t->n_labels) {
+        free(t);
+        return;
+    }
+    FILE *md = rep->md;
+    fprintf(md, "\n### Error rates against the aligned fraction\n\nGreedy decoding of the held-out "
+                "aligned pairs at the last evaluation (/eval/asr_wer, /eval/tts_uer; "
+                "docs/data.md, \"Evaluation\"): the mean over seeds and its 95%% t half-width; "
+                "the text-only held-out loss at the first evaluation (the pretrained towers, before "
+                "any fusion step) and the last.\n\n| model | aligned fraction | seeds | ASR WER | TTS UER "
+                "| text-only loss before | after |\n|---|---|---|---|---|---|---|\n");
+    for (int l = 0; l < t->n_labels; l++)
+        for (int k = 0; k < t->n_frac; k++) {
+            const dec_cell_t *c = &t->cell[l][k];
+            if (!c->n)
+                continue;
+            fprintf(md, "| %s | %g | %d |", t->label[l], t->fraction[k], c->n);
+            for (int w = 0; w < 4; w++) {
+                double m, h;
+                dec_mean(rep, c, w == 0 ? 0 : w == 1 ? 1 : w == 2 ? 3 : 2, -1, &m, &h);
+                fputc(' ', md);
+                md_num(md, "%.3f", m);
+                if (w < 2 && isfinite(h))
+                    fprintf(md, " ± %.3f", h);
+                fputs(" |", md);
+            }
+            fputc('\n', md);
+        }
+    fig_error_rates(rep, exp, t, 0);
+    fig_error_rates(rep, exp, t, 1);
+    fprintf(md, "\n### Error rates by sentence length\n\nThe same evaluation, by the held-out "
+                "sentence's words (/eval/asr_wer_by_length, /eval/tts_uer_by_length), mean over "
+                "seeds.\n\n| model | aligned fraction | ASR 1-2 | ASR 3-5 | ASR 6+ | TTS 1-2 | TTS 3-5 | "
+                "TTS 6+ |\n|---|---|---|---|---|---|---|---|\n");
+    for (int l = 0; l < t->n_labels; l++)
+        for (int k = 0; k < t->n_frac; k++) {
+            const dec_cell_t *c = &t->cell[l][k];
+            if (!c->n)
+                continue;
+            fprintf(md, "| %s | %g |", t->label[l], t->fraction[k]);
+            for (int w = 0; w < 2; w++)
+                for (int b = 0; b < DEC_BUCKETS; b++) {
+                    double m, h;
+                    dec_mean(rep, c, w, b, &m, &h);
+                    fputc(' ', md);
+                    md_num(md, "%.3f", m);
+                    fputs(" |", md);
+                }
+            fputc('\n', md);
+        }
+    int bl = -1;
+    for (int l = 0; l < t->n_labels; l++)
+        if (!strcmp(t->label[l], "vocab_expansion"))
+            bl = l;
+    if (bl >= 0) {
+        fprintf(md, "\n### Paired per-sentence differences against vocab_expansion\n\nAt each "
+                    "aligned fraction, the errors of each held-out sentence (/eval/asr_errors, "
+                    "/eval/tts_errors, last evaluation) minus the baseline's for the same sentence "
+                    "and seed, pooled over seeds; Wilcoxon signed-rank test, two-sided, by the normal "
+                    "approximation (docs/analysis.md, \"Paired per-sentence differences\"). A "
+                    "negative mean difference favours the candidate.\n\n| model | aligned fraction "
+                    "| task | pairs | nonzero | mean difference | W+ | W- | z | p |\n"
+                    "|---|---|---|---|---|---|---|---|---|---|\n");
+        double *d = NULL;
+        for (int l = 0; l < t->n_labels; l++)
+            for (int k = 0; k < t->n_frac && l != bl; k++)
+                for (int w = 0; w < 2; w++) {
+                    size_t cap = 0;
+                    for (int i = 0; i < t->cell[l][k].n; i++)
+                        cap += rep->set.runs[t->cell[l][k].run[i]].r.n_pairs * (size_t)t->cell[bl][k].n;
+                    d = realloc(d, (cap + 1) * sizeof *d);
+                    size_t n = dec_diffs(rep, t, l, bl, k, w, d);
+                    if (!n)
+                        continue;
+                    double mean = 0;
+                    for (size_t q = 0; q < n; q++)
+                        mean += d[q] / (double)n;
+                    analysis_wilcoxon_t wx;
+                    analysis_wilcoxon(&wx, d, n);
+                    fprintf(md, "| %s | %g | %s | %zu | %zu | %+.3f | ", t->label[l], t->fraction[k],
+                            w ? "TTS" : "ASR", n, wx.n, mean);
+                    md_num(md, "%.1f", wx.w_plus);
+                    fputs(" | ", md);
+                    md_num(md, "%.1f", wx.w_minus);
+                    fputs(" | ", md);
+                    md_num(md, "%.2f", wx.z);
+                    fputs(" | ", md);
+                    md_num(md, "%.3g", wx.p);
+                    fputs(" |\n", md);
+                }
+        free(d);
+    }
+    free(t);
+}
+
 static void make_comparisons(report_t *rep)
 {
     const char *compared[] = {"model.kind", "model.towers", "model.moe_towers", NULL};
@@ -1365,6 +1690,8 @@ int analysis_report_write(const char *dir, const char *out, const analysis_opts_
         section_slope_vs_size(&rep, exp);
         section_timing(&rep, exp);
         section_expert_load(&rep, exp);
+        section_images(&rep, exp);
+        section_decoding(&rep, exp);
         analysis_opt_sections(rep.md, &rep.set, exp);
         section_scaling(&rep, exp);
     }

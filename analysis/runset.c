@@ -193,6 +193,12 @@ static void derive(analysis_run_t *ar)
     runrec_config_get(r, "model", "moe_towers", moe_towers, sizeof moe_towers);
     runrec_config_get(r, "model", "moe_experts", experts, sizeof experts);
     analysis_label_of(ar->label, sizeof ar->label, r->kind, kind_towers, moe_towers, experts);
+    char freeze[32];
+    runrec_config_get(r, "zipper", "freeze", freeze, sizeof freeze);
+    if (!strcmp(r->kind, "zipper") && freeze[0] && strcmp(freeze, "none")) {
+        size_t k = strlen(ar->label);
+        snprintf(ar->label + k, sizeof ar->label - k, ", %s frozen", freeze);
+    }
     runrec_config_get(r, "model", "size", ar->size, sizeof ar->size);
     if (!ar->size[0])
         size_preset(ar->size, sizeof ar->size, r->config);
@@ -335,7 +341,8 @@ bool analysis_runset_load_dir(analysis_runset_t *set, const char *dir, char *err
 
 /* Two configurations that would share a label in one experiment at one size (dense
  * under two norm placements, say) get the model keys they differ in appended, from
- * each one's own values: "moe-4x [model.norm=pre]". */
+ * each one's own values: "moe-4x [model.norm=pre]"; train.diffusion_weight counts
+ * as a model key here (it changes what the image loss is weighed against). */
 static void disambiguate_labels(analysis_runset_t *set)
 {
     char (*extra)[160] = xcalloc(set->n_groups + 1, sizeof *extra);
@@ -354,7 +361,8 @@ static void disambiguate_labels(analysis_runset_t *set)
                 const char *k = ka.items[i].key, *vb = kv_get(&kb, k);
                 char item[400];
                 snprintf(item, sizeof item, "%s=%s", k, ka.items[i].value);
-                if (strncmp(k, "model.", 6) || (vb && !strcmp(vb, ka.items[i].value)) || strstr(extra[g], item))
+                bool model_key = !strncmp(k, "model.", 6) || !strcmp(k, "train.diffusion_weight");
+                if (!model_key || (vb && !strcmp(vb, ka.items[i].value)) || strstr(extra[g], item))
                     continue;
                 size_t n = strlen(extra[g]);
                 if (n + strlen(item) + 3 < sizeof extra[g])

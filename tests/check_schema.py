@@ -111,6 +111,14 @@ def main():
     experts = "moe_experts" in f["/model"].attrs
     K = int(f["/model"].attrs["moe_layers"]) if experts else 0
     NE = int(f["/model"].attrs["moe_experts"]) if experts else 0
+    # continuous images have the "with images" objects; token images none of them
+    images = text(f["/model"].attrs.get("image_objective", "tokens")) == "diffusion"
+    G = len(f["/model"].attrs["diffusion_eval_t"]) if images else 0
+    # a run that decodes (data.source = aligned, tasks) has the "with decoding" objects
+    cfg = dict(re.findall(r"^(\w+) = (.*)$", text(f.attrs["config"]), re.M))
+    decoding = cfg.get("source") == "aligned" and cfg.get("aligned_stream") == "tasks" and \
+        int(cfg.get("eval_every", "0")) > 0
+    P = int(cfg["aligned_heldout"]) if decoding else 0
     # an OPT model (kind opt) has the "with OPT" objects; any other has none of them
     opt = text(f["/model"].attrs["kind"]) == "opt"
 
@@ -125,15 +133,17 @@ def main():
     n_attr = n_ds = 0
     for p, kind, dtype, shape in rows:
         documented.add(p)
-        for tag, has in (("with experts", experts), ("with OPT", opt)):
-            if tag not in kind:
-                continue
+        if "with experts" in kind or "with images" in kind or "with decoding" in kind or "with OPT" in kind:
             present = ("@" in p and p.split("@")[1] in f[p.split("@")[0]].attrs) or (
                 "@" not in p and p in f)
-            if not has and present:
-                bad.append("%s: present in a model not %s" % (p, tag))
-        if ("with experts" in kind and not experts) or ("with OPT" in kind and not opt):
-            continue
+            cond, what = (experts, "a model without experts") if "with experts" in kind else \
+                (images, "a model without continuous images") if "with images" in kind else \
+                (opt, "a model not of kind opt") if "with OPT" in kind else \
+                (decoding, "a run that does not decode")
+            if not cond:
+                if present:
+                    bad.append("%s: present in %s" % (p, what))
+                continue
         if kind == "group":
             if not isinstance(f.get(p), h5py.Group):
                 bad.append("%s: group missing" % p)
@@ -148,7 +158,7 @@ def main():
             a = holder.attrs.get_id(name)
             if not dtype_ok(a.dtype, dtype):
                 bad.append("%s: dtype %s, documented %s" % (p, a.dtype, dtype))
-            want = () if shape == "scalar" else (K,) if shape == "(K,)" else (M,)
+            want = () if shape == "scalar" else (K,) if shape == "(K,)" else (G,) if shape == "(G,)" else (M,)
             if a.shape != want:
                 bad.append("%s: shape %s, documented %s" % (p, a.shape, shape))
             v = holder.attrs[name]  # read the value
@@ -164,6 +174,7 @@ def main():
             bad.append("%s: dtype %s, documented %s" % (p, d.dtype, dtype))
         want = {"(rows,)": (R,), "(eval_rows,)": (E,), "(rows, M)": (R, M), "(eval_rows, M)": (E, M),
                 "(rows, W)": (R, W), "(restarts,)": (S,), "(rows, K x E x M)": (R, K * NE * M),
+                "(eval_rows, G)": (E, G), "(eval_rows, 3)": (E, 3), "(eval_rows, P)": (E, P),
                 "(rows, 8)": (R, 8), "(eval_rows, 8)": (E, 8), "(eval_rows, 15)": (E, 15)}.get(shape)
         if d.shape != want or d.shape[0] == 0:
             bad.append("%s: shape %s, documented %s = %s" % (p, d.shape, shape, want))
@@ -172,9 +183,11 @@ def main():
         v = d[...]  # read every row
         if dtype == "string" and not all(isinstance(x, (str, bytes)) for x in v):
             bad.append("%s: not strings" % p)
-        # NaN marks what was not measured: a modality without tokens, a task not computed
-        # (weight 0, or a regression's accuracy)
-        nan_ok = "by_modality" in p or "task_" in p
+        # NaN is documented for the per-modality and per-length columns, the sampling
+        # check (final evaluation only), a caption loss of windows without captions, and
+        # an OPT task not computed (weight 0, no target in the batch, a regression's accuracy)
+        nan_ok = "by_modality" in p or "by_length" in p or "/eval/sample_" in p or p == "/eval/caption_loss" or \
+            "task_" in p
         if v.dtype.kind == "f" and not nan_ok and not np.all(np.isfinite(v)):
             bad.append("%s: non-finite values %s" % (p, v))
         n_ds += 1

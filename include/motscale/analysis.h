@@ -78,6 +78,18 @@ enum analysis_stat {
 };
 void analysis_match_values(const analysis_match_t *m, double v[ANALYSIS_N_STATS]);
 
+/* ---- the Wilcoxon signed-rank test (analysis/wilcoxon.c) -------------------------- */
+
+/* Of n paired differences d (zeros and non-finite values dropped): n nonzero, the
+ * rank sums of the positive and the negative ones (average ranks for ties), and the
+ * normal approximation's z (tie-corrected variance, continuity correction 1/2) and
+ * two-sided p. NaN where nothing is left (p also when every |d| ties at n = 1). */
+typedef struct analysis_wilcoxon {
+    size_t n;
+    double w_plus, w_minus, z, p;
+} analysis_wilcoxon_t;
+void analysis_wilcoxon(analysis_wilcoxon_t *w, const double *d, size_t n);
+
 /* ---- intervals (analysis/stats.c, analysis/boot.c) -------------------------------- */
 #define ANALYSIS_LEVEL 0.95          /* every interval */
 #define ANALYSIS_RESAMPLES 1000      /* one-seed bootstrap replicates by default */

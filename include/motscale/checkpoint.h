@@ -38,4 +38,10 @@ bool checkpoint_write(const char *dir, const model_t *m, const adamw_t *opt,
 int checkpoint_load_latest(const char *dir, model_t *m, adamw_t *opt, train_progress_t *p,
                            uint64_t fingerprint, const mesh_t *mesh, char *err, size_t errlen);
 
+/* Collective. The starting values of the tensors with a source (tensor_info_t.src):
+ * from source[src]'s /params, by the tensor's src_name and rows; sources given as ""
+ * are skipped (the seeded draw stays). false with err naming the file and dataset. */
+bool checkpoint_load_sources(model_t *m, const char source[][CFG_PATH_LEN], int n_sources, const mesh_t *mesh,
+                             char *err, size_t errlen);
+
 #endif

@@ -28,6 +28,11 @@ typedef float real;
 /* Sizes shared by every layer: modalities a run can have, and the capacity of the
  * names and paths that configuration, data and run records carry. */
 #define MAX_MODALITIES 3
+
+/* What a window position holds, for continuous images (model.image_objective =
+ * diffusion): the data module marks each position, the model and the trainer read
+ * the marks. POS_CAPTION_AFTER: a caption token that follows its image. */
+enum pos_kind { POS_OTHER, POS_CAPTION_AFTER, POS_PATCH_IMAGE_FIRST, POS_PATCH_CAPTION_FIRST };
 #define CFG_NAME_LEN 64
 #define CFG_PATH_LEN 1024
 

@@ -34,6 +34,9 @@ typedef struct config {
     char towers[CFG_PATH_LEN];           /* "text,image | speech" when kind = towers */
     char moe_towers[CFG_PATH_LEN];       /* "text": towers with experts, kind mot|towers */
     char size[16];                       /* xs|s|m|l|xl preset, or "" */
+    int t_cap_image_first;               /* diffusion: the generator's t cap (data.synth) */
+    int sample_steps;                    /* diffusion: DDIM steps of the final sampling check */
+    int patch_dim;                       /* data.patch_dim as written (used under diffusion) */
     /* data: source, path, synthetic generators; names, mix_share, seq_len and seed
      * resolved */
     data_params_t data;

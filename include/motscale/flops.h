@@ -14,8 +14,9 @@
 #define FLOPS_MAX_TERMS 16
 
 /* Which tokens a forward term applies to: every token, the tokens of towers
- * without experts, or the tokens of towers with experts. */
-enum flops_scope { FLOPS_ALL, FLOPS_DENSE_FFN, FLOPS_EXPERTS };
+ * without experts, the tokens of towers with experts, or the image modality's
+ * (continuous patches, report field image_modality). */
+enum flops_scope { FLOPS_ALL, FLOPS_DENSE_FFN, FLOPS_EXPERTS, FLOPS_IMAGE };
 
 /* One line of the count: a parameter group, or a forward FLOP term per token. */
 typedef struct flops_term {
@@ -44,6 +45,8 @@ typedef struct flops_report {
      * part of train_per_token_of that is experts at their nominal capacity */
     double expert_row_train;
     double expert_train_of[MAX_MODALITIES];
+    /* the modality FLOPS_IMAGE terms apply to; -1: none (set before flops_finish) */
+    int image_modality;
 } flops_report_t;
 
 /* Add a parameter group or a forward term; the totals follow in flops_finish. */

@@ -43,7 +43,7 @@ static inline float kernel_exp(float x)
 /* y = x / sqrt(mean(x^2) + eps) * w, row-wise.  x, y: (n, d); w: (d); rstd: (n) */
 void rmsnorm_forward(real *y, real *rstd, const real *x, const real *w, int64_t n, int64_t d,
                      real eps);
-/* dx += d/dx, dw += d/dw of the forward line above.  dy: (n, d) */
+/* dx += d/dx, dw += d/dw (dw NULL: not wanted) of the forward line above.  dy: (n, d) */
 void rmsnorm_backward(real *dx, real *dw, const real *dy, const real *x, const real *w,
                       const real *rstd, int64_t n, int64_t d);
 

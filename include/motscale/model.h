@@ -18,12 +18,18 @@
 
 /* Values of model.kind, model.norm and parallel.tp_backend, in the order of their
  * names in the config key table (config_enum_name spells them). */
-enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS, MODEL_MOE, MODEL_OPT };
+enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS, MODEL_MOE, MODEL_ZIPPER, MODEL_VOCAB_EXPANSION,
+                  MODEL_OPT };
+/* zipper.freeze: which pretrained backbones keep their weights */
+enum zipper_freeze { FREEZE_NONE, FREEZE_TEXT, FREEZE_SPEECH, FREEZE_BOTH };
+/* The two towers of model.kind = zipper, and the checkpoints they start from. */
+enum zipper_tower { ZT_TEXT, ZT_SPEECH, ZT_N };
 /* Most experts of a mixture-of-experts FFN (model.moe_experts). */
 #define MOE_MAX_EXPERTS 64
 enum moe_group { MOE_GROUP_BATCH, MOE_GROUP_SEQUENCE };
 enum moe_eval { MOE_EVAL_EC, MOE_EVAL_TOP1 };
 enum norm_place { NORM_SWIN, NORM_PRE };
+enum image_objective { IMAGE_TOKENS, IMAGE_DIFFUSION };
 enum tp_backend { TP_MEGATRON, TP_SCALAPACK };
 
 /* OPT (model.kind = opt, docs/model.md "OPT"): a tri-modal encoder. Its cross-modal
@@ -64,8 +70,37 @@ typedef struct model_shape {
     double moe_zloss;                   /* weight of the router z-loss */
     int moe_eval;                       /* enum moe_eval: routing without gradient */
     bool expert_parallel;               /* whole experts per TP rank */
+    /* continuous images (image_objective = diffusion, docs/model.md): the image
+     * modality's positions are patches of patch_dim floats, encoded into the
+     * residual stream with a timestep embedding and decoded into predicted noise */
+    int image_objective;                /* enum image_objective */
+    int image_modality;                 /* the modality called image; -1: none */
+    int patch_dim;
+    int image_len;                      /* patches per image (image_h x image_w), for FLOPs */
+    int diffusion_steps;                /* T of the schedule: timesteps 1 .. T */
+    double diffusion_weight;            /* lambda: objective = text CE + lambda x image MSE */
+    /* zipper: each tower's own shape (zipper.text_*, zipper.speech_*), the layers
+     * between cross-attention blocks in each, and the frozen backbones */
+    struct zipper_shape {
+        int d_model, n_layers, n_heads, d_ff;
+        int interval;
+        int32_t vocab;                  /* its modality's range of the joint vocabulary */
+    } zt[ZT_N];
+    int zipper_freeze;                  /* enum zipper_freeze */
     opt_shape_t opt;                    /* model.kind = opt */
 } model_shape_t;
+
+/* The continuous inputs of the next forward (image_objective = diffusion), for its
+ * B windows, per window position (seq_len + 1 of them; input position i reads
+ * entry i): the noised patch x_t and the noise eps it holds (patch_dim floats), the
+ * image's timestep t, and the position's enum pos_kind (common.h). pred, when not
+ * NULL, receives the predicted noise at every patch position. */
+typedef struct model_images {
+    const float *xt, *eps;
+    const int32_t *t;
+    const uint8_t *kind;
+    float *pred;
+} model_images_t;
 
 /* OPT's inputs for the next forward, B samples (model.kind = opt; the windows of
  * model_forward are not read): what the encoders read (masked and swapped), the
@@ -91,12 +126,15 @@ typedef struct model_opt_batch {
 typedef struct model_init {
     double std;
     bool same_towers;
+    /* checkpoints the tensors with a source start from (zipper.text_checkpoint,
+     * zipper.speech_checkpoint; vocab_expansion reads the text one); "" none */
+    char source[ZT_N][CFG_PATH_LEN];
 } model_init_t;
 
 /* SHARD_EXPERT: whole on one TP rank (its owner), nothing on the others (expert
  * parallelism); the group's sum is the tensor, like a slice. */
 enum shard_kind { SHARD_NONE, SHARD_COL, SHARD_ROW, SHARD_EXPERT };
-enum tensor_init { INIT_NORMAL, INIT_ONES };
+enum tensor_init { INIT_NORMAL, INIT_ONES, INIT_ZERO };
 
 typedef struct tensor_info {
     char name[64];                 /* documented name, e.g. tower1.layer0.attn.wq */
@@ -113,6 +151,15 @@ typedef struct tensor_info {
     double init_div;               /* INIT_NORMAL: std = model_init.std / init_div */
     int stage;                     /* backward stage after which its gradient is final */
     size_t offset, numel;          /* local slice in the flat buffers, elements */
+    /* A frozen tensor gets no gradient and no optimizer state: it lies after every
+     * trainable one, beyond m->n_trainable, and the gradient buffer stops there. */
+    bool frozen;
+    /* Where its initial value comes from: model_init.source[src] (-1: the seeded
+     * draw), dataset params/src_name; rows [0, src_rows) of this tensor are rows
+     * [src_row0, src_row0 + src_rows) of that one, the others keep the draw. */
+    int src;
+    char src_name[64];
+    int64_t src_row0, src_rows;
 } tensor_info_t;
 
 struct model_kind_ops;
@@ -128,7 +175,8 @@ typedef struct model {
     /* parameters: one table, one allocation each for values and gradients */
     int n_tensors;
     tensor_info_t *tensors;
-    size_t n_local;                    /* elements of params (= grads) on this rank */
+    size_t n_local;                    /* elements of params on this rank */
+    size_t n_trainable;                /* of those, trainable (the first ones): grads' size */
     real *params, *grads;
 
     /* Backward progress, for overlapping the data-parallel all-reduce: called with
@@ -154,6 +202,15 @@ typedef struct model {
     model_opt_batch_t opt_in;
     double opt_loss[OPT_TASKS];
     int64_t opt_count[OPT_TASKS], opt_correct[OPT_TASKS];
+    /* Continuous images: what the caller sets before each forward (model_images_t);
+     * the weight of each modality's loss sum in the objective (1, and
+     * diffusion_weight for the image modality's MSE under diffusion); and the
+     * cross-entropy of caption tokens that follow their image (every forward, with
+     * gradient or not, adds to these; the caller resets them). */
+    model_images_t images;
+    double loss_weight[MAX_MODALITIES];
+    double caption_loss_sum;
+    int64_t caption_count;
     /* Tests only: forwards reuse the routing of the last forward (the expert choice
      * is piecewise constant in the parameters, so finite differences hold it fixed). */
     bool moe_freeze_routing;
@@ -177,6 +234,12 @@ void model_init_params(model_t *m, uint64_t seed, const model_init_t *init);
  * hand, so the logits are not kept). */
 void model_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
                    double *loss_sum, int64_t *count);
+/* Greedy decoding's step: the logits of the next token of modality mod after
+ * tokens[0 .. n) (1 <= n <= seq_len), one sequence, no gradient; out (vocabulary
+ * size) holds them on mod's id range and -inf elsewhere. A tower kind reads the
+ * last position; zipper the last position of mod's tower. */
+void model_next_logits(model_t *m, const int32_t *tokens, int64_t n, int mod, real *out);
+
 /* Backward of the last forward; accumulates into m->grads. */
 void model_backward(model_t *m);
 void model_zero_grads(model_t *m);

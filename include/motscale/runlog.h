@@ -20,10 +20,18 @@ typedef struct runlog_meta {
     int world_size, dp, tp;
     int load_width;                 /* /metrics/expert_load columns; 0: no experts */
     int task_width;                 /* OPT: the task columns (/metrics/task_loss ...); 0: none */
+    int decode_pairs;               /* held-out pairs decoded at evaluation; 0: none */
     int moe_layers, moe_experts;    /* its shape: [moe_layers][moe_experts][modality] */
     const int32_t *moe_layer_tower, *moe_layer_index; /* per moe layer: its tower and layer */
     const char *moe_eval_routing;   /* "ec" | "top1" (with experts) */
     const char *moe_group;          /* "batch" | "sequence" (with experts) */
+    /* continuous images: /eval/image_loss_at_t columns (0: token images), their
+     * timesteps, and what /model says of the objective */
+    const char *image_objective;    /* "tokens" | "diffusion" */
+    int image_grid;
+    const int32_t *image_grid_t;
+    int diffusion_steps, patch_dim, sample_steps;
+    double diffusion_weight;
     double moe_capacity, moe_zloss;
     const char *tp_backend;         /* megatron | scalapack */
     const char *hostnames;          /* comma-separated, one per distinct host */

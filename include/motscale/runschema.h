@@ -11,6 +11,12 @@
  *            LOAD           (rows, K): a model's per-step counts (K = 0: no dataset)
  *            TASK           (rows, T): one column per task of an OPT model (T = 0: none)
  *            RETR           (rows, 15): retrieval recall of an OPT model (0: none)
+ *            GRID           (rows, G): continuous images' held-out loss at G fixed
+ *                           timesteps (G = 0, token images: no dataset)
+ *            IMG            (rows,): a continuous-image metric (token images: no dataset)
+ *            DEC            (rows,) only in a run that decodes (data.source = aligned tasks)
+ *            BUCKET         (rows, RUNREC_BUCKETS) by sentence length, the same runs
+ *            PAIRS          (rows, P) one per held-out pair, the same runs
  *   reader   REQ            a record without it is refused by the reader
  *            OPT            older records may lack it: the reader gives NaN (or 0)
  * The field names the value in runlog_row_t / runlog_eval_t and the array in
@@ -20,6 +26,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Sentence-length buckets of the decoding columns (decode.h says which). */
+#define RUNREC_BUCKETS 3
 
 /* The layout version this code writes and reads (/@schema_version). */
 #define RUNREC_SCHEMA_VERSION 1
@@ -53,6 +62,20 @@
     X("/eval/wall_time", eval_wall_time, F64, ONE, REQ)                     \
     X("/eval/loss", eval_loss, F64, ONE, REQ)                               \
     X("/eval/loss_by_modality", eval_loss_by_modality, F64, MOD, REQ)       \
+    X("/eval/image_loss_at_t", eval_image_loss_at_t, F64, GRID, OPT)        \
+    X("/eval/caption_loss", eval_caption_loss, F64, IMG, OPT)               \
+    X("/eval/sample_mse", eval_sample_mse, F64, IMG, OPT)                   \
+    X("/eval/sample_noise_mse", eval_sample_noise_mse, F64, IMG, OPT)       \
+    X("/eval/sample_class_accuracy", eval_sample_class_accuracy, F64, IMG, OPT) \
+    X("/eval/text_only_loss", eval_text_only_loss, F64, DEC, OPT)          \
+    X("/eval/asr_wer", eval_asr_wer, F64, DEC, OPT)                         \
+    X("/eval/tts_uer", eval_tts_uer, F64, DEC, OPT)                         \
+    X("/eval/asr_wer_by_length", eval_asr_by_length, F64, BUCKET, OPT)     \
+    X("/eval/tts_uer_by_length", eval_tts_uer_by_length, F64, BUCKET, OPT) \
+    X("/eval/asr_errors", eval_asr_errors, I64, PAIRS, OPT)                 \
+    X("/eval/tts_errors", eval_tts_errors, I64, PAIRS, OPT)                 \
+    X("/eval/asr_ref_len", eval_asr_ref_len, I64, PAIRS, OPT)               \
+    X("/eval/tts_ref_len", eval_tts_ref_len, I64, PAIRS, OPT)               \
     X("/eval/task_loss", eval_task_loss, F64, TASK, OPT)                    \
     X("/eval/task_accuracy", eval_task_accuracy, F64, TASK, OPT)            \
     X("/eval/retrieval", eval_retrieval, F64, RETR, OPT)
@@ -71,6 +94,11 @@ typedef const double *runrec_w_F64_WORLD;
 typedef const int64_t *runrec_w_I64_LOAD;
 typedef const double *runrec_w_F64_TASK;
 typedef const double *runrec_w_F64_RETR;
+typedef const double *runrec_w_F64_GRID;
+typedef double runrec_w_F64_IMG;
+typedef double runrec_w_F64_DEC;
+typedef const double *runrec_w_F64_BUCKET;
+typedef const int64_t *runrec_w_I64_PAIRS;
 /* What the reader holds per column: rows x width values. */
 typedef int64_t runrec_r_I64;
 typedef double runrec_r_F64;
@@ -89,9 +117,19 @@ typedef struct runlog_eval {
     RUNREC_EVAL(RUNREC_ROW_FIELD)
 } runlog_eval_t;
 
-enum runrec_width { RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD, RUNREC_TASK, RUNREC_RETR, RUNREC_N_WIDTHS };
+enum runrec_width {
+    RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD, RUNREC_GRID, RUNREC_IMG, RUNREC_DEC, RUNREC_BUCKET,
+    RUNREC_PAIRS, RUNREC_TASK, RUNREC_RETR, RUNREC_N_WIDTHS
+};
 /* An OPT record's retrieval columns: 5 directions x R@1, R@5, R@10 (docs/run-record.md). */
 #define RUNREC_RETRIEVAL_WIDTH 15
+/* A scalar column: rank 1 on disk, the value itself in the row struct. */
+static inline int runrec_scalar(int width)
+{
+    return width == RUNREC_ONE || width == RUNREC_IMG || width == RUNREC_DEC;
+}
+/* Stored as a 1-D dataset: the scalar columns. */
+static inline int runrec_rank(int width) { return runrec_scalar(width) ? 1 : 2; }
 enum runrec_group { RUNREC_IN_METRICS, RUNREC_IN_EVAL };
 
 /* The table generated from the lists above (src/io/runschema.c). */

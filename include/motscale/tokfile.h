@@ -28,6 +28,7 @@ typedef struct tokfile_stats {
     int64_t tokens[MAX_MODALITIES];
     int64_t spans[MAX_MODALITIES], span_min[MAX_MODALITIES], span_max[MAX_MODALITIES];
     int64_t *id_count;                   /* v.size entries, or NULL */
+    int patch_dim;                       /* /patches columns; 0: no continuous images */
 } tokfile_stats_t;
 
 /* Open, read the attributes and check every span and every id (docs/data.md,
@@ -48,6 +49,11 @@ bool tokfile_append(tokfile_writer_t *w, const int32_t *tok, int64_t n, char *er
 /* The held-out split starts at token offset `start` (attribute heldout_start);
  * not called: the last tenth of the stream. */
 void tokfile_set_heldout(tokfile_writer_t *w, int64_t start);
+/* Continuous images of the n tokens just appended: x0 (n x P floats) and each
+ * position's enum pos_kind (common.h); written at close as /patches and /kinds. Call
+ * after every tokfile_append, or never. */
+bool tokfile_append_images(tokfile_writer_t *w, const float *x0, const uint8_t *kind, int64_t n, int P, char *err,
+                           size_t errlen);
 /* Record the window length the stream was generated with (attribute `window`). */
 void tokfile_set_window(tokfile_writer_t *w, int32_t window);
 /* Add a string attribute on the root (provenance: source, config). */

@@ -13,6 +13,7 @@ enum tower_role {
     ROLE_NORM_ATTN, ROLE_NORM_FFN, ROLE_QNORM, ROLE_KNORM,
     ROLE_NORM_FINAL,
     ROLE_ROUTER,                                      /* a mixture-of-experts FFN's W_r */
+    ROLE_PATCH_IN, ROLE_TIME_EMBED, ROLE_PATCH_OUT,   /* continuous images, shared */
     ROLE_N
 };
 

@@ -331,6 +331,15 @@ static int data_gen(int argc, char **argv)
     tokfile_writer_t *w = tokfile_create(out, &v, err, sizeof err);
     char *ini_text = config_to_ini(&cfg);
     int32_t *buf = xmalloc((size_t)window * sizeof *buf);
+    /* continuous images (model.image_objective = diffusion): x0 and the kinds too */
+    int P = cfg.data.synth.patch_dim;
+    data_images_t im = {0};
+    if (P) {
+        im.x0 = xmalloc((size_t)window * (size_t)P * sizeof *im.x0);
+        im.eps = xmalloc((size_t)window * (size_t)P * sizeof *im.eps);
+        im.t = xmalloc((size_t)window * sizeof *im.t);
+        im.kind = xmalloc((size_t)window);
+    }
     bool ok = w != NULL;
     if (ok) {
         tokfile_set_window(w, window);
@@ -340,8 +349,12 @@ static int data_gen(int argc, char **argv)
         int64_t count[2] = {n_train, n_held};
         for (int s = 0; s < 2 && ok; s++)
             for (int64_t k = 0; k < count[s] && ok; k++) {
-                data_read(split[s], k, 1, buf);
-                ok = tokfile_append(w, buf, window, err, sizeof err);
+                if (P)
+                    data_read_images(split[s], k, 1, buf, &im);
+                else
+                    data_read(split[s], k, 1, buf);
+                ok = tokfile_append(w, buf, window, err, sizeof err) &&
+                     (!P || tokfile_append_images(w, im.x0, im.kind, window, P, err, sizeof err));
             }
         ok = tokfile_close(w, err, sizeof err) && ok;
     }
@@ -353,6 +366,10 @@ static int data_gen(int argc, char **argv)
         fprintf(stderr, "motscale data gen: %s\n", err);
     }
     free(buf);
+    free(im.x0);
+    free(im.eps);
+    free(im.t);
+    free(im.kind);
     free(ini_text);
     data_close(split[SPLIT_TRAIN]);
     data_close(split[SPLIT_HELDOUT]);
@@ -404,6 +421,8 @@ static int data_inspect(int argc, char **argv)
            8 * st.token_bytes, (long long)st.n_spans, v->size);
     if (st.window)
         printf(", written in windows of %d", st.window);
+    if (st.patch_dim)
+        printf(", continuous images of %d floats a patch (/patches, /kinds)", st.patch_dim);
     printf("\nsplit: train /tokens[0, %lld) = %lld tokens, held-out /tokens[%lld, %lld) = %lld tokens\n\n",
            (long long)st.heldout_start, (long long)st.heldout_start, (long long)st.heldout_start,
            (long long)st.n_tokens, (long long)(st.n_tokens - st.heldout_start));

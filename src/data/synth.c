@@ -30,6 +30,14 @@ static const double sp_next_cdf[SP_K] = {0.30, 0.52, 0.70, 0.84, 0.94, 1.0};
 #define SPANS_PER_DOC 4.0    /* a unit starts a new document with probability 1/4 */
 #define SPAN_CAP 4           /* text/speech span lengths are capped at 4x their mean */
 #define MAX_CTX_SLOTS 65536  /* contexts beyond this are hashed into this many slots */
+/* Continuous images (patch_dim > 0): each image is IMG_BLOBS Gaussian blobs, blob b of
+ * class c_b in [0, IMG_CLASSES) centred on patch (r_b, c_b); patch (r, c) holds
+ * sum_b exp(-((r - r_b)^2 + (c - c_b)^2) / (2 sigma^2)) proto[c_b], sigma =
+ * max(H, W) / 4, proto[k] a fixed random direction of norm sqrt(patch_dim). Its
+ * caption is three text words per blob: class, row, column (CAPTION_LEN tokens). */
+#define IMG_BLOBS 2
+#define IMG_CLASSES 4
+#define CAPTION_LEN (3 * IMG_BLOBS)
 
 enum { KIND_TEXT, KIND_IMAGE, KIND_SPEECH };
 
@@ -67,8 +75,19 @@ struct synth {
     int32_t s_lo, s_n;
     int32_t *sp_next;                     /* s_n x SP_K, never the unit itself */
     double *sp_dur;
-    /* the window being written: tokens at positions [0, window) are kept */
+    /* continuous images: patch_dim floats per patch, class prototypes, the caption
+     * words (class, row, column) at the top of the text range, the noise stream */
+    int P;
+    double caption_first;
+    int32_t t_steps, t_cap;
+    double *proto;                        /* IMG_CLASSES x P */
+    int32_t cap_lo;                       /* class k: cap_lo + k; row r: + IMG_CLASSES + r; col c: + H + c */
+    gsl_rng *rn;
+    /* the window being written: tokens at positions [0, window) are kept; with
+     * images also x0 (window x P) and kind (window) */
     int32_t *out;
+    float *x0;
+    uint8_t *pkind;
     int64_t pos;
 };
 
@@ -95,11 +114,16 @@ static uint64_t mix64(uint64_t x)
  * splits never share a stream while each stays below 2^31 - 1 windows. */
 #define SEED_SPAN 0xFFFFFFFFull
 #define WINDOWS_MAX 0x7FFFFFFEll
-static unsigned long window_seed(const synth_t *s, int split, int64_t k)
+static unsigned long seed_of(uint32_t base, int split, int64_t k)
 {
-    uint64_t x = (uint64_t)s->base + (split == SPLIT_HELDOUT ? 0x80000000ull : 0) + (uint64_t)k;
+    uint64_t x = (uint64_t)base + (split == SPLIT_HELDOUT ? 0x80000000ull : 0) + (uint64_t)k;
     return (unsigned long)(1 + x % SEED_SPAN);
 }
+
+static unsigned long window_seed(const synth_t *s, int split, int64_t k) { return seed_of(s->base, split, k); }
+
+/* The per-window seeds start at this base, from run.seed. */
+static uint32_t base_of(uint64_t seed) { return (uint32_t)(mix64(seed) >> 32); }
 
 static int pick(gsl_rng *r, const double *cdf, int k)
 {
@@ -169,7 +193,10 @@ static int64_t span_len(synth_t *s, int m)
     return L < s->cap[m] ? L : s->cap[m];
 }
 
-static int unit_extra(const synth_t *s, int m) { return s->kind[m] == KIND_TEXT ? 0 : 2; }
+static int unit_extra(const synth_t *s, int m)
+{
+    return s->kind[m] == KIND_TEXT ? 0 : s->kind[m] == KIND_IMAGE && s->P ? 2 + CAPTION_LEN : 2;
+}
 
 static bool full(const synth_t *s) { return s->pos >= s->window; }
 
@@ -237,6 +264,63 @@ static void gen_image(synth_t *s, int m)
         emit(s, vocab_end_token(&s->v, m));
 }
 
+/* A token with its position's kind (images only). */
+static void emit_kind(synth_t *s, int32_t tok, int kind)
+{
+    if (s->pos >= 0 && s->pos < s->window)
+        s->pkind[s->pos] = (uint8_t)kind;
+    emit(s, tok);
+}
+
+static void gen_caption(synth_t *s, const int *cls, const int *br, const int *bc, int kind)
+{
+    for (int b = 0; b < IMG_BLOBS && !full(s); b++) {
+        int32_t words[3] = {s->cap_lo + cls[b], s->cap_lo + IMG_CLASSES + br[b],
+                            s->cap_lo + IMG_CLASSES + (int32_t)s->H + bc[b]};
+        for (int j = 0; j < 3 && !full(s); j++)
+            emit_kind(s, words[j], kind);
+    }
+}
+
+/* A continuous image and its caption, the caption first with probability
+ * caption_first; patches raster-scanned between the image's boundary tokens. */
+static void gen_cont_image(synth_t *s, int m)
+{
+    if (full(s))
+        return;
+    bool cap_first = gsl_rng_uniform(s->r) < s->caption_first;
+    int cls[IMG_BLOBS], br[IMG_BLOBS], bc[IMG_BLOBS];
+    for (int b = 0; b < IMG_BLOBS; b++) {
+        cls[b] = (int)gsl_rng_uniform_int(s->r, IMG_CLASSES);
+        br[b] = (int)gsl_rng_uniform_int(s->r, (unsigned long)s->H);
+        bc[b] = (int)gsl_rng_uniform_int(s->r, (unsigned long)s->W);
+    }
+    if (cap_first)
+        gen_caption(s, cls, br, bc, POS_OTHER);
+    if (full(s))
+        return;
+    emit_kind(s, vocab_begin_token(&s->v, m), POS_OTHER);
+    double sig = (double)(s->H > s->W ? s->H : s->W) / 4.0;
+    for (int64_t r = 0; r < s->H; r++)
+        for (int64_t c = 0; c < s->W; c++) {
+            if (full(s))
+                return;
+            if (s->pos >= 0)
+                for (int b = 0; b < IMG_BLOBS; b++) {
+                    double dr = (double)(r - br[b]), dc = (double)(c - bc[b]);
+                    double a = exp(-(dr * dr + dc * dc) / (2 * sig * sig));
+                    for (int j = 0; j < s->P; j++)
+                        s->x0[s->pos * s->P + j] += (float)(a * s->proto[cls[b] * s->P + j]);
+                }
+            emit_kind(s, s->i_lo, cap_first ? POS_PATCH_CAPTION_FIRST : POS_PATCH_IMAGE_FIRST);
+        }
+    if (full(s))
+        return;
+    emit_kind(s, vocab_end_token(&s->v, m), POS_OTHER);
+    if (!cap_first)
+        gen_caption(s, cls, br, bc, POS_CAPTION_AFTER);
+}
+
 static void gen_speech(synth_t *s, int m, int64_t L)
 {
     if (full(s))
@@ -269,12 +353,65 @@ static void gen_unit(synth_t *s, int m, int64_t L, bool doc)
     }
     switch (s->kind[m]) {
     case KIND_TEXT: gen_text(s, L); break;
-    case KIND_IMAGE: gen_image(s, m); break;
+    case KIND_IMAGE:
+        if (s->P)
+            gen_cont_image(s, m);
+        else
+            gen_image(s, m);
+        break;
     default: gen_speech(s, m, L); break;
     }
 }
 
+static void window_tokens(synth_t *s, int split, int64_t k, int32_t *out);
+
 void synth_window(synth_t *s, int split, int64_t k, int32_t *out)
+{
+    if (s->P)
+        DIE(EXIT_FAULT, "synth_window: continuous images need synth_window_images");
+    window_tokens(s, split, k, out);
+}
+
+/* The noise stream of window k: its own seed, apart from the token streams. */
+static unsigned long noise_of(unsigned long window_seed)
+{
+    return (unsigned long)(1 + mix64(mix64(window_seed) ^ 0xD1FF05E5ull) % SEED_SPAN);
+}
+
+unsigned long synth_noise_seed(uint64_t seed, int split, int64_t k) { return noise_of(seed_of(base_of(seed), split, k)); }
+
+void synth_draw_noise(gsl_rng *rn, const int32_t *tok, const uint8_t *kind, int64_t n, int64_t P, int32_t T,
+                      int32_t cap, int32_t *t, float *eps)
+{
+    /* per image (a run of patch positions): t uniform in [1, T], at most cap when the
+     * image comes before its caption; then eps ~ N(0, 1) per patch element */
+    int32_t cur = 0;
+    for (int64_t i = 0; i < n; i++) {
+        bool patch = kind[i] == POS_PATCH_IMAGE_FIRST || kind[i] == POS_PATCH_CAPTION_FIRST;
+        if (patch && (i == 0 || kind[i - 1] != kind[i] || tok[i - 1] != tok[i])) {
+            int32_t hi = kind[i] == POS_PATCH_IMAGE_FIRST && cap < T ? cap : T;
+            cur = 1 + (int32_t)gsl_rng_uniform_int(rn, (unsigned long)hi);
+        }
+        t[i] = patch ? cur : 0;
+        for (int64_t j = 0; j < P; j++)
+            eps[i * P + j] = patch ? (float)gsl_ran_gaussian_ziggurat(rn, 1.0) : 0.0f;
+    }
+}
+
+void synth_window_images(synth_t *s, int split, int64_t k, int32_t *out, float *x0, float *eps, int32_t *t,
+                         uint8_t *kind)
+{
+    int64_t n = s->window, P = s->P;
+    memset(x0, 0, (size_t)(n * P) * sizeof *x0);
+    memset(kind, POS_OTHER, (size_t)n);
+    s->x0 = x0;
+    s->pkind = kind;
+    window_tokens(s, split, k, out);
+    gsl_rng_set(s->rn, noise_of(window_seed(s, split, k)));
+    synth_draw_noise(s->rn, out, kind, n, P, s->t_steps, s->t_cap, t, eps);
+}
+
+static void window_tokens(synth_t *s, int split, int64_t k, int32_t *out)
 {
     if (k < 0 || k > WINDOWS_MAX)
         DIE(EXIT_BADINPUT, "synthetic window %lld is outside [0, %lld]", (long long)k, (long long)WINDOWS_MAX);
@@ -325,7 +462,12 @@ static void mix_probabilities(synth_t *s, const data_params_t *prm)
             nt += q[m];
         }
     }
-    double qt = (prm->mix_share[text] - (2.0 + 1.0 / SPANS_PER_DOC) * nt) / (q[text] + 1.0 / SPANS_PER_DOC);
+    /* continuous images bring their captions: CAPTION_LEN more text tokens per image */
+    double captions = 0;
+    for (int m = 0; m < s->n_mod; m++)
+        if (s->kind[m] == KIND_IMAGE && s->P)
+            captions += CAPTION_LEN * q[m];
+    double qt = (prm->mix_share[text] - (2.0 + 1.0 / SPANS_PER_DOC) * nt - captions) / (q[text] + 1.0 / SPANS_PER_DOC);
     q[text] = qt > 0 ? qt : 0; /* text below the boundary tokens' own share: none */
     for (int m = 0; m < s->n_mod; m++)
         tot += q[m];
@@ -432,6 +574,19 @@ synth_t *synth_create(const data_params_t *prm, const vocab_t *v, char *err, siz
         if (um > s->unit_max)
             s->unit_max = um;
     }
+    if (prm->synth.patch_dim > 0) {
+        s->P = prm->synth.patch_dim;
+        s->caption_first = prm->synth.caption_first;
+        s->t_steps = prm->synth.diffusion_steps;
+        s->t_cap = prm->synth.t_cap_image_first;
+        int32_t words = IMG_CLASSES + (int32_t)s->H + (int32_t)s->W;
+        if (s->t_n < words + 2) {
+            synth_destroy(s);
+            return fail_null(err, errlen, "data.vocab_text: %d leaves fewer than the %d caption words (%d classes, image_h + image_w positions) plus 2 other text tokens",
+                             prm->synth.vocab_text, words, IMG_CLASSES);
+        }
+        s->cap_lo = s->t_lo + s->t_n - words;
+    }
     mix_probabilities(s, prm);
 
     gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
@@ -440,19 +595,81 @@ synth_t *synth_create(const data_params_t *prm, const vocab_t *v, char *err, siz
         DIE(EXIT_FAULT, "gsl_rng_alloc failed");
     uint64_t h = mix64(prm->seed);
     gsl_rng_set(r, (unsigned long)(1 + mix64(h ^ 0x7AB1E5ull) % SEED_SPAN));
-    s->base = (uint32_t)(h >> 32);
+    s->base = base_of(prm->seed);
     build_tables(s, prm, r);
+    if (s->P) {
+        /* class prototypes: normal directions scaled to norm sqrt(P), drawn after the
+         * tables so the token languages are those of the same seed without images */
+        s->proto = xmalloc((size_t)IMG_CLASSES * (size_t)s->P * sizeof *s->proto);
+        for (int k = 0; k < IMG_CLASSES; k++) {
+            double *p = s->proto + k * s->P, nn = 0;
+            for (int j = 0; j < s->P; j++) {
+                p[j] = gsl_ran_gaussian_ziggurat(r, 1.0);
+                nn += p[j] * p[j];
+            }
+            for (int j = 0; j < s->P; j++)
+                p[j] *= sqrt((double)s->P / nn);
+        }
+        s->rn = gsl_rng_alloc(gsl_rng_mt19937);
+        if (!s->rn)
+            DIE(EXIT_FAULT, "gsl_rng_alloc failed");
+    }
     gsl_rng_free(r);
     return s;
 }
 
 int32_t synth_window_len(const synth_t *s) { return s->window; }
 
+int synth_patch_dim(const synth_t *s) { return s->P; }
+
+int synth_caption_len(void) { return CAPTION_LEN; }
+
+double synth_image_bound(const synth_t *s)
+{
+    double mx = 0;
+    for (int i = 0; i < IMG_CLASSES * s->P; i++)
+        mx = fabs(s->proto[i]) > mx ? fabs(s->proto[i]) : mx;
+    return IMG_BLOBS * mx;
+}
+
+int synth_blob_check(const synth_t *s, const int32_t *caption, const float *image, int *n_blobs)
+{
+    /* caption: the CAPTION_LEN words before the image's begin token; image: H x W
+     * patches. A blob is right when, at its centre patch, the prototype with the
+     * largest dot product is its class's. */
+    int right = 0;
+    *n_blobs = 0;
+    for (int b = 0; b < IMG_BLOBS; b++) {
+        int cls = caption[3 * b] - s->cap_lo, r = caption[3 * b + 1] - s->cap_lo - IMG_CLASSES,
+            c = caption[3 * b + 2] - s->cap_lo - IMG_CLASSES - (int)s->H;
+        if (cls < 0 || cls >= IMG_CLASSES || r < 0 || r >= s->H || c < 0 || c >= s->W)
+            return -1; /* not a caption */
+        const float *x = image + (r * s->W + c) * s->P;
+        int best = 0;
+        double best_dot = -INFINITY;
+        for (int k = 0; k < IMG_CLASSES; k++) {
+            double dot = 0;
+            for (int j = 0; j < s->P; j++)
+                dot += (double)x[j] * s->proto[k * s->P + j];
+            if (dot > best_dot) {
+                best_dot = dot;
+                best = k;
+            }
+        }
+        right += best == cls;
+        (*n_blobs)++;
+    }
+    return right;
+}
+
 void synth_destroy(synth_t *s)
 {
     if (!s)
         return;
     gsl_rng_free(s->r);
+    if (s->rn)
+        gsl_rng_free(s->rn);
+    free(s->proto);
     if (s->zipf)
         gsl_ran_discrete_free(s->zipf);
     free(s->t_long.succ);

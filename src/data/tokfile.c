@@ -4,6 +4,7 @@
  * Attributes, opening and quiet mode go through the HDF5 layer (h5.h). */
 #include <errno.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,6 +252,89 @@ done:
     return rows;
 }
 
+/* /patches (float, [n, P]) and /kinds (unsigned integer, [n]) when the file has
+ * continuous images: every element finite, every kind an enum pos_kind value, a
+ * patch kind exactly at the image modality's tokens. st->patch_dim = P (0: none). */
+static bool check_images(hid_t f, const char *path, hid_t dtok, tokfile_stats_t *st, char *err, size_t errlen)
+{
+    if (H5Lexists(f, "patches", H5P_DEFAULT) <= 0)
+        return H5Lexists(f, "kinds", H5P_DEFAULT) <= 0 ||
+               errorf(err, errlen, "%s: /kinds without /patches: continuous images need both", path);
+    hid_t dp = open_dataset(f, path, "patches", err, errlen), dk = dp >= 0 ? open_dataset(f, path, "kinds", err, errlen) : -1;
+    hid_t tp = dp >= 0 ? H5Dget_type(dp) : -1, sp = dp >= 0 ? H5Dget_space(dp) : -1;
+    hid_t tk = dk >= 0 ? H5Dget_type(dk) : -1, sk = dk >= 0 ? H5Dget_space(dk) : -1;
+    hsize_t dims[2] = {0, 0}, kd[1] = {0};
+    bool ok = false;
+    float *x = NULL;
+    uint8_t *kind = NULL;
+    uint32_t *tok = NULL;
+    int img = -1;
+    for (int m = 0; m < st->v.n_modalities; m++)
+        img = strcmp(st->v.names[m], "image") ? img : m;
+    if (dk < 0 || tp < 0 || sp < 0 || tk < 0 || sk < 0) {
+        if (dk >= 0)
+            errorf(err, errlen, "%s: /patches or /kinds: cannot read its type or shape", path);
+        goto done;
+    }
+    if (H5Tget_class(tp) != H5T_FLOAT || H5Sget_simple_extent_ndims(sp) != 2 ||
+        H5Sget_simple_extent_dims(sp, dims, NULL) < 0 || (int64_t)dims[0] != st->n_tokens || dims[1] < 1 ||
+        dims[1] > 65536) {
+        errorf(err, errlen, "%s: /patches: must be float [n_tokens = %lld, patch_dim in [1, 65536]]", path,
+               (long long)st->n_tokens);
+        goto done;
+    }
+    if (H5Tget_class(tk) != H5T_INTEGER || H5Tget_sign(tk) != H5T_SGN_NONE || H5Sget_simple_extent_ndims(sk) != 1 ||
+        H5Sget_simple_extent_dims(sk, kd, NULL) < 0 || (int64_t)kd[0] != st->n_tokens) {
+        errorf(err, errlen, "%s: /kinds: must be unsigned integer [n_tokens = %lld]", path, (long long)st->n_tokens);
+        goto done;
+    }
+    if (img < 0) {
+        errorf(err, errlen, "%s: /patches: the file's modalities have no 'image'", path);
+        goto done;
+    }
+    int64_t P = (int64_t)dims[1], rows = (int64_t)(SCAN_TOKENS / (size_t)P) > 0 ? (int64_t)(SCAN_TOKENS / (size_t)P) : 1;
+    x = xmalloc((size_t)(rows * P) * sizeof *x);
+    kind = xmalloc((size_t)rows);
+    tok = xmalloc((size_t)rows * sizeof *tok);
+    for (int64_t at = 0; at < st->n_tokens; at += rows) {
+        int64_t cnt = st->n_tokens - at < rows ? st->n_tokens - at : rows;
+        if (read_slab(dp, H5T_NATIVE_FLOAT, 2, at, cnt, P, x) < 0 || read_slab(dk, H5T_NATIVE_UINT8, 1, at, cnt, 1, kind) < 0 ||
+            read_slab(dtok, H5T_NATIVE_UINT32, 1, at, cnt, 1, tok) < 0) {
+            errorf(err, errlen, "%s: /patches or /kinds: read of rows [%lld, %lld) failed (truncated or corrupt file?)",
+                   path, (long long)at, (long long)(at + cnt));
+            goto done;
+        }
+        for (int64_t j = 0; j < cnt; j++) {
+            bool patch = kind[j] == POS_PATCH_IMAGE_FIRST || kind[j] == POS_PATCH_CAPTION_FIRST;
+            if (kind[j] > POS_PATCH_CAPTION_FIRST || patch != (vocab_modality(&st->v, (int32_t)tok[j]) == img)) {
+                errorf(err, errlen, "%s: /kinds[%lld]: %u %s (token %u); kinds are 0-3 and 2, 3 mark exactly the image tokens",
+                       path, (long long)(at + j), kind[j], patch ? "marks a patch at a non-image token" : "is not a patch kind at an image token",
+                       tok[j]);
+                goto done;
+            }
+            for (int64_t c = 0; c < P; c++)
+                if (!isfinite(x[j * P + c])) {
+                    errorf(err, errlen, "%s: /patches[%lld, %lld]: %g is not finite", path, (long long)(at + j),
+                           (long long)c, (double)x[j * P + c]);
+                    goto done;
+                }
+        }
+    }
+    st->patch_dim = (int)P;
+    ok = true;
+done:
+    free(x);
+    free(kind);
+    free(tok);
+    h5close(&tp, H5Tclose);
+    h5close(&tk, H5Tclose);
+    h5close(&sp, H5Sclose);
+    h5close(&sk, H5Sclose);
+    h5close(&dp, H5Dclose);
+    h5close(&dk, H5Dclose);
+    return ok;
+}
+
 static bool check_open(hid_t f, const char *path, tokfile_stats_t *st, bool want_ids, char *err, size_t errlen)
 {
     memset(st, 0, sizeof *st);
@@ -328,7 +412,7 @@ static bool check_open(hid_t f, const char *path, tokfile_stats_t *st, bool want
                 st->id_count[id]++;
         }
     }
-    ok = true;
+    ok = check_images(f, path, d, st, err, errlen);
 done:
     if (!ok) {
         free(st->id_count);
@@ -377,6 +461,8 @@ int32_t *tokfile_read_tokens(const char *path, int64_t *n, char *err, size_t err
 struct tokreader {
     char path[CFG_PATH_LEN];
     hid_t file, dset;
+    hid_t patches, kinds;          /* continuous images; -1: none */
+    int patch_dim;
     int32_t window;
     int64_t start, n_windows;      /* the split: windows at start + k * window */
     int64_t block, cached;         /* windows per read-ahead block; block in cache, -1 none */
@@ -417,8 +503,14 @@ tokreader_t *tokreader_open(const char *path, const vocab_t *v, int split, int32
     h5_quiet_t q = h5_quiet_begin();
     r->file = open_file(path, err, errlen);
     r->dset = r->file >= 0 ? H5Dopen2(r->file, "tokens", H5P_DEFAULT) : -1;
+    r->patch_dim = st.patch_dim;
+    r->patches = r->kinds = -1;
+    if (r->dset >= 0 && st.patch_dim > 0) {
+        r->patches = H5Dopen2(r->file, "patches", H5P_DEFAULT);
+        r->kinds = H5Dopen2(r->file, "kinds", H5P_DEFAULT);
+    }
     h5_quiet_end(q);
-    if (r->dset < 0) {
+    if (r->dset < 0 || (st.patch_dim > 0 && (r->patches < 0 || r->kinds < 0))) {
         if (r->file >= 0)
             errorf(err, errlen, "%s: /tokens: cannot reopen for reading", path);
         tokreader_close(r);
@@ -449,10 +541,28 @@ void tokreader_read(tokreader_t *r, int64_t first, int n, int32_t *out)
     }
 }
 
+int tokreader_patch_dim(const tokreader_t *r) { return r->patch_dim; }
+
+int32_t tokreader_window(const tokreader_t *r) { return r->window; }
+
+void tokreader_read_images(tokreader_t *r, int64_t first, int n, float *x0, uint8_t *kind)
+{
+    int64_t w = r->window, P = r->patch_dim;
+    for (int i = 0; i < n; i++) {
+        int64_t t0 = r->start + ((first + i) % r->n_windows) * w;
+        if (read_slab(r->patches, H5T_NATIVE_FLOAT, 2, t0, w, P, x0 + i * w * P) < 0 ||
+            read_slab(r->kinds, H5T_NATIVE_UINT8, 1, t0, w, 1, kind + i * w) < 0)
+            DIE(EXIT_FAULT, "%s: /patches or /kinds: read of rows [%lld, %lld) failed", r->path, (long long)t0,
+                (long long)(t0 + w));
+    }
+}
+
 void tokreader_close(tokreader_t *r)
 {
     if (!r)
         return;
+    h5close(&r->patches, H5Dclose);
+    h5close(&r->kinds, H5Dclose);
     h5close(&r->dset, H5Dclose);
     h5close(&r->file, H5Fclose);
     free(r->cache);
@@ -472,6 +582,10 @@ struct tokfile_writer {
     uint32_t *buf;
     uint64_t *spans;              /* rows (start, length, modality) */
     size_t n_spans, cap_spans;
+    float *x0;                    /* continuous images: n_img x P, written at close */
+    uint8_t *kind;
+    int64_t n_img, cap_img;
+    int P;
 };
 
 static bool write_flush(tokfile_writer_t *w, char *err, size_t errlen)
@@ -565,6 +679,49 @@ bool tokfile_append(tokfile_writer_t *w, const int32_t *tok, int64_t n, char *er
     return true;
 }
 
+bool tokfile_append_images(tokfile_writer_t *w, const float *x0, const uint8_t *kind, int64_t n, int P, char *err,
+                           size_t errlen)
+{
+    if ((w->P && P != w->P) || w->n_img + n != w->n)
+        return errorf(err, errlen, "%s: images of %lld tokens (patch_dim %d) do not follow the %lld tokens appended",
+                      w->path, (long long)n, P, (long long)(w->n - w->n_img));
+    w->P = P;
+    if (w->n_img + n > w->cap_img) {
+        w->cap_img = 2 * (w->n_img + n);
+        float *a = realloc(w->x0, (size_t)(w->cap_img * P) * sizeof *a);
+        uint8_t *b = a ? realloc(w->kind, (size_t)w->cap_img) : NULL;
+        if (!a || !b)
+            DIE(EXIT_FAULT, "out of memory holding the patches of %s", w->path);
+        w->x0 = a;
+        w->kind = b;
+    }
+    memcpy(w->x0 + w->n_img * P, x0, (size_t)(n * P) * sizeof *x0);
+    memcpy(w->kind + w->n_img, kind, (size_t)n);
+    w->n_img += n;
+    return true;
+}
+
+/* /patches (float32 [n, P]) and /kinds (uint8 [n]), whole. */
+static bool write_images(tokfile_writer_t *w, char *err, size_t errlen)
+{
+    if (!w->P)
+        return true;
+    if (w->n_img != w->n)
+        return errorf(err, errlen, "%s: images for %lld of %lld tokens", w->path, (long long)w->n_img, (long long)w->n);
+    hsize_t dims[2] = {(hsize_t)w->n, (hsize_t)w->P};
+    hid_t sp = H5Screate_simple(2, dims, NULL), sk = H5Screate_simple(1, dims, NULL), d = -1, k = -1;
+    bool ok = sp >= 0 && sk >= 0 &&
+              (d = H5Dcreate2(w->file, "patches", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+              H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->x0) >= 0 &&
+              (k = H5Dcreate2(w->file, "kinds", H5T_STD_U8LE, sk, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+              H5Dwrite(k, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->kind) >= 0;
+    h5close(&d, H5Dclose);
+    h5close(&k, H5Dclose);
+    h5close(&sp, H5Sclose);
+    h5close(&sk, H5Sclose);
+    return ok || errorf(err, errlen, "%s: cannot write /patches and /kinds", w->path);
+}
+
 void tokfile_set_heldout(tokfile_writer_t *w, int64_t start) { w->heldout = start; }
 
 void tokfile_set_window(tokfile_writer_t *w, int32_t window) { w->window = window; }
@@ -592,7 +749,7 @@ bool tokfile_set_note(tokfile_writer_t *w, const char *name, const char *value, 
 
 static bool write_tail(tokfile_writer_t *w, char *err, size_t errlen)
 {
-    if (!write_flush(w, err, errlen))
+    if (!write_flush(w, err, errlen) || !write_images(w, err, errlen))
         return false;
     const vocab_t *v = &w->v;
     hsize_t dims[2] = {(hsize_t)w->n_spans, 3};
@@ -647,6 +804,8 @@ bool tokfile_close(tokfile_writer_t *w, char *err, size_t errlen)
     h5_quiet_end(q);
     free(w->buf);
     free(w->spans);
+    free(w->x0);
+    free(w->kind);
     free(w);
     return ok;
 }

@@ -32,7 +32,7 @@ static const key_t_ keys[] = {
     {"run", "experiment", K_STR, F(experiment), "", NULL, "experiment the run belongs to (set by sweeps; groups runs in reports)"},
     {"run", "out_dir", K_STR, F(out_dir), "results", NULL, "directory that holds run directories"},
     {"run", "seed", K_U64, F(seed), "1", "[0, 18446744073709551615]", "seed of initialisation and data"},
-    {"model", "kind", K_ENUM, F(model.kind), "dense", "dense|mot|towers|moe|opt", "dense: one tower; mot: one tower per modality; towers: groups from model.towers; moe: one tower whose FFNs are mixtures of experts; opt: the OPT tri-modal encoder over aligned text, image regions and audio (section [opt])"},
+    {"model", "kind", K_ENUM, F(model.kind), "dense", "dense|mot|towers|moe|zipper|vocab_expansion|opt", "dense: one tower; mot: one tower per modality; towers: groups from model.towers; moe: one tower whose FFNs are mixtures of experts; zipper: text and speech decoders fused by gated cross-attention (zipper.*); vocab_expansion: a dense decoder started from zipper.text_checkpoint with the speech rows appended; opt: the OPT tri-modal encoder over aligned text, image regions and audio (section [opt])"},
     {"model", "towers", K_STR, F(towers), "", NULL, "with kind=towers: modality groups, e.g. 'text,image | speech'"},
     {"model", "moe_experts", K_INT, F(model.moe_experts), "4", "[1, 64]", "experts per mixture-of-experts FFN (kind=moe, or moe_towers)"},
     {"model", "moe_capacity", K_DBL, F(model.moe_capacity), "1", "(0, 64]", "expert capacity factor: each expert takes ceil(capacity x group / experts) tokens"},
@@ -40,6 +40,10 @@ static const key_t_ keys[] = {
     {"model", "moe_zloss", K_DBL, F(model.moe_zloss), "0", "[0, 1]", "weight of the router z-loss: adds weight x (sum over expert layers and tokens of logsumexp(router logits)^2) / (global_batch x seq_len) to the objective"},
     {"model", "moe_eval_routing", K_ENUM, F(model.moe_eval), "ec", "ec|top1", "held-out routing: expert choice as in training (sees later tokens of its group), or each token to its top expert"},
     {"model", "moe_towers", K_STR, F(moe_towers), "", NULL, "with kind=mot|towers: modalities whose tower gets mixture-of-experts FFNs, e.g. 'text'"},
+    {"model", "image_objective", K_ENUM, F(model.image_objective), "tokens", "tokens|diffusion", "images as discrete codes under next-token cross-entropy, or continuous patches under a diffusion loss (Transfusion; synthetic data, or a token file with /patches)"},
+    {"model", "diffusion_steps", K_INT, F(model.diffusion_steps), "1000", "[2, 1000000]", "image_objective=diffusion: timesteps T of the cosine DDPM schedule"},
+    {"model", "diffusion_t_cap_image_first", K_INT, F(t_cap_image_first), "500", "[1, 1000000]", "image_objective=diffusion: largest training timestep of an image that precedes its caption"},
+    {"model", "sample_steps", K_INT, F(sample_steps), "0", "[0, 100000]", "image_objective=diffusion: DDIM steps of the sampling check at the final evaluation (held-out images from their captions; synthetic data); 0 = off"},
     {"model", "size", K_STR, F(size), "", NULL, "preset xs|s|m|l|xl for d_model, n_layers, n_heads, d_ff (docs/config.md); empty: use the keys"},
     {"model", "d_model", K_INT, F(model.d_model), "64", "[1, 65536]", "model width"},
     {"model", "n_layers", K_INT, F(model.n_layers), "2", "[1, 1024]", "transformer blocks"},
@@ -65,7 +69,27 @@ static const key_t_ keys[] = {
     {"opt", "w_trec", K_DBL, F(model.opt.weight[OPT_TASK_TREC]), "1", "[0, 1000]", "weight of text reconstruction by the text decoder when the text is masked whole (modality level)"},
     {"opt", "w_irec", K_DBL, F(model.opt.weight[OPT_TASK_IREC]), "1", "[0, 1000]", "weight of image-code reconstruction by the image decoder when the image is masked whole (modality level)"},
     {"opt", "w_match", K_DBL, F(model.opt.weight[OPT_TASK_MATCH]), "1", "[0, 1000]", "weight of 5-way matching from [CLS] (the sample-level task)"},
-    {"data", "source", K_ENUM, F(data.source), "synthetic", "synthetic|file", "synthetic generators or an HDF5 token file"},
+    {"zipper", "text_d_model", K_INT, F(model.zt[0].d_model), "64", "[1, 65536]", "kind=zipper: the text tower's width"},
+    {"zipper", "text_n_layers", K_INT, F(model.zt[0].n_layers), "2", "[1, 1024]", "kind=zipper: the text tower's blocks"},
+    {"zipper", "text_n_heads", K_INT, F(model.zt[0].n_heads), "4", "[1, 1024]", "kind=zipper: the text tower's heads (its cross-attention's too)"},
+    {"zipper", "text_d_ff", K_INT, F(model.zt[0].d_ff), "256", "[1, 1048576]", "kind=zipper: the text tower's SwiGLU width (its cross blocks' too)"},
+    {"zipper", "speech_d_model", K_INT, F(model.zt[1].d_model), "64", "[1, 65536]", "kind=zipper: the speech tower's width"},
+    {"zipper", "speech_n_layers", K_INT, F(model.zt[1].n_layers), "2", "[1, 1024]", "kind=zipper: the speech tower's blocks"},
+    {"zipper", "speech_n_heads", K_INT, F(model.zt[1].n_heads), "4", "[1, 1024]", "kind=zipper: the speech tower's heads"},
+    {"zipper", "speech_d_ff", K_INT, F(model.zt[1].d_ff), "256", "[1, 1048576]", "kind=zipper: the speech tower's SwiGLU width"},
+    {"zipper", "interval_text", K_INT, F(model.zt[0].interval), "1", "[1, 1024]", "kind=zipper: a gated cross-attention block after every this many text layers"},
+    {"zipper", "interval_speech", K_INT, F(model.zt[1].interval), "1", "[1, 1024]", "kind=zipper: the same for the speech tower (both towers get the same number of blocks)"},
+    {"zipper", "freeze", K_ENUM, F(model.zipper_freeze), "none", "none|text|speech|both", "kind=zipper: backbones that keep their pretrained weights (no gradient, no AdamW state)"},
+    {"zipper", "text_checkpoint", K_STR, F(init.source[0]), "", NULL, "kind=zipper|vocab_expansion: a dense text run's checkpoint the text backbone starts from; empty: the seeded draw"},
+    {"zipper", "speech_checkpoint", K_STR, F(init.source[1]), "", NULL, "kind=zipper: a dense speech run's checkpoint the speech backbone starts from (vocab_expansion ignores it); empty: the seeded draw"},
+    {"data", "source", K_ENUM, F(data.source), "synthetic", "synthetic|file|aligned", "synthetic generators, an HDF5 token file, or aligned speech and text (data.aligned_*)"},
+    {"data", "aligned_stream", K_ENUM, F(data.aligned.stream), "tasks", "tasks|text|speech", "source=aligned: ASR and TTS tasks over the aligned pool, or unimodal text, or speech of unseen random text"},
+    {"data", "speech_noise", K_DBL, F(data.aligned.speech_noise), "0.1", "[0, 1]", "source=aligned: probability that a speech frame is replaced by a random unit"},
+    {"data", "aligned_fraction", K_DBL, F(data.aligned.fraction), "1", "(0, 1]", "source=aligned: share of the aligned pool the task windows draw from"},
+    {"data", "aligned_pool", K_INT, F(data.aligned.pool), "2000", "[1, 100000000]", "source=aligned: (text, speech) pairs in the aligned pool"},
+    {"data", "aligned_heldout", K_INT, F(data.aligned.heldout), "32", "[1, 100000]", "source=aligned: held-out pairs (held-out windows, greedy decoding at evaluation)"},
+    {"data", "aligned_words", K_INT, F(data.aligned.max_words), "8", "[1, 16]", "source=aligned: most words of a sentence (1 to this, uniform)"},
+    {"data", "aligned_seed", K_U64, F(data.aligned.seed), "1", "[0, 18446744073709551615]", "source=aligned: seed of the language, the lexicon and the pairs (run.seed orders the windows)"},
     {"data", "path", K_STR, F(data.path), "", NULL, "token file for source=file"},
     {"data", "modalities", K_STR, F(modalities), "text,image", NULL, "modalities in vocabulary order, from text, image, speech"},
     {"data", "mix", K_STR, F(mix), "1,1", NULL, "token share per modality, e.g. 6,6,1"},
@@ -74,6 +98,8 @@ static const key_t_ keys[] = {
     {"data", "vocab_speech", K_INT, F(data.synth.vocab_speech), "32", "[2, 16777216]", "speech unit count"},
     {"data", "image_h", K_INT, F(data.synth.image_h), "8", "[1, 1024]", "image grid height (span length = image_h x image_w)"},
     {"data", "image_w", K_INT, F(data.synth.image_w), "8", "[1, 1024]", "image grid width"},
+    {"data", "patch_dim", K_INT, F(patch_dim), "8", "[1, 65536]", "model.image_objective=diffusion: floats per image patch"},
+    {"data", "caption_first", K_DBL, F(data.synth.caption_first), "0.8", "[0, 1]", "model.image_objective=diffusion: share of images whose caption comes before them"},
     {"data", "text_span", K_INT, F(data.synth.text_span), "24", "[1, 1048576]", "mean text span length"},
     {"data", "speech_span", K_INT, F(data.synth.speech_span), "32", "[1, 1048576]", "mean speech span length"},
     {"data", "ngram", K_INT, F(data.synth.ngram), "3", "[1, 16]", "text n-gram order"},
@@ -94,6 +120,7 @@ static const key_t_ keys[] = {
     {"train", "adam_eps", K_DBL, F(adamw.eps), "1e-8", "(0, 1]", "AdamW epsilon"},
     {"train", "weight_decay", K_DBL, F(adamw.weight_decay), "0.1", "[0, 100]", "decoupled weight decay, matrices only"},
     {"train", "grad_clip", K_DBL, F(grad_clip), "1.0", "[0, 1e12]", "global gradient-norm clip; 0 = off"},
+    {"train", "diffusion_weight", K_DBL, F(model.diffusion_weight), "5", "[0, 1000000]", "model.image_objective=diffusion: lambda in objective = (text cross-entropy sum + lambda x image MSE sum) / (global_batch x seq_len)"},
     {"train", "checkpoint_every", K_I64, F(checkpoint_every), "0", "[0, 1099511627776]", "steps between checkpoints; 0 = only at the end and on signals"},
     {"train", "keep_checkpoints", K_INT, F(keep_checkpoints), "2", "[1, 1000]", "checkpoints kept"},
     {"train", "resume", K_ENUM, F(resume), "no", "no|auto|checkpoint", "auto: continue an unfinished run in the run directory; checkpoint: also when the directory holds checkpoints but no run.h5 (a new record from the checkpoint's step)"},
@@ -499,6 +526,47 @@ static const struct { const char *name; int d, L, H, f; } presets[] = {
 };
 
 /* Which towers have mixture-of-experts FFNs, and what expert parallelism needs. */
+/* zipper and vocab_expansion: the modalities, each tower's shape, the blocks. */
+static bool resolve_zipper(config_t *cfg, char *err, size_t errlen)
+{
+    model_shape_t *s = &cfg->model;
+    if (s->kind != MODEL_ZIPPER && s->kind != MODEL_VOCAB_EXPANSION)
+        return true;
+    const char *kind = s->kind == MODEL_ZIPPER ? "zipper" : "vocab_expansion";
+    if (cfg->data.n_modalities != 2 || strcmp(cfg->data.names[1], "speech"))
+        return errorf(err, errlen, "data.modalities: model.kind = %s needs exactly 'text,speech', got '%s'", kind,
+                      cfg->modalities);
+    if (cfg->data.source == DATA_FILE)
+        return errorf(err, errlen, "data.source: model.kind = %s reads the synthetic generators' vocabulary sizes", kind);
+    s->zt[ZT_TEXT].vocab = cfg->data.synth.vocab_text;
+    s->zt[ZT_SPEECH].vocab = cfg->data.synth.vocab_speech;
+    if (s->kind == MODEL_VOCAB_EXPANSION) {
+        /* one experiment file serves both kinds: the baseline reads the text run only */
+        cfg->init.source[ZT_SPEECH][0] = 0;
+        return true;
+    }
+    if (s->tp_backend != TP_MEGATRON)
+        return errorf(err, errlen, "parallel.tp_backend: model.kind = zipper runs under megatron");
+    static const char *tw[ZT_N] = {"text", "speech"};
+    for (int X = 0; X < ZT_N; X++) {
+        const struct zipper_shape *z = &s->zt[X];
+        if (z->d_model % z->n_heads || (z->d_model / z->n_heads) % 2)
+            return errorf(err, errlen, "zipper.%s_n_heads: %s_d_model %d / %d heads must be a whole, even head dim",
+                          tw[X], tw[X], z->d_model, z->n_heads);
+        if (z->n_heads % cfg->tp || z->d_ff % cfg->tp)
+            return errorf(err, errlen, "parallel.tp: zipper.%s_n_heads = %d and %s_d_ff = %d must be divisible by tp = %d",
+                          tw[X], z->n_heads, tw[X], z->d_ff, cfg->tp);
+        if (z->n_layers % z->interval)
+            return errorf(err, errlen, "zipper.interval_%s: %d does not divide zipper.%s_n_layers = %d", tw[X],
+                          z->interval, tw[X], z->n_layers);
+    }
+    if (s->zt[0].n_layers / s->zt[0].interval != s->zt[1].n_layers / s->zt[1].interval)
+        return errorf(err, errlen, "zipper.interval_speech: %d / %d blocks in the speech tower, %d / %d in the text tower; "
+                      "both towers need the same number", s->zt[1].n_layers, s->zt[1].interval, s->zt[0].n_layers,
+                      s->zt[0].interval);
+    return true;
+}
+
 static bool resolve_moe(config_t *cfg, char *err, size_t errlen)
 {
     model_shape_t *s = &cfg->model;
@@ -578,6 +646,30 @@ static bool resolve_opt(config_t *cfg, char *err, size_t errlen)
     return true;
 }
 
+/* Continuous images: the image modality, and what the generator and the model need. */
+static bool resolve_images(config_t *cfg, char *err, size_t errlen)
+{
+    model_shape_t *s = &cfg->model;
+    s->image_modality = -1;
+    for (int m = 0; m < cfg->data.n_modalities; m++)
+        if (!strcmp(cfg->data.names[m], "image"))
+            s->image_modality = m;
+    cfg->data.synth.patch_dim = 0;
+    if (s->image_objective != IMAGE_DIFFUSION)
+        return true;
+    if (s->image_modality < 0)
+        return errorf(err, errlen, "model.image_objective: diffusion needs 'image' in data.modalities (got '%s')",
+                      cfg->modalities);
+    if (cfg->data.source != DATA_SYNTHETIC && cfg->sample_steps > 0)
+        return errorf(err, errlen, "model.sample_steps: the sampling check scores against the synthetic generator's classes; it needs data.source = synthetic");
+    s->patch_dim = cfg->patch_dim;
+    s->image_len = cfg->data.synth.image_h * cfg->data.synth.image_w;
+    cfg->data.synth.patch_dim = cfg->patch_dim;
+    cfg->data.synth.diffusion_steps = s->diffusion_steps;
+    cfg->data.synth.t_cap_image_first = cfg->t_cap_image_first;
+    return true;
+}
+
 bool config_resolve(config_t *cfg, char *err, size_t errlen)
 {
     if (cfg->size[0]) {
@@ -617,6 +709,8 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         return errorf(err, errlen, "parallel.tp: model.n_heads = %d is not divisible by tp = %d", cfg->model.n_heads, cfg->tp);
     if (cfg->model.d_ff % cfg->tp)
         return errorf(err, errlen, "parallel.tp: model.d_ff = %d is not divisible by tp = %d", cfg->model.d_ff, cfg->tp);
+    if (cfg->data.source == DATA_ALIGNED && strcmp(cfg->modalities, "text,speech"))
+        return errorf(err, errlen, "data.modalities: data.source = aligned needs 'text,speech', got '%s'", cfg->modalities);
     if (cfg->data.source == DATA_FILE && !cfg->data.path[0])
         return errorf(err, errlen, "data.path: required when data.source = file");
 
@@ -660,7 +754,8 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         cfg->data.mix_share[m] /= tot;
 
     /* towers */
-    if (cfg->model.kind == MODEL_DENSE || cfg->model.kind == MODEL_MOE) {
+    if (cfg->model.kind == MODEL_DENSE || cfg->model.kind == MODEL_MOE || cfg->model.kind == MODEL_ZIPPER ||
+        cfg->model.kind == MODEL_VOCAB_EXPANSION) {
         cfg->model.n_towers = 1;
         for (int m = 0; m < n; m++)
             cfg->model.tower_of[m] = 0;
@@ -698,7 +793,9 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
             if (cfg->model.tower_of[m] < 0)
                 return errorf(err, errlen, "model.towers: modality '%s' is in no group", cfg->data.names[m]);
     }
-    if (!resolve_moe(cfg, err, errlen))
+    if (!resolve_moe(cfg, err, errlen) || !resolve_zipper(cfg, err, errlen))
+        return false;
+    if (!resolve_images(cfg, err, errlen))
         return false;
     if (!resolve_opt(cfg, err, errlen))
         return false;

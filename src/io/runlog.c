@@ -22,7 +22,7 @@
 struct runlog {
     hid_t file;
     char path[CFG_PATH_LEN];
-    hsize_t width[RUNREC_N_WIDTHS]; /* by enum runrec_width: 1, n_modalities, world_size, load, tasks, retrieval */
+    hsize_t width[RUNREC_N_WIDTHS]; /* by enum runrec_width: 1, n_modalities, world_size, load, grid, 1, decoding, tasks, retrieval */
     hid_t ds[RUNREC_N_COLUMNS];
     hsize_t rows[2];                /* rows written, by enum runrec_group */
     int64_t last_step[2];           /* last step written, by group */
@@ -39,10 +39,11 @@ static h5ctx_t ctx_of(runlog_t *r)
     return (h5ctx_t){r->path, r->error, r->failed ? 0 : sizeof r->error};
 }
 
-static int rank_of(const runrec_column_t *col) { return col->width == RUNREC_ONE ? 1 : 2; }
+static int rank_of(const runrec_column_t *col) { return runrec_rank(col->width); }
 
-/* A LOAD column exists only for a model with experts, TASK and RETR ones only for an
- * OPT model (width > 0). */
+/* A LOAD column exists only for a model with experts, GRID and IMG columns only for
+ * continuous images, the decoding columns only in a run that decodes, TASK and RETR
+ * ones only for an OPT model (width > 0). */
 static bool present(const runlog_t *r, const runrec_column_t *col) { return r->width[col->width] > 0; }
 
 /* Slurm variables of this job into the root attributes (create and reopen). */
@@ -116,7 +117,15 @@ static bool write_model_attrs(const h5ctx_t *c, hid_t g, const runlog_meta_t *m)
            h5_attr_put_i64(c, g, o, "params_total", m->params_total) &&
            h5_attr_put_i64(c, g, o, "params_active_per_token", m->params_active_per_token) &&
            h5_attr_put_f64(c, g, o, "flops_per_token", m->flops_per_token) &&
-           (m->load_width == 0 || write_moe_attrs(c, g, m));
+           (m->load_width == 0 || write_moe_attrs(c, g, m)) &&
+           h5_attr_put_str(c, g, o, "image_objective", m->image_objective ? m->image_objective : "tokens") &&
+           (m->image_grid == 0 ||
+            (h5_attr_put(c, g, o, "diffusion_eval_t", H5T_STD_I32LE, H5T_NATIVE_INT32, (hsize_t)m->image_grid,
+                         m->image_grid_t) &&
+             h5_attr_put_i32(c, g, o, "diffusion_steps", m->diffusion_steps) &&
+             h5_attr_put_i32(c, g, o, "patch_dim", m->patch_dim) &&
+             h5_attr_put_f64(c, g, o, "diffusion_weight", m->diffusion_weight) &&
+             h5_attr_put_i32(c, g, o, "sample_steps", m->sample_steps)));
 }
 
 /* /restarts: one row per (re)start of the run, written before SWMR starts (SWMR
@@ -261,6 +270,11 @@ runlog_t *runlog_create(const char *path, const runlog_meta_t *meta, char *err, 
     r->width[RUNREC_MOD] = (hsize_t)meta->n_modalities;
     r->width[RUNREC_WORLD] = (hsize_t)meta->world_size;
     r->width[RUNREC_LOAD] = (hsize_t)(meta->load_width > 0 ? meta->load_width : 0);
+    r->width[RUNREC_GRID] = (hsize_t)(meta->image_grid > 0 ? meta->image_grid : 0);
+    r->width[RUNREC_IMG] = meta->image_grid > 0;
+    r->width[RUNREC_DEC] = meta->decode_pairs > 0;
+    r->width[RUNREC_BUCKET] = meta->decode_pairs > 0 ? RUNREC_BUCKETS : 0;
+    r->width[RUNREC_PAIRS] = (hsize_t)(meta->decode_pairs > 0 ? meta->decode_pairs : 0);
     r->width[RUNREC_TASK] = (hsize_t)(meta->task_width > 0 ? meta->task_width : 0);
     r->width[RUNREC_RETR] = meta->task_width > 0 ? RUNREC_RETRIEVAL_WIDTH : 0;
     r->world_now = r->width[RUNREC_WORLD];
@@ -339,17 +353,24 @@ static bool reopen_columns(const h5ctx_t *c, runlog_t *r, int64_t last_step, int
     /* Modalities, world size and load come from the file: the first 2-D column of
      * each (a LOAD column only if the file has one). */
     r->width[RUNREC_ONE] = r->width[RUNREC_MOD] = r->width[RUNREC_WORLD] = 1;
-    r->width[RUNREC_LOAD] = r->width[RUNREC_TASK] = r->width[RUNREC_RETR] = 0;
-    for (size_t i = 0; i < RUNREC_N_COLUMNS; i++)
-        if (runrec_columns[i].width >= RUNREC_LOAD) {
+    r->width[RUNREC_LOAD] = r->width[RUNREC_GRID] = r->width[RUNREC_IMG] = 0;
+    r->width[RUNREC_DEC] = r->width[RUNREC_BUCKET] = r->width[RUNREC_PAIRS] = 0;
+    r->width[RUNREC_TASK] = r->width[RUNREC_RETR] = 0;
+    for (size_t i = 0; i < RUNREC_N_COLUMNS; i++) {
+        int w = runrec_columns[i].width;
+        if (w == RUNREC_LOAD || w == RUNREC_GRID || w == RUNREC_IMG || w == RUNREC_DEC || w == RUNREC_BUCKET ||
+            w == RUNREC_PAIRS || w == RUNREC_TASK || w == RUNREC_RETR) {
             int e = h5_exists(c, r->file, runrec_columns[i].path);
             if (e < 0)
                 return false;
-            r->width[runrec_columns[i].width] |= e > 0;
+            r->width[w] = e > 0;
         }
+    }
     if (!open_datasets(c, r))
         return false;
-    bool known[RUNREC_N_WIDTHS] = {true};
+    bool known[RUNREC_N_WIDTHS];
+    for (int w = 0; w < RUNREC_N_WIDTHS; w++)
+        known[w] = runrec_scalar(w);
     for (size_t i = 0; i < RUNREC_N_COLUMNS; i++) {
         const runrec_column_t *col = &runrec_columns[i];
         int rank;
@@ -406,7 +427,7 @@ runlog_t *runlog_reopen(const char *path, int64_t last_step, int world_size, int
 static const void *value_of(const runrec_column_t *col, const void *row)
 {
     const char *p = (const char *)row + col->row_off;
-    return col->width == RUNREC_ONE ? (const void *)p : *(const void *const *)p;
+    return runrec_rank(col->width) == 1 ? (const void *)p : *(const void *const *)p;
 }
 
 /* Append one row of `group` from the row struct; /ranks rows padded to the file's width. */

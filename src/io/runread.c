@@ -123,7 +123,9 @@ static void group_rows(reader_t *r, runrec_t *run, int group, bool *present, siz
             return;
         }
         size_t want = col->width == RUNREC_MOD ? (size_t)run->n_mod : 1;
-        if (col->width == RUNREC_WORLD) {
+        if (col->width == RUNREC_GRID) {
+            run->n_grid = rank == 2 ? (size_t)dims[1] : 0;
+        } else if (col->width == RUNREC_WORLD) {
             run->n_ranks = (size_t)dims[1];
         } else if (col->width == RUNREC_LOAD) {
             run->n_load = rank == 2 ? (size_t)dims[1] : 0;
@@ -134,10 +136,13 @@ static void group_rows(reader_t *r, runrec_t *run, int group, bool *present, siz
                                      run->moe_experts, run->n_mod);
                 return;
             }
+        } else if (col->width == RUNREC_BUCKET || col->width == RUNREC_PAIRS) {
+            size_t *k = col->width == RUNREC_BUCKET ? &run->n_bucket : &run->n_pairs;
+            *k = rank == 2 ? (size_t)dims[1] : 0;
         } else if (col->width == RUNREC_TASK || col->width == RUNREC_RETR) {
             size_t *w = col->width == RUNREC_TASK ? &run->n_task : &run->n_retr;
             *w = rank == 2 ? (size_t)dims[1] : 0;
-        } else if ((size_t)dims[1] != want || (col->width == RUNREC_ONE) != (rank == 1)) {
+        } else if ((size_t)dims[1] != want || (runrec_rank(col->width) == 1) != (rank == 1)) {
             r->failed = !h5_fail(&r->c, col->path, "has %llu columns but %zu were expected%s",
                                  (unsigned long long)dims[1], want,
                                  col->width == RUNREC_MOD ? " (one per /model modality)" : "");
@@ -156,9 +161,11 @@ static void read_group(reader_t *r, runrec_t *run, int group, const bool *presen
         const runrec_column_t *col = &runrec_columns[i];
         if (col->group != group)
             continue;
-        size_t width = col->width == RUNREC_ONE ? 1 : col->width == RUNREC_MOD ? (size_t)run->n_mod
-                     : col->width == RUNREC_LOAD ? run->n_load : col->width == RUNREC_TASK ? run->n_task
-                     : col->width == RUNREC_RETR ? run->n_retr : run->n_ranks;
+        size_t width = runrec_scalar(col->width) ? 1 : col->width == RUNREC_MOD ? (size_t)run->n_mod
+                     : col->width == RUNREC_LOAD ? run->n_load : col->width == RUNREC_GRID ? run->n_grid
+                     : col->width == RUNREC_BUCKET ? run->n_bucket : col->width == RUNREC_PAIRS ? run->n_pairs
+                     : col->width == RUNREC_TASK ? run->n_task : col->width == RUNREC_RETR ? run->n_retr
+                     : run->n_ranks;
         size_t n = rows * width;
         void *buf = xcalloc(n + 1, 8);
         *(void **)column_ptr(run, col) = buf;
@@ -172,7 +179,7 @@ static void read_group(reader_t *r, runrec_t *run, int group, const bool *presen
         if (d >= 0 && H5Drefresh(d) < 0)
             h5_fail(&r->c, col->path, "cannot refresh");
         hsize_t start[2] = {0, 0}, count[2] = {rows, width};
-        if (d < 0 || !h5_slab_read(&r->c, d, col->path, col->width == RUNREC_ONE ? 1 : 2, start, count,
+        if (d < 0 || !h5_slab_read(&r->c, d, col->path, runrec_rank(col->width), start, count,
                                    col->i64 ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, buf, H5P_DEFAULT))
             r->failed = true;
         h5_drop(&d);

@@ -26,16 +26,6 @@ void rope_init(rope_t *r, int64_t T, int64_t hd, double theta)
         }
 }
 
-void rope_identity(rope_t *r, int64_t T, int64_t hd)
-{
-    r->T = T;
-    r->hd = hd;
-    r->cos = xmalloc((size_t)(T * hd / 2) * sizeof(real));
-    r->sin = xcalloc((size_t)(T * hd / 2), sizeof(real));
-    for (int64_t i = 0; i < T * hd / 2; i++)
-        r->cos[i] = 1;
-}
-
 void rope_free(rope_t *r)
 {
     free(r->cos);
@@ -58,6 +48,30 @@ static void mask_one_row(attn_mask_t *mk, int kind, int64_t T)
 void attn_mask_causal(attn_mask_t *mk, int64_t T) { mask_one_row(mk, MASK_CAUSAL, T); }
 
 void attn_mask_bidirectional(attn_mask_t *mk, int64_t T) { mask_one_row(mk, MASK_BIDIRECTIONAL, T); }
+void attn_mask_spans(attn_mask_t *mk, int64_t T, int max_seqs)
+{
+    mk->kind = MASK_CAUSAL_SPANS;
+    mk->Tq = mk->Tk = T;
+    mk->stride = T;
+    mk->hi = xmalloc((size_t)(T * max_seqs) * sizeof *mk->hi);
+    for (int64_t i = 0; i < T * max_seqs; i++)
+        mk->hi[i] = i % T + 1;
+}
+
+void attn_mask_set_spans(attn_mask_t *mk, int b, const int32_t *span)
+{
+    /* a run [i0, i1) of one non-zero id: every row in it sees keys [0, i1) */
+    int64_t T = mk->Tq, *hi = mk->hi + (int64_t)b * mk->stride;
+    for (int64_t i0 = 0; i0 < T;) {
+        int64_t i1 = i0 + 1;
+        if (span[i0] != 0)
+            while (i1 < T && span[i1] == span[i0])
+                i1++;
+        for (int64_t i = i0; i < i1; i++)
+            hi[i] = span[i0] != 0 ? i1 : i + 1;
+        i0 = i1;
+    }
+}
 
 void attn_mask_free(attn_mask_t *mk)
 {
@@ -84,19 +98,30 @@ static inline int64_t at(const attn_geom_t *g, int b, int h, int64_t i)
     return (((int64_t)b * g->hl + h) * g->T + i) * g->hd;
 }
 
+/* RoPE of position i (inverse: the backward), or a copy without RoPE (cross-attention:
+ * the two streams' positions are not on one axis). */
+static inline void rotate(const attn_geom_t *g, real *dst, const real *src, int64_t i, int inverse)
+{
+    int64_t hd = g->hd;
+    if (!g->rope) {
+        memcpy(dst, src, (size_t)hd * sizeof(real));
+        return;
+    }
+    rope_rotate(dst, src, g->rope->cos + i * hd / 2, g->rope->sin + i * hd / 2, hd, inverse);
+}
+
 void attention_forward(const attn_geom_t *g, attn_acts_t *A, attn_scratch_t *S, real *att,
                        const real *q, const real *k, const real *v)
 {
     int64_t T = g->T, hd = g->hd, dl = g->dl;
-    const real *cs = g->rope->cos, *sn = g->rope->sin;
     real scale = (real)(1.0 / sqrt((double)hd));
     for (int b = 0; b < g->B; b++)
         for (int h = 0; h < g->hl; h++) {
             /* grouped rows -> sequence order, RoPE on q and k */
             for (int64_t i = 0; i < T; i++) {
                 int64_t src = g->inv[b * T + i] * dl + h * hd, dst = at(g, b, h, i);
-                rope_rotate(A->qa + dst, q + src, cs + i * hd / 2, sn + i * hd / 2, hd, 0);
-                rope_rotate(A->ka + dst, k + src, cs + i * hd / 2, sn + i * hd / 2, hd, 0);
+                rotate(g, A->qa + dst, q + src, i, 0);
+                rotate(g, A->ka + dst, k + src, i, 0);
                 memcpy(A->va + dst, v + src, (size_t)hd * sizeof(real));
             }
             real *P = A->p + ((int64_t)b * g->hl + h) * T * T;
@@ -125,7 +150,6 @@ void attention_backward(const attn_geom_t *g, const attn_acts_t *A, attn_scratch
                         real *dk, real *dv, const real *datt)
 {
     int64_t T = g->T, hd = g->hd, dl = g->dl;
-    const real *cs = g->rope->cos, *sn = g->rope->sin;
     real scale = (real)(1.0 / sqrt((double)hd));
     for (int b = 0; b < g->B; b++)
         for (int h = 0; h < g->hl; h++) {
@@ -161,8 +185,8 @@ void attention_backward(const attn_geom_t *g, const attn_acts_t *A, attn_scratch
             /* back to grouped rows; RoPE backward is the inverse rotation */
             for (int64_t i = 0; i < T; i++) {
                 int64_t dst = g->inv[b * T + i] * dl + h * hd;
-                rope_rotate(dq + dst, dqa + i * hd, cs + i * hd / 2, sn + i * hd / 2, hd, 1);
-                rope_rotate(dk + dst, dka + i * hd, cs + i * hd / 2, sn + i * hd / 2, hd, 1);
+                rotate(g, dq + dst, dqa + i * hd, i, 1);
+                rotate(g, dk + dst, dka + i * hd, i, 1);
                 memcpy(dv + dst, dva + i * hd, (size_t)hd * sizeof(real));
             }
         }

@@ -41,8 +41,12 @@ void flops_finish(flops_report_t *r, int n_modalities, uint32_t expert_modalitie
         double fwd = 0, matrix = 0;
         for (int i = 0; i < r->n_fwd; i++) {
             const flops_term_t *t = &r->fwd[i];
-            if (t->scope != FLOPS_ALL && (t->scope == FLOPS_EXPERTS) != experts)
+            if (t->scope == FLOPS_IMAGE) {
+                if (m != r->image_modality)
+                    continue;
+            } else if (t->scope != FLOPS_ALL && (t->scope == FLOPS_EXPERTS) != experts) {
                 continue;
+            }
             fwd += t->value;
             matrix += t->matrix ? t->value : 0;
         }

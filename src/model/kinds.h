@@ -16,6 +16,8 @@ typedef struct model_kind_ops {
     void (*forward)(model_t *m, const int32_t *windows, int B, real grad_scale,
                     double *loss_sum, int64_t *count);
     void (*backward)(model_t *m);
+    /* model_next_logits over one window of seq_len + 1 tokens (the first n given) */
+    void (*next_logits)(model_t *m, const int32_t *window, int64_t n, int mod, real *out);
     void (*flops)(flops_report_t *r, const model_shape_t *s, int32_t vocab_size);
     void (*memory)(model_memory_t *r, const model_shape_t *s, int32_t vocab_size, int tp_size,
                    int max_seqs);
@@ -29,7 +31,10 @@ const model_kind_ops_t *model_kind_of(int kind);
 void model_table_build(model_t *m, void (*list)(const model_t *m, table_builder_t *b, void *ctx),
                        void *ctx);
 
-extern const model_kind_ops_t tower_kind;
-extern const model_kind_ops_t opt_kind;
+/* Lay the frozen tensors out after every trainable one (their gradient and optimizer
+ * state do not exist) and set m->n_trainable; after model_table_build. */
+void model_table_freeze_last(model_t *m);
+
+extern const model_kind_ops_t tower_kind, vocab_expansion_kind, zipper_kind, opt_kind;
 
 #endif

@@ -116,9 +116,6 @@ typedef struct rope {
 } rope_t;
 
 void rope_init(rope_t *r, int64_t T, int64_t hd, double theta);
-/* No rotation (cos 1, sin 0): attention over positions that carry their own
- * position information (an encoder with learned positions or box geometry). */
-void rope_identity(rope_t *r, int64_t T, int64_t hd);
 void rope_free(rope_t *r);
 
 /* ---- attention (attention.c) -----------------------------------------------------
@@ -142,17 +139,25 @@ typedef struct attn_mask {
 
 /* The causal mask of sequences of T: hi[i] = i + 1 for every sequence. */
 void attn_mask_causal(attn_mask_t *mk, int64_t T);
-/* The bidirectional mask of sequences of T: hi[i] = T for every sequence. */
+/* The bidirectional mask of sequences of T: hi[i] = T for every sequence (with
+ * attn_geom_t.rope NULL for positions that carry their own order). */
 void attn_mask_bidirectional(attn_mask_t *mk, int64_t T);
+/* Causal with bidirectional spans, for up to max_seqs sequences of T; each
+ * sequence's rows are set by attn_mask_set_spans. */
+void attn_mask_spans(attn_mask_t *mk, int64_t T, int max_seqs);
+/* Sequence b's rows from span ids (T): a maximal run of equal non-zero ids is one
+ * span, and a row inside it sees up to the span's end; id 0 is causal. */
+void attn_mask_set_spans(attn_mask_t *mk, int b, const int32_t *span);
 void attn_mask_free(attn_mask_t *mk);
 
-/* Self-attention of B sequences of T positions, hl heads of hd, with rows in grouped
+/* Attention of B sequences of T positions (cross-attention: queries of one stream,
+ * keys and values of another laid out alike, the mask saying what is visible), hl heads of hd, with rows in grouped
  * order: inv[b T + i] is the grouped row of sequence position i of sequence b. */
 typedef struct attn_geom {
     int B, hl;
     int64_t T, hd, dl;             /* dl = hl * hd: the width of q, k, v rows */
     const int64_t *inv;
-    const rope_t *rope;
+    const rope_t *rope;            /* NULL: no rotation (cross-attention) */
     const attn_mask_t *mask;
 } attn_geom_t;
 
@@ -295,15 +300,20 @@ void moe_backward(model_t *m, struct sl_state *sl, const moe_geom_t *g, const mo
                   const moe_acts_t *A, moe_scratch_t *S, real *dx, const real *dz, const real *x,
                   real zloss_scale);
 
-/* ---- continuous vectors in (veclinear.c) ------------------------------------------
- * One replicated weight W (in, out) over n contiguous rows: the encoders of region
- * features, box geometry and audio frames, and the heads that predict features. */
+/* ---- continuous vectors in and out (patch.c) -------------------------------------
+ * One replicated weight W (in, out), rows contiguous: the patch encoder
+ * (patch_dim -> d), the patch decoder (d -> patch_dim) and the timestep embedding's
+ * linear (its features -> d); OPT's region, box and frame encoders and the heads
+ * that predict features. */
 /* Y (n, out) (+)= X (n, in) W (accumulate chooses). */
 void vec_linear_forward(model_t *m, int w, real *Y, bool accumulate, const real *X, int64_t n, int64_t in,
                         int64_t out);
 /* dW += X^T dY; dX = dY W^T (overwritten) unless dX is NULL (inputs that are data). */
 void vec_linear_backward(model_t *m, int w, real *dX, const real *dY, const real *X, int64_t n, int64_t in,
                          int64_t out);
+/* F (n, dim): the sinusoidal features of integer timesteps, sin then cos of
+ * t x 10000^(-j / (dim / 2)), j < dim / 2; the timestep embedding is F W. */
+void timestep_features(real *F, const int32_t *t, int64_t n, int64_t dim);
 
 /* ---- losses (loss.c) ---------------------------------------------------------------
  * Each adds per-modality sums and counts, by the modality of the target. */
@@ -314,10 +324,16 @@ void vec_linear_backward(model_t *m, int w, real *dX, const real *dY, const real
 void loss_cross_entropy(real *logits, int64_t N, int64_t V, const int32_t *target,
                         const int64_t *perm, const vocab_t *vocab, real scale, double *loss_sum,
                         int64_t *count);
+/* The same over the rows with skip[g] == 0 (skip NULL: every row); a skipped row
+ * adds nothing and its logits become 0 (no gradient). row_loss (NULL: not wanted)
+ * gets each row's loss, 0 for skipped rows. */
+void loss_cross_entropy_rows(real *logits, int64_t N, int64_t V, const int32_t *target, const int64_t *perm,
+                             const vocab_t *vocab, real scale, const uint8_t *skip, double *row_loss,
+                             double *loss_sum, int64_t *count);
 /* Mean squared error per row of n rows of P: loss_r = (1/P) sum_j (pred - target)^2,
  * loss_sum[mod] += loss_r, count[mod]++ (one count per row); pred becomes
  * d(scale * sum_r loss_r)/d pred = (2 scale / P)(pred - target) (scale 0: just the
- * loss, pred unchanged). Regression of features. */
+ * loss, pred unchanged). Regression and the diffusion noise objective. */
 void loss_mse(real *pred, const real *target, int64_t n, int64_t P, int mod, real scale, double *loss_sum,
               int64_t *count);
 /* Softmax cross-entropy of n rows of C logits against label[r], every row counted

@@ -38,13 +38,14 @@ void linear_backward(model_t *m, struct sl_state *sl, const blocks_t *b, const i
         if (n == 0)
             continue;
         const tensor_info_t *t = &m->tensors[w[k]];
-        if (sl) {
+        if (sl) { /* zipper, the one kind with frozen tensors, runs under Megatron */
             sl_linear_backward(sl, sl_kind_of(t), dX + o * in, m->grads + t->offset, X + o * in,
                                dY + o * out, m->params + t->offset, n, t->rows, t->cols, accumulate);
             continue;
         }
-        gemm(GEMM_PROJ, true, false, in, out, n, 1, X + o * in, in, dY + o * out, out, 1,
-             m->grads + t->offset, out);
+        if (!t->frozen) /* a frozen weight gets no gradient; dX still does */
+            gemm(GEMM_PROJ, true, false, in, out, n, 1, X + o * in, in, dY + o * out, out, 1,
+                 m->grads + t->offset, out);
         gemm(GEMM_PROJ, false, true, n, in, out, 1, dY + o * out, out, m->params + t->offset, out,
              accumulate ? 1 : 0, dX + o * in, in);
     }

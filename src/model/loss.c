@@ -1,7 +1,10 @@
 /* Losses, each adding per-modality sums and counts: softmax cross-entropy by the
- * target's modality, mean squared error (regression), classification of rows into
- * classes, and the cosine-similarity contrastive loss (InfoNCE). */
+ * target's modality, the mean squared error (regression, diffusion noise) by the
+ * modality the caller names, classification of rows into classes, and the
+ * cosine-similarity contrastive loss (InfoNCE). */
 #include <math.h>
+#include <string.h>
+
 #include "layers.h"
 #include "motscale/gemm.h"
 #include "motscale/kernels.h"
@@ -20,19 +23,41 @@ void loss_cross_entropy(real *logits, int64_t N, int64_t V, const int32_t *targe
     }
 }
 
+void loss_cross_entropy_rows(real *logits, int64_t N, int64_t V, const int32_t *target, const int64_t *perm,
+                             const vocab_t *vocab, real scale, const uint8_t *skip, double *row_loss,
+                             double *loss_sum, int64_t *count)
+{
+    for (int64_t g = 0; g < N; g++) {
+        if (skip && skip[g]) {
+            memset(logits + g * V, 0, (size_t)V * sizeof(real));
+            if (row_loss)
+                row_loss[g] = 0;
+            continue;
+        }
+        int32_t y = target[perm ? perm[g] : g];
+        int mod = vocab_modality(vocab, y);
+        double l = cross_entropy_row(logits + g * V, logits + g * V, y, V, scale);
+        loss_sum[mod] += l;
+        count[mod]++;
+        if (row_loss)
+            row_loss[g] = l;
+    }
+}
+
 void loss_mse(real *pred, const real *target, int64_t n, int64_t P, int mod, real scale, double *loss_sum,
               int64_t *count)
 {
-    /* loss_r = (1/P) sum_j (pred - target)^2;  d/d pred = (2 / P)(pred - target) */
+    /* loss_r = (1/P) sum_j (pred_rj - target_rj)^2;  d/d pred_rj = (2 scale / P)(pred_rj - target_rj) */
+    real f = (real)(2.0 * (double)scale / (double)P);
     for (int64_t r = 0; r < n; r++) {
-        double sum = 0;
+        double acc = 0;
         for (int64_t j = 0; j < P; j++) {
             double e = (double)pred[r * P + j] - (double)target[r * P + j];
-            sum += e * e;
+            acc += e * e;
             if (scale != 0)
-                pred[r * P + j] = (real)(2.0 * scale / (double)P * e);
+                pred[r * P + j] = f * (pred[r * P + j] - target[r * P + j]);
         }
-        loss_sum[mod] += sum / (double)P;
+        loss_sum[mod] += acc / (double)P;
         count[mod]++;
     }
 }

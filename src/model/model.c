@@ -11,7 +11,9 @@
 #include "kinds.h"
 
 /* model.kind -> entry: dense, mot, towers and moe are all the tower transformer
- * (moe: one tower whose FFN slot holds experts); opt is the tri-modal encoder. */
+ * (moe: one tower whose FFN slot holds experts); vocab_expansion is a dense tower
+ * transformer that starts from a smaller vocabulary's checkpoint; zipper fuses two;
+ * opt is the tri-modal encoder. */
 const model_kind_ops_t *model_kind_of(int kind)
 {
     switch (kind) {
@@ -20,6 +22,10 @@ const model_kind_ops_t *model_kind_of(int kind)
     case MODEL_TOWERS:
     case MODEL_MOE:
         return &tower_kind;
+    case MODEL_VOCAB_EXPANSION:
+        return &vocab_expansion_kind;
+    case MODEL_ZIPPER:
+        return &zipper_kind;
     case MODEL_OPT:
         return &opt_kind;
     }
@@ -39,6 +45,24 @@ void model_table_build(model_t *m, void (*list)(const model_t *m, table_builder_
     m->tensors = b.tensors;
     m->n_tensors = b.n;
     m->n_local = b.n_local;
+    m->n_trainable = b.n_local;
+}
+
+void model_table_freeze_last(model_t *m)
+{
+    size_t at = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < m->n_tensors; i++) {
+            tensor_info_t *t = &m->tensors[i];
+            if (t->frozen != (pass == 1))
+                continue;
+            t->offset = at;
+            at += t->numel;
+        }
+    m->n_trainable = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!m->tensors[i].frozen)
+            m->n_trainable += m->tensors[i].numel;
 }
 
 void model_build(model_t *m, const model_shape_t *shape, const vocab_t *v, tp_ctx_t tp, int max_seqs)
@@ -49,9 +73,13 @@ void model_build(model_t *m, const model_shape_t *shape, const vocab_t *v, tp_ct
     m->vocab = *v;
     m->tp = tp;
     m->max_seqs = max_seqs;
+    for (int k = 0; k < MAX_MODALITIES; k++)
+        m->loss_weight[k] = 1;
+    if (shape->image_objective == IMAGE_DIFFUSION && shape->image_modality >= 0)
+        m->loss_weight[shape->image_modality] = shape->diffusion_weight;
     m->ops->build(m);
     m->params = xcalloc(m->n_local, sizeof(real));
-    m->grads = xcalloc(m->n_local, sizeof(real));
+    m->grads = xcalloc(m->n_trainable ? m->n_trainable : 1, sizeof(real));
 }
 
 void model_free(model_t *m)
@@ -80,9 +108,9 @@ void model_init_params(model_t *m, uint64_t seed, const model_init_t *init)
     for (int i = 0; i < m->n_tensors; i++) {
         const tensor_info_t *t = &m->tensors[i];
         real *p = m->params + t->offset;
-        if (t->init == INIT_ONES) {
+        if (t->init == INIT_ONES || t->init == INIT_ZERO) {
             for (size_t j = 0; j < t->numel; j++)
-                p[j] = 1;
+                p[j] = t->init == INIT_ONES ? 1 : 0;
             continue;
         }
         int tower = init->same_towers && t->tower >= 0 ? 0 : t->tower;
@@ -103,7 +131,7 @@ void model_init_params(model_t *m, uint64_t seed, const model_init_t *init)
     gsl_rng_free(rng);
 }
 
-void model_zero_grads(model_t *m) { memset(m->grads, 0, m->n_local * sizeof(real)); }
+void model_zero_grads(model_t *m) { memset(m->grads, 0, m->n_trainable * sizeof(real)); }
 
 void model_forward(model_t *m, const int32_t *windows, int B, real grad_scale, double *loss_sum,
                    int64_t *count)
@@ -114,6 +142,21 @@ void model_forward(model_t *m, const int32_t *windows, int B, real grad_scale, d
 }
 
 void model_backward(model_t *m) { m->ops->backward(m); }
+
+void model_next_logits(model_t *m, const int32_t *tokens, int64_t n, int mod, real *out)
+{
+    int64_t T = m->shape.seq_len;
+    if (n < 1 || n > T)
+        DIE(EXIT_FAULT, "model_next_logits: %lld tokens, the model reads 1 to %lld", (long long)n, (long long)T);
+    int32_t *w = xmalloc((size_t)(T + 1) * sizeof *w);
+    /* the rest of the window repeats the last token: causal, so nothing reads it */
+    for (int64_t i = 0; i <= T; i++)
+        w[i] = tokens[i < n ? i : n - 1];
+    for (int32_t j = 0; j < m->vocab.size; j++)
+        out[j] = -INFINITY;
+    m->ops->next_logits(m, w, n, mod, out);
+    free(w);
+}
 
 const tensor_info_t *model_find(const model_t *m, const char *name)
 {

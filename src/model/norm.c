@@ -14,13 +14,14 @@ void norm_forward(model_t *m, const blocks_t *b, const int *w, real *Y, real *rs
     }
 }
 
+/* A frozen weight (tensor_info_t.frozen) gets no gradient; dX still does. */
 void norm_backward(model_t *m, const blocks_t *b, const int *w, real *dX, const real *dY,
                    const real *X, const real *rstd, int64_t d)
 {
     for (int k = 0; k < b->n; k++) {
         int64_t o = b->off[k];
         const tensor_info_t *t = &m->tensors[w[k]];
-        rmsnorm_backward(dX + o * d, m->grads + t->offset, dY + o * d, X + o * d,
+        rmsnorm_backward(dX + o * d, t->frozen ? NULL : m->grads + t->offset, dY + o * d, X + o * d,
                          m->params + t->offset, rstd + o, blocks_rows(b, k), d);
     }
 }
@@ -47,11 +48,11 @@ void qknorm_backward(model_t *m, const blocks_t *b, const int *w, real *dX, cons
     for (int k = 0; k < b->n; k++) {
         const tensor_info_t *t = &m->tensors[w[k]];
         const real *wk = m->params + t->offset;
-        real *dw = m->grads + t->offset;
+        real *dw = t->frozen ? NULL : m->grads + t->offset;
         for (int64_t g = b->off[k]; g < b->off[k + 1]; g++)
             for (int h = 0; h < hl; h++) {
                 int64_t off = g * dl + h * hd;
-                rmsnorm_backward(dX + off, dw + h * hd, dY + off, X + off, wk + h * hd,
+                rmsnorm_backward(dX + off, dw ? dw + h * hd : NULL, dY + off, X + off, wk + h * hd,
                                  rstd + g * hl + h, 1, hd);
             }
     }

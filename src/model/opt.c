@@ -97,7 +97,6 @@ typedef struct decoder {
     blocks_t rows;
     int64_t *inv, *hi;             /* identity (max_seqs T); every memory key visible (max_seqs T) */
     attn_mask_t mask;
-    rope_t rope;
     dec_acts_t *la;
     real *out, *rs_f, *dhf;        /* kept: last block's output, final norm's rstd, d/d its output */
     int32_t *in, *tgt;             /* kept: input ids and targets (max_seqs T) */
@@ -113,7 +112,6 @@ typedef struct stack {
     blocks_t rows;
     int64_t *inv;                  /* (max_seqs T) sequence position -> grouped row */
     attn_mask_t mask;
-    rope_t rope;
     blk_acts_t *la;                /* L */
     real *out;                     /* (N, d) kept: the last block's output */
 } stack_t;
@@ -393,7 +391,7 @@ static void impl_shape(opt_impl_t *t, const model_shape_t *s, int tp_size)
 
 /* A decoder's index table, layer list and fixed geometry: the identity order, the
  * causal mask over its T positions, every one of the S memory keys visible. */
-static void dec_alloc(decoder_t *dc, int max_seqs, int64_t S, int64_t hd)
+static void dec_alloc(decoder_t *dc, int max_seqs, int64_t S)
 {
     int64_t n = (int64_t)max_seqs * dc->T;
     dc->w = xcalloc((size_t)(imax(dc->L, 1) * DEC_ROLES), sizeof *dc->w);
@@ -403,7 +401,6 @@ static void dec_alloc(decoder_t *dc, int max_seqs, int64_t S, int64_t hd)
     for (int64_t i = 0; i < n; i++)
         dc->inv[i] = i, dc->hi[i] = S;
     attn_mask_causal(&dc->mask, dc->T);
-    rope_identity(&dc->rope, dc->T, hd);
 }
 
 static void opt_build(model_t *m)
@@ -417,10 +414,9 @@ static void opt_build(model_t *m)
         s->la = xcalloc((size_t)imax(s->L, 1), sizeof *s->la);
         s->inv = xcalloc((size_t)(m->max_seqs * s->T), sizeof *s->inv);
         attn_mask_bidirectional(&s->mask, s->T);
-        rope_identity(&s->rope, s->T, t->hd);
     }
     for (int k = 0; k < N_DECS; k++)
-        dec_alloc(&t->dec[k], m->max_seqs, t->S, t->hd);
+        dec_alloc(&t->dec[k], m->max_seqs, t->S);
     model_table_build(m, opt_list, t);
     plan_t p = {0};
     opt_plan(&p, t, m->max_seqs);
@@ -440,13 +436,11 @@ static void opt_free(model_t *m)
         free(t->st[st].la);
         free(t->st[st].inv);
         attn_mask_free(&t->st[st].mask);
-        rope_free(&t->st[st].rope);
     }
     for (int k = 0; k < N_DECS; k++) {
         decoder_t *dc = &t->dec[k];
         free(dc->w), free(dc->la), free(dc->inv), free(dc->hi);
         attn_mask_free(&dc->mask);
-        rope_free(&dc->rope);
     }
     free(t->act);
     free(t);
@@ -458,7 +452,7 @@ static void opt_free(model_t *m)
 static attn_geom_t geom_of(const opt_impl_t *t, const stack_t *s)
 {
     return (attn_geom_t){.B = (int)t->B, .hl = (int)t->hl, .T = s->T, .hd = t->hd, .dl = t->dl, .inv = s->inv,
-                         .rope = &s->rope, .mask = &s->mask};
+                         .rope = NULL, .mask = &s->mask};
 }
 
 /* Block l of stack s, pre-norm, from A->x to x_out:
@@ -838,7 +832,7 @@ static void dec_block_forward(model_t *m, opt_impl_t *t, decoder_t *dc, int l, r
     linear_forward(m, NULL, b, DW(dc, OR_D_WK, l), t->xk, dl, A->xn, d);
     linear_forward(m, NULL, b, DW(dc, OR_D_WV, l), t->xv, dl, A->xn, d);
     attn_geom_t g = {.B = (int)t->B, .hl = (int)t->hl, .T = dc->T, .hd = t->hd, .dl = dl, .inv = dc->inv,
-                     .rope = &dc->rope, .mask = &dc->mask};
+                     .rope = NULL, .mask = &dc->mask};
     attention_forward(&g, &A->sa, &t->as, A->att1, t->xq, t->xk, t->xv);
     linear_forward(m, NULL, b, DW(dc, OR_D_WO, l), t->dtmp, d, A->att1, dl);
     tp_g_forward(&m->tp, t->dtmp, (size_t)(N * d));
@@ -897,7 +891,7 @@ static void dec_block_backward(model_t *m, opt_impl_t *t, decoder_t *dc, int l)
     /* h1 = x + att1 W_o, att1 = causal self-attention of xn */
     linear_backward(m, NULL, b, DW(dc, OR_D_WO, l), t->datt, false, t->dres, d, A->att1, dl);
     attn_geom_t g = {.B = (int)t->B, .hl = (int)t->hl, .T = dc->T, .hd = t->hd, .dl = dl, .inv = dc->inv,
-                     .rope = &dc->rope, .mask = &dc->mask};
+                     .rope = NULL, .mask = &dc->mask};
     attention_backward(&g, &A->sa, &t->as, t->dq, t->dk, t->dv, t->datt);
     linear_backward(m, NULL, b, DW(dc, OR_D_WQ, l), t->dtmp, false, t->dq, dl, A->xn, d);
     linear_backward(m, NULL, b, DW(dc, OR_D_WK, l), t->dtmp, true, t->dk, dl, A->xn, d);

@@ -65,5 +65,6 @@ int table_add(table_builder_t *b, const tensor_spec_t *spec)
     t->stage = spec->stage;
     t->numel = numel;
     t->offset = offset;
+    t->src = -1;
     return i;
 }

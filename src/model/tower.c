@@ -45,7 +45,10 @@ const tensor_info_t *tower_tensor(const model_t *m, int role, int tower, int lay
 {
     const tower_impl_t *t = m->impl;
     int i = role == ROLE_EMBED ? t->embed : role == ROLE_HEAD ? t->head
-                                                             : t->index[idx_slot(t, role, tower, layer)];
+            : role == ROLE_PATCH_IN ? (t->diffusion ? t->patch_in : -1)
+            : role == ROLE_TIME_EMBED ? (t->diffusion ? t->time_embed : -1)
+            : role == ROLE_PATCH_OUT ? (t->diffusion ? t->patch_out : -1)
+                                     : t->index[idx_slot(t, role, tower, layer)];
     return i < 0 ? NULL : &m->tensors[i];
 }
 
@@ -54,18 +57,18 @@ static int64_t dim_of(const model_shape_t *s, int32_t V, int dim)
     return dim == DIM_D ? s->d_model : dim == DIM_F ? s->d_ff : dim == DIM_V ? V : 1;
 }
 
-/* The tensor list, in table order; t (NULL while only counting) gets the indices. */
-static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, tower_impl_t *t)
+void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, tower_impl_t *t, const char *prefix,
+                int seed_tower)
 {
     char name[64];
     int L = s->n_layers;
-    tensor_spec_t sp = {.name = name, .tower = -1, .layer = -1, .rows = V, .cols = s->d_model,
+    tensor_spec_t sp = {.name = name, .tower = seed_tower - 1, .layer = -1, .rows = V, .cols = s->d_model,
                         .owner = -1, .expert = -1,
                         .decay = true, .init = INIT_NORMAL, .init_div = 1, .stage = L + 1};
-    snprintf(name, sizeof name, "embed");
+    snprintf(name, sizeof name, "%sembed", prefix);
     sp.role = ROLE_EMBED;
     int e = table_add(b, &sp);
-    snprintf(name, sizeof name, "head");
+    snprintf(name, sizeof name, "%shead", prefix);
     sp.role = ROLE_HEAD;
     sp.stage = 0;
     int h = table_add(b, &sp);
@@ -73,6 +76,7 @@ static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, to
         t->embed = e;
         t->head = h;
     }
+    tower_image_list(s, b, t);
     for (int tw = 0; tw < s->n_towers; tw++) {
         for (int l = 0; l < L; l++)
             for (int r = 0; r < N_LAYER_ROLES; r++) {
@@ -82,11 +86,11 @@ static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, to
                 if (lr->role == ROLE_W3 || lr->role == ROLE_W2)
                     continue;
                 if (lr->role == ROLE_W1) {
-                    tower_ffn_list(s, b, t, tw, l);
+                    tower_ffn_list(s, b, t, tw, l, prefix, seed_tower);
                     continue;
                 }
-                snprintf(name, sizeof name, "tower%d.layer%d.%s", tw, l, lr->name);
-                tensor_spec_t ls = {.name = name, .role = lr->role, .tower = tw, .layer = l,
+                snprintf(name, sizeof name, "%stower%d.layer%d.%s", prefix, tw, l, lr->name);
+                tensor_spec_t ls = {.name = name, .role = lr->role, .tower = seed_tower + tw, .layer = l,
                                     .rows = dim_of(s, V, lr->rows), .cols = dim_of(s, V, lr->cols),
                                     .shard = lr->shard, .owner = -1, .expert = -1, .grid2d = lr->grid2d, .decay = lr->decay,
                                     .init = lr->decay ? INIT_NORMAL : INIT_ONES,
@@ -96,8 +100,8 @@ static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, to
                 if (t)
                     t->index[idx_slot(t, lr->role, tw, l)] = i;
             }
-        snprintf(name, sizeof name, "tower%d.final_norm", tw);
-        tensor_spec_t fn = {.name = name, .role = ROLE_NORM_FINAL, .tower = tw, .layer = -1, .rows = 1,
+        snprintf(name, sizeof name, "%stower%d.final_norm", prefix, tw);
+        tensor_spec_t fn = {.name = name, .role = ROLE_NORM_FINAL, .tower = seed_tower + tw, .layer = -1, .rows = 1,
                             .owner = -1, .expert = -1,
                             .cols = s->d_model, .init = INIT_ONES, .init_div = 1, .stage = 0};
         int i = table_add(b, &fn);
@@ -108,8 +112,7 @@ static void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, to
 
 /* ---- the activation plan ------------------------------------------------------- */
 
-/* Every buffer, in one list: sized when p->base is NULL, carved otherwise. */
-static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_seqs, plan_t *p,
+void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_seqs, plan_t *p,
                        tower_impl_t *t)
 {
     size_t T = (size_t)s->seq_len, N = (size_t)max_seqs * T, d = (size_t)s->d_model;
@@ -154,6 +157,7 @@ static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_s
     o->x_final = plan_take(p, N * d, PLAN_KEPT);
     o->rs_f = plan_take(p, N, PLAN_KEPT);
     o->dhf = plan_take(p, N * d, PLAN_KEPT);
+    tower_image_plan(s, max_seqs, p, o);
     /* scratch live across halves: the residual's gradient and a temporary (also y,
      * z under pre), attention's per-block products */
     o->dres = plan_take(p, N * d, PLAN_SCRATCH);
@@ -195,14 +199,11 @@ static void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_s
 
 static void tower_list_cb(const model_t *m, table_builder_t *b, void *ctx)
 {
-    tower_list(&m->shape, m->vocab.size, b, b->tensors ? ctx : NULL);
+    tower_list(&m->shape, m->vocab.size, b, b->tensors ? ctx : NULL, "", 0);
 }
 
-static void tower_build(model_t *m)
+void tower_impl_begin(model_t *m, tower_impl_t *t, const model_shape_t *s, int32_t V)
 {
-    const model_shape_t *s = &m->shape;
-    tower_impl_t *t = xcalloc(1, sizeof *t);
-    m->impl = t;
     t->d = s->d_model;
     t->L = s->n_layers;
     t->H = s->n_heads;
@@ -213,13 +214,18 @@ static void tower_build(model_t *m)
     t->hl = s->n_heads / m->tp.size;
     t->dl = t->hl * t->hd;
     t->fl = s->d_ff / m->tp.size;
-    t->V = m->vocab.size;
+    t->V = V;
+    t->diffusion = s->image_objective == IMAGE_DIFFUSION;
+    t->pd = s->patch_dim;
     size_t nidx = (size_t)t->P * (size_t)(t->L + 1) * ROLE_N;
     t->index = xmalloc(nidx * sizeof *t->index);
     for (size_t i = 0; i < nidx; i++)
         t->index[i] = -1;
     tower_ffn_init(m, t);
-    model_table_build(m, tower_list_cb, t);
+}
+
+void tower_impl_finish(model_t *m, tower_impl_t *t, const model_shape_t *s)
+{
     /* per-layer weight lists for the layer calls: w[(l * ROLE_N + role) * P + tower] */
     t->w = xcalloc((size_t)(t->L + 1) * ROLE_N * (size_t)t->P, sizeof *t->w);
     for (int l = -1; l < t->L; l++)
@@ -234,23 +240,32 @@ static void tower_build(model_t *m)
     t->perm = xmalloc(N * sizeof *t->perm);
     t->inv = xmalloc(N * sizeof *t->inv);
     rope_init(&t->rope, t->T, t->hd, s->rope_theta);
-    attn_mask_causal(&t->mask, t->T);
+    if (t->diffusion)
+        attn_mask_spans(&t->mask, t->T, m->max_seqs);
+    else
+        attn_mask_causal(&t->mask, t->T);
     t->la = xcalloc((size_t)t->L, sizeof *t->la);
     plan_t p = {0};
-    tower_plan(s, m->vocab.size, m->tp.size, m->max_seqs, &p, NULL);
+    tower_plan(s, (int32_t)t->V, m->tp.size, m->max_seqs, &p, NULL);
     t->act = xcalloc(p.total, sizeof(real));
     plan_t carve = {.base = t->act, .cursor = t->act};
-    tower_plan(s, m->vocab.size, m->tp.size, m->max_seqs, &carve, t);
+    tower_plan(s, (int32_t)t->V, m->tp.size, m->max_seqs, &carve, t);
     t->rows.n = t->P;
     t->rows.off = t->tower_off;
+}
+
+static void tower_build(model_t *m)
+{
+    tower_impl_t *t = xcalloc(1, sizeof *t);
+    m->impl = t;
+    tower_impl_begin(m, t, &m->shape, m->vocab.size);
+    model_table_build(m, tower_list_cb, t);
+    tower_impl_finish(m, t, &m->shape);
     m->n_stages = t->L + 2;
 }
 
-static void tower_free(model_t *m)
+void tower_impl_release(model_t *m, tower_impl_t *t)
 {
-    tower_impl_t *t = m->impl;
-    if (!t)
-        return;
     sl_free(t->sl);
     tower_ffn_free(m, t);
     free(t->index);
@@ -263,6 +278,14 @@ static void tower_free(model_t *m)
     attn_mask_free(&t->mask);
     free(t->act);
     free(t->la);
+}
+
+static void tower_free(model_t *m)
+{
+    tower_impl_t *t = m->impl;
+    if (!t)
+        return;
+    tower_impl_release(m, t);
     free(t);
     m->impl = NULL;
 }
@@ -297,7 +320,7 @@ static attn_geom_t geom(const tower_impl_t *t)
 }
 
 /* The attention half of block l: from A->x to A->h. */
-static void attn_half_forward(model_t *m, tower_impl_t *t, int l)
+void attn_half_forward(model_t *m, tower_impl_t *t, int l)
 {
     layer_acts_t *A = &t->la[l];
     int64_t N = t->N, d = t->d, dl = t->dl;
@@ -335,7 +358,7 @@ static void attn_half_forward(model_t *m, tower_impl_t *t, int l)
 }
 
 /* The FFN half of block l: from A->h to x_out. */
-static void ffn_half_forward(model_t *m, tower_impl_t *t, int l, real *x_out)
+void ffn_half_forward(model_t *m, tower_impl_t *t, int l, real *x_out)
 {
     layer_acts_t *A = &t->la[l];
     int64_t N = t->N, d = t->d;
@@ -362,8 +385,8 @@ static void ffn_half_forward(model_t *m, tower_impl_t *t, int l, real *x_out)
     }
 }
 
-static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
-                          double *loss_sum, int64_t *count)
+/* Embedding, blocks, final norm and logits (N, V) of B windows. */
+static void tower_trunk(model_t *m, const int32_t *windows, int B, real grad_scale)
 {
     tower_impl_t *t = m->impl;
     int64_t T = t->T, d = t->d, V = t->V;
@@ -376,6 +399,7 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
             t->tok_tgt[b * T + i] = windows[b * (T + 1) + i + 1];
         }
     group_by_tower(m, t);
+    tower_image_prepare(m, t);
     if (grad_scale > 0)
         for (int64_t n = 0; n < t->N; n++)
             m->tokens_in[vocab_modality(&m->vocab, t->tok_in[n])]++;
@@ -384,6 +408,7 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
     const real *E = m->params + m->tensors[t->embed].offset;
     for (int64_t g = 0; g < t->N; g++)
         memcpy(x + g * d, E + (int64_t)t->tok_in[t->perm[g]] * d, (size_t)d * sizeof(real));
+    tower_image_embed(m, t, x);
     for (int l = 0; l < t->L; l++) {
         attn_half_forward(m, t, l);
         ffn_half_forward(m, t, l, l + 1 < t->L ? t->la[l + 1].x : t->x_final);
@@ -393,15 +418,40 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
                  (real)m->shape.norm_eps);
     gemm(GEMM_HEAD, false, true, t->N, V, d, 1, t->hf, d, m->params + m->tensors[t->head].offset, d, 0,
          t->logits, V);
+}
+
+static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
+                          double *loss_sum, int64_t *count)
+{
+    tower_impl_t *t = m->impl;
+    int64_t d = t->d, V = t->V;
+    tower_trunk(m, windows, B, grad_scale);
     /* cross-entropy by target modality; logits become d(scale * sum CE)/d logits */
-    loss_cross_entropy(t->logits, t->N, V, t->tok_tgt, t->perm, &m->vocab, grad_scale, loss_sum, count);
-    if (grad_scale <= 0)
+    if (t->diffusion)
+        loss_cross_entropy_rows(t->logits, t->N, V, t->tok_tgt, t->perm, &m->vocab, grad_scale, t->ce_skip,
+                                t->row_ce, loss_sum, count);
+    else
+        loss_cross_entropy(t->logits, t->N, V, t->tok_tgt, t->perm, &m->vocab, grad_scale, loss_sum, count);
+    if (grad_scale <= 0) {
+        tower_image_loss(m, t, loss_sum, count);
         return;
+    }
     /* the head's backward here, while dlogits is at hand, so the logits need not be
      * kept: logits = hf head^T:  dhead += dlogits^T hf,  dhf = dlogits head */
     const tensor_info_t *head = &m->tensors[t->head];
     gemm(GEMM_HEAD, true, false, V, d, t->N, 1, t->logits, V, t->hf, d, 1, m->grads + head->offset, d);
     gemm(GEMM_HEAD, false, false, t->N, d, V, 1, t->logits, V, m->params + head->offset, d, 0, t->dhf, d);
+    tower_image_loss(m, t, loss_sum, count);
+}
+
+/* The logits of position n - 1 on mod's range (one window, no gradient). */
+static void tower_next_logits(model_t *m, const int32_t *window, int64_t n, int mod, real *out)
+{
+    tower_impl_t *t = m->impl;
+    tower_trunk(m, window, 1, 0);
+    const real *row = t->logits + t->inv[n - 1] * t->V;
+    for (int32_t j = m->vocab.lo[mod]; j < m->vocab.hi[mod]; j++)
+        out[j] = row[j];
 }
 
 /* ---- backward ----------------------------------------------------------------- */
@@ -433,7 +483,7 @@ static void branch_in_backward(model_t *m, tower_impl_t *t, int role, int l, con
 }
 
 /* The FFN half of block l: dres holds d loss / d x_out on entry, d loss / d h on exit. */
-static void ffn_half_backward(model_t *m, tower_impl_t *t, int l)
+void ffn_half_backward(model_t *m, tower_impl_t *t, int l)
 {
     layer_acts_t *A = &t->la[l];
     int64_t N = t->N, d = t->d;
@@ -450,7 +500,7 @@ static void ffn_half_backward(model_t *m, tower_impl_t *t, int l)
 }
 
 /* The attention half of block l: dres holds d loss / d h on entry, d loss / d x on exit. */
-static void attn_half_backward(model_t *m, tower_impl_t *t, int l)
+void attn_half_backward(model_t *m, tower_impl_t *t, int l)
 {
     layer_acts_t *A = &t->la[l];
     int64_t N = t->N, d = t->d, dl = t->dl;
@@ -505,11 +555,14 @@ static void tower_backward(model_t *m)
     /* x0[g] = embed[token]:  dembed[token] += dx0[g] */
     real *dE = m->grads + m->tensors[t->embed].offset;
     for (int64_t g = 0; g < t->N; g++) {
+        if (t->diffusion && t->row_img[g])
+            continue; /* a patch: its input came through the encoder */
         real *row = dE + (int64_t)t->tok_in[t->perm[g]] * d;
         const real *src = t->dres + g * d;
         for (int64_t j = 0; j < d; j++)
             row[j] += src[j];
     }
+    tower_image_embed_backward(m, t, t->dres);
     stage_done(m, t->L + 1);
 }
 
@@ -571,6 +624,23 @@ static void tower_flops(flops_report_t *r, const model_shape_t *s, int32_t vocab
     }
     flops_add_fwd(r, "attention", L * 2 * T * d, false);
     flops_add_fwd(r, "head", 2 * d * V, true);
+    if (s->image_objective == IMAGE_DIFFUSION) {
+        /* per patch: the encoder (1 x P)(P x d), the timestep embedding's linear
+         * (1 x d)(d x d), the decoder (1 x d)(d x P); and attention over the rest of
+         * its image: a patch at offset j of an image of n sees n - 1 - j keys more than
+         * causal, (n - 1) / 2 on average, at 2 x 2 d FLOPs per key */
+        double P = s->patch_dim, n = s->image_len;
+        int64_t pi = s->patch_dim;
+        flops_add_params(r, "patch encoder, decoder, timestep", (double)(2 * pi * di + di * di));
+        r->params_total += 2 * pi * di + di * di;
+        r->params_active_per_token += 2 * pi * di + di * di;
+        flops_add_fwd_scoped(r, "patch, timestep [image]", 2 * P * d + 2 * d * d + 2 * d * P, true,
+                             FLOPS_IMAGE);
+        flops_add_fwd_scoped(r, "image attention [image]", L * 2 * d * (n - 1), false, FLOPS_IMAGE);
+        r->image_modality = s->image_modality;
+    } else {
+        r->image_modality = -1;
+    }
     uint32_t expert_modalities = 0;
     for (int m = 0; m < s->n_modalities; m++)
         if ((s->moe_tower_mask >> s->tower_of[m]) & 1u)
@@ -585,7 +655,7 @@ static void tower_memory(model_memory_t *r, const model_shape_t *s, int32_t voca
                          int max_seqs)
 {
     table_builder_t b = {.backend = s->tp_backend, .tp_rank = 0, .tp_size = tp_size};
-    tower_list(s, vocab_size, &b, NULL);
+    tower_list(s, vocab_size, &b, NULL, "", 0);
     plan_t p = {0};
     tower_plan(s, vocab_size, tp_size, max_seqs, &p, NULL);
     double elem = (double)sizeof(real);
@@ -602,6 +672,7 @@ const model_kind_ops_t tower_kind = {
     .free = tower_free,
     .forward = tower_forward,
     .backward = tower_backward,
+    .next_logits = tower_next_logits,
     .flops = tower_flops,
     .memory = tower_memory,
 };

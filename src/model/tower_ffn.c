@@ -60,15 +60,16 @@ static const struct ffn_role {
     {ROLE_W2, "w2", DIM_F, DIM_D, SHARD_ROW, true},
 };
 
-void tower_ffn_list(const model_shape_t *s, table_builder_t *b, tower_impl_t *t, int tw, int l)
+void tower_ffn_list(const model_shape_t *s, table_builder_t *b, tower_impl_t *t, int tw, int l, const char *prefix,
+                    int seed_tower)
 {
     char name[96];
     int L = s->n_layers, E = s->moe_experts;
     bool moe = tower_has_experts(s, tw);
     if (moe) {
         /* W_r (d x E): replicated, like a norm, but a matrix with decay */
-        snprintf(name, sizeof name, "tower%d.layer%d.moe.router", tw, l);
-        tensor_spec_t r = {.name = name, .role = ROLE_ROUTER, .tower = tw, .layer = l, .rows = s->d_model,
+        snprintf(name, sizeof name, "%stower%d.layer%d.moe.router", prefix, tw, l);
+        tensor_spec_t r = {.name = name, .role = ROLE_ROUTER, .tower = seed_tower + tw, .layer = l, .rows = s->d_model,
                            .cols = E, .shard = SHARD_NONE, .owner = -1, .expert = -1, .decay = true,
                            .init = INIT_NORMAL, .init_div = 1, .stage = L - l};
         int i = table_add(b, &r);
@@ -79,11 +80,11 @@ void tower_ffn_list(const model_shape_t *s, table_builder_t *b, tower_impl_t *t,
         for (int k = 0; k < 3; k++) {
             const struct ffn_role *fr = &FFN_ROLES[k];
             if (moe)
-                snprintf(name, sizeof name, "tower%d.layer%d.moe.expert%d.%s", tw, l, e, fr->name);
+                snprintf(name, sizeof name, "%stower%d.layer%d.moe.expert%d.%s", prefix, tw, l, e, fr->name);
             else
-                snprintf(name, sizeof name, "tower%d.layer%d.ffn.%s", tw, l, fr->name);
+                snprintf(name, sizeof name, "%stower%d.layer%d.ffn.%s", prefix, tw, l, fr->name);
             bool ep = moe && s->expert_parallel;
-            tensor_spec_t sp = {.name = name, .role = fr->role, .tower = tw, .layer = l,
+            tensor_spec_t sp = {.name = name, .role = fr->role, .tower = seed_tower + tw, .layer = l,
                                 .rows = fr->rows == DIM_D ? s->d_model : s->d_ff,
                                 .cols = fr->cols == DIM_D ? s->d_model : s->d_ff,
                                 .shard = ep ? SHARD_EXPERT : fr->shard,

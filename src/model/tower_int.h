@@ -59,6 +59,19 @@ typedef struct tower_impl {
     real *moe_logits;                  /* (N, E) router logits, forward scratch */
     int64_t *moe_sort;                 /* (max(N, E)) routing sort */
     int64_t *groups;                   /* (max_seqs + 2) routing group offsets */
+    /* continuous images (model.image_objective = diffusion; tower_image.c): the
+     * patch encoder, timestep embedding and decoder tensors; this micro-batch's
+     * patch rows (grouped order, ascending) and where each reads the images arrays */
+    bool diffusion;
+    int pd;                            /* patch_dim */
+    int patch_in, time_embed, patch_out;
+    int64_t n_img;
+    int64_t *img_row, *img_src;        /* (N) */
+    uint8_t *row_img, *ce_skip;        /* (N) grouped row is a patch / has no cross-entropy */
+    int32_t *span;                     /* (T) span ids of one sequence, for the mask */
+    double *row_ce;                    /* (N) each row's cross-entropy (captions) */
+    real *img_xt, *img_f;              /* kept: (n_img, pd) x_t, (n_img, d) timestep features */
+    real *img_h, *img_pred, *img_eps;  /* forward scratch: (n_img, d) final-norm rows, (n_img, pd) */
     /* per-tower tensor indices of one layer, for the layer calls */
     int *w;                            /* [(layer * ROLE_N + role) * P + tower] */
 } tower_impl_t;
@@ -77,9 +90,34 @@ static inline const int *W(const tower_impl_t *t, int role, int layer)
 /* Tower tw has mixture-of-experts FFNs. */
 static inline bool tower_has_experts(const model_shape_t *s, int tw) { return s->moe_tower_mask >> tw & 1u; }
 
+/* ---- the tower transformer's pieces, for the kinds that compose towers (zipper) ---- */
+
+/* The tensor list of shape s over vocabulary V, in table order, names prefixed
+ * (""), init seeds from tower seed_tower on; t (NULL while only counting) gets the
+ * indices. */
+void tower_list(const model_shape_t *s, int32_t V, table_builder_t *b, tower_impl_t *t, const char *prefix,
+                int seed_tower);
+/* Every buffer, in one list: sized when p->base is NULL, carved otherwise. */
+void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_seqs, plan_t *p, tower_impl_t *t);
+/* A tower stack of shape s over vocabulary V in two halves around the table's
+ * build (begin: dimensions and index tables; finish: weight lists, row buffers,
+ * RoPE, causal mask, the activation plan), and its release (t itself stays). */
+void tower_impl_begin(model_t *m, tower_impl_t *t, const model_shape_t *s, int32_t V);
+void tower_impl_finish(model_t *m, tower_impl_t *t, const model_shape_t *s);
+void tower_impl_release(model_t *m, tower_impl_t *t);
+/* Block l's halves over t's rows (t->N, t->B set; the block input in la[l].x):
+ * attention from la[l].x to la[l].h, the FFN from la[l].h to x_out; backward with
+ * t->dres holding d loss / d x_out on entry and d loss / d la[l].x on exit. */
+void attn_half_forward(model_t *m, tower_impl_t *t, int l);
+void ffn_half_forward(model_t *m, tower_impl_t *t, int l, real *x_out);
+void ffn_half_backward(model_t *m, tower_impl_t *t, int l);
+void attn_half_backward(model_t *m, tower_impl_t *t, int l);
+
 /* The FFN tensors of (tower tw, layer l), at the FFN's place in the table: dense
- * W_1, W_3, W_2, or the router and each expert's three. t NULL: counting. */
-void tower_ffn_list(const model_shape_t *s, table_builder_t *b, tower_impl_t *t, int tw, int l);
+ * W_1, W_3, W_2, or the router and each expert's three; names and seeds as in
+ * tower_list. t NULL: counting. */
+void tower_ffn_list(const model_shape_t *s, table_builder_t *b, tower_impl_t *t, int tw, int l, const char *prefix,
+                    int seed_tower);
 /* The FFN's kept activations of layer l (into A), and (layer < 0) its scratch. */
 void tower_ffn_plan(const model_shape_t *s, int tp_size, int max_seqs, plan_t *p, layer_acts_t *A, int l);
 void tower_ffn_scratch_plan(const model_shape_t *s, int tp_size, int max_seqs, plan_t *p, tower_impl_t *t);
@@ -93,5 +131,23 @@ void tower_ffn_forward(model_t *m, tower_impl_t *t, int l, real *z, const real *
 void tower_ffn_backward(model_t *m, tower_impl_t *t, int l, real *dfin, const real *dz, const real *fin);
 /* The FFN's forward FLOPs per token and parameters of one tower's layer. */
 double tower_ffn_flops(const model_shape_t *s, int tw, double *params);
+
+/* Continuous images (tower_image.c), each a no-op without diffusion. */
+/* The shared tensors patch_in (pd x d), time_embed (d x d), patch_out (d x pd),
+ * after the head; t NULL: counting. */
+void tower_image_list(const model_shape_t *s, table_builder_t *b, tower_impl_t *t);
+/* Their buffers, sized or carved with the rest of the plan. */
+void tower_image_plan(const model_shape_t *s, int max_seqs, plan_t *p, tower_impl_t *o);
+/* After grouping: the patch rows, the rows without cross-entropy, the mask's spans
+ * (bidirectional inside each image), and the encoder's inputs. */
+void tower_image_prepare(model_t *m, tower_impl_t *t);
+/* x0 rows of patches = x_t patch_in + features(t) time_embed. */
+void tower_image_embed(model_t *m, tower_impl_t *t, real *x0);
+/* After the head and its backward: the decoder's predicted noise, the MSE against
+ * eps (by the image modality), and with gradient its backward into dhf; the
+ * caption cross-entropy sums. */
+void tower_image_loss(model_t *m, tower_impl_t *t, double *loss_sum, int64_t *count);
+/* dx0 (N, d) into the encoder's and embedding's weight gradients. */
+void tower_image_embed_backward(model_t *m, tower_impl_t *t, const real *dx0);
 
 #endif

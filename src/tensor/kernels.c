@@ -93,8 +93,9 @@ void rmsnorm_backward(real *dx, real *dw, const real *dy, const real *x, const r
                 acc[0] += (double)dyi[j] * w[j] * xi[j];
             dot = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
         }
-        for (int64_t j = 0; j < d; j++)
-            dw[j] += dyi[j] * xi[j] * r;
+        if (dw) /* NULL: a frozen weight */
+            for (int64_t j = 0; j < d; j++)
+                dw[j] += dyi[j] * xi[j] * r;
         real c = (real)(dot / (double)d) * r * r * r;
         for (int64_t j = 0; j < d; j++)
             dxi[j] += r * dyi[j] * w[j] - c * xi[j];

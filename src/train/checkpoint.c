@@ -24,6 +24,10 @@ uint64_t checkpoint_fingerprint(const model_t *m)
     char text[1024];
     int n = snprintf(text, sizeof text, "d%d L%d H%d f%d towers%d norm%d qk%d V%d", s->d_model,
                      s->n_layers, s->n_heads, s->d_ff, s->n_towers, s->norm, s->qk_norm, v->size);
+    if (s->kind == MODEL_ZIPPER) /* its towers' shapes; the other kinds' text stays as it was */
+        for (int X = 0; X < ZT_N; X++)
+            n += snprintf(text + n, sizeof text - (size_t)n, " zipper%d:d%d L%d H%d f%d i%d", X, s->zt[X].d_model,
+                          s->zt[X].n_layers, s->zt[X].n_heads, s->zt[X].d_ff, s->zt[X].interval);
     for (int k = 0; k < v->n_modalities && n < (int)sizeof text; k++)
         n += snprintf(text + n, sizeof text - (size_t)n, " %s[%d,%d)->%d", v->names[k], v->lo[k],
                       v->hi[k], s->tower_of[k]);
@@ -112,6 +116,8 @@ static bool write_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const 
             break;
         for (int i = 0; i < m->n_tensors && ok; i++) {
             const tensor_info_t *t = &m->tensors[i];
+            if (g > 0 && t->frozen) /* a frozen tensor has no AdamW moments */
+                continue;
             char name[160];
             snprintf(name, sizeof name, "/%s/%s", groups[g], t->name);
             hsize_t dims[2] = {(hsize_t)t->rows, (hsize_t)t->cols}, start[2], count[2];
@@ -250,6 +256,8 @@ static bool read_tensors(const h5ctx_t *c, hid_t file, const model_t *m, const m
 {
     for (int i = 0; i < m->n_tensors; i++) {
         const tensor_info_t *t = &m->tensors[i];
+        if (t->frozen && buf != m->params)
+            continue;
         char name[160];
         snprintf(name, sizeof name, "/%s/%s", group, t->name);
         hid_t ds = h5_dset_open(c, file, name);
@@ -312,6 +320,72 @@ static bool load_one(const char *path, model_t *m, adamw_t *opt, train_progress_
     h5_drop(&dxpl);
     h5_drop(&file);
     return ok;
+}
+
+/* The tensors of one source file: rows [0, src_rows) of each come from rows
+ * [src_row0, ...) of /params/src_name (this rank's slice of them); collective. */
+static bool read_source(const h5ctx_t *c, hid_t file, model_t *m, int src, const mesh_t *mesh, hid_t dxpl)
+{
+    for (int i = 0; i < m->n_tensors; i++) {
+        tensor_info_t *t = &m->tensors[i];
+        if (t->src != src)
+            continue;
+        char name[160];
+        snprintf(name, sizeof name, "/params/%s", t->src_name);
+        hid_t ds = h5_dset_open(c, file, name);
+        int rank;
+        hsize_t dims[2];
+        bool ok = ds >= 0 && h5_dset_shape(c, ds, name, &rank, dims);
+        if (ok && (rank != 2 || dims[1] != (hsize_t)t->cols || dims[0] < (hsize_t)(t->src_row0 + t->src_rows)))
+            ok = h5_fail(c, name, "has shape %llux%llu; %s needs rows [%lld, %lld) of %lld columns",
+                         (unsigned long long)dims[0], (unsigned long long)dims[1], t->name, (long long)t->src_row0,
+                         (long long)(t->src_row0 + t->src_rows), (long long)t->cols);
+        if (all_ok(mesh, ok)) {
+            /* this rank's slice rows [row0, row0 + lrows) that the source covers */
+            int64_t end = t->row0 + t->lrows < t->src_rows ? t->row0 + t->lrows : t->src_rows;
+            int64_t rows = end > t->row0 ? end - t->row0 : 0;
+            hsize_t start[2] = {(hsize_t)(t->src_row0 + t->row0), (hsize_t)t->col0};
+            hsize_t count[2] = {(hsize_t)rows, (hsize_t)t->lcols};
+            real *dst = m->params + t->offset;
+            ok = h5_slab_read(c, ds, name, 2, start, count, H5T_REAL_T, dst, dxpl);
+            for (int64_t j = 0; ok && j < rows * t->lcols; j++)
+                if (!isfinite(dst[j]))
+                    ok = h5_fail(c, name, "element %lld of the rows read is %g: corrupted", (long long)j,
+                                 (double)dst[j]);
+        }
+        h5_drop(&ds);
+        if (!all_ok(mesh, ok))
+            return false;
+    }
+    return true;
+}
+
+bool checkpoint_load_sources(model_t *m, const char source[][CFG_PATH_LEN], int n_sources, const mesh_t *mesh,
+                             char *err, size_t errlen)
+{
+    for (int src = 0; src < n_sources; src++) {
+        bool used = false;
+        for (int i = 0; i < m->n_tensors; i++)
+            used |= m->tensors[i].src == src;
+        if (!used || !source[src][0])
+            continue;
+        h5ctx_t c = {source[src], err, errlen};
+        h5_fopts_t o = {.comm = mesh->world};
+        h5_quiet_t q = h5_quiet_begin();
+        hid_t file = h5_file_open(&c, H5_READ, &o), dxpl = -1;
+        int64_t fmt = 0;
+        bool ok = file >= 0 && h5_attr_get(&c, file, "/", "format", H5T_NATIVE_INT64, &fmt, 1);
+        if (ok && fmt != CKPT_FORMAT)
+            ok = h5_fail(&c, "/@format", "is %lld, this motscale reads %d", (long long)fmt, CKPT_FORMAT);
+        ok = all_ok(mesh, ok) && all_ok(mesh, (dxpl = h5_collective(&c)) >= 0);
+        ok = ok && read_source(&c, file, m, src, mesh, dxpl);
+        h5_drop(&dxpl);
+        h5_drop(&file);
+        h5_quiet_end(q);
+        if (!ok)
+            return false;
+    }
+    return true;
 }
 
 int checkpoint_load_latest(const char *dir, model_t *m, adamw_t *opt, train_progress_t *p,

@@ -30,6 +30,8 @@ void adamw_step(adamw_t *o, model_t *m, int64_t t, double lr, double gscale, con
     const real eps = (real)hp->eps, gs = (real)gscale;
     for (int i = 0; i < m->n_tensors; i++) {
         const tensor_info_t *ti = &m->tensors[i];
+        if (ti->frozen) /* no gradient, no moments */
+            continue;
         const real keep = (real)(1 - (ti->decay ? lr * hp->weight_decay : 0));
         real *restrict p = m->params + ti->offset;
         real *restrict g = m->grads + ti->offset;
@@ -80,6 +82,8 @@ double grad_global_norm(model_t *m)
     double replicated = 0, sharded = 0;
     for (int i = 0; i < m->n_tensors; i++) {
         const tensor_info_t *t = &m->tensors[i];
+        if (t->frozen)
+            continue;
         double ss = sum_squares(m->grads + t->offset, t->numel);
         if (t->shard == SHARD_NONE)
             replicated += ss;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "motscale/checkpoint.h"
+#include "motscale/decode.h"
 #include "motscale/gemm.h"
 #include "motscale/peak.h"
 #include "motscale/provenance.h"
@@ -53,6 +54,12 @@ typedef struct trainer {
     int M;
     vocab_t vocab;
     data_t *train, *held;
+    data_t *held_text;             /* decoding runs: held-out text-only windows of the same language */
+    bool decode;                   /* evaluation decodes the held-out aligned pairs */
+    struct {
+        decode_result_t r;         /* the last evaluation's, its per-pair arrays owned here */
+        double text_only_loss;
+    } dec;
     bool stop_at;                           /* train.stop_at_loss_of */
     double base_final[MAX_MODALITIES];
     smooth_ema_t ema[MAX_MODALITIES];
@@ -61,7 +68,9 @@ typedef struct trainer {
     adamw_t opt;
     dp_sync_t dps;
     step_params_t sp;
-    int32_t *windows;
+    batch_t batch;
+    diffusion_schedule_t sched;             /* continuous images only */
+    int32_t grid_t[DIFFUSION_EVAL_GRID];    /* the held-out timestep grid */
     uint64_t fingerprint;
     rundir_t rd;
     train_progress_t prog;
@@ -89,6 +98,20 @@ static int open_inputs(trainer_t *t)
                !(t->train = data_open(&cfg->data, &t->vocab, SPLIT_TRAIN, err, sizeof err)) ||
                (cfg->eval_every > 0 &&
                 !(t->held = data_open(&cfg->data, &t->vocab, SPLIT_HELDOUT, err, sizeof err)));
+    /* aligned tasks: evaluations also decode the held-out pairs and read the text
+     * alone (the text ability fusion must keep) */
+    t->decode = !bad && cfg->eval_every > 0 && cfg->data.source == DATA_ALIGNED &&
+                cfg->data.aligned.stream == ALIGNED_TASKS;
+    if (t->decode) {
+        data_params_t text = cfg->data;
+        text.aligned.stream = ALIGNED_TEXT;
+        bad = !(t->held_text = data_open(&text, &t->vocab, SPLIT_HELDOUT, err, sizeof err));
+        size_t n = (size_t)data_heldout_pairs(t->held);
+        t->dec.r.asr_edits = xcalloc(n, sizeof(int64_t));
+        t->dec.r.tts_edits = xcalloc(n, sizeof(int64_t));
+        t->dec.r.asr_ref = xcalloc(n, sizeof(int64_t));
+        t->dec.r.tts_ref = xcalloc(n, sizeof(int64_t));
+    }
     t->stop_at = cfg->stop_at_loss_of[0] != 0;
     if (!bad && t->stop_at) {
         int bn = 0;
@@ -134,14 +157,16 @@ static void build_model(trainer_t *t)
     tp_ctx_t tp = {.comm = mesh->tp_comm, .rank = mesh->tp_rank, .size = mesh->tp};
     model_build(&t->model, &cfg->model, &t->vocab, tp, cfg->micro_batch);
     model_init_params(&t->model, cfg->seed, &cfg->init);
-    adamw_init(&t->opt, t->model.n_local);
+    /* frozen tensors (zipper.freeze) have neither moments nor gradients to reduce */
+    adamw_init(&t->opt, t->model.n_trainable);
     dp_segment_t *seg = xcalloc((size_t)t->model.n_tensors, sizeof *seg);
+    int n_seg = 0;
     for (int i = 0; i < t->model.n_tensors; i++) {
         const tensor_info_t *ti = &t->model.tensors[i];
-        seg[i] = (dp_segment_t){ti->name, ti->offset, ti->numel, ti->stage};
+        if (!ti->frozen)
+            seg[n_seg++] = (dp_segment_t){ti->name, ti->offset, ti->numel, ti->stage};
     }
-    dp_sync_init(&t->dps, mesh->dp_comm, mesh->dp, t->model.grads, seg, t->model.n_tensors,
-                 cfg->bucket_mb);
+    dp_sync_init(&t->dps, mesh->dp_comm, mesh->dp, t->model.grads, seg, n_seg, cfg->bucket_mb);
     free(seg);
     t->model.on_stage = dp_sync_stage;
     t->model.on_stage_ctx = &t->dps;
@@ -149,7 +174,14 @@ static void build_model(trainer_t *t)
                             .seq_len = window_len(cfg), .grad_clip = cfg->grad_clip,
                             .sched = cfg->sched, .adamw = cfg->adamw, .seed = cfg->seed,
                             .opt_sample = cfg->model.kind == MODEL_OPT && cfg->model.opt.task_mode == OPT_TASKS_SAMPLE};
-    t->windows = xmalloc((size_t)cfg->micro_batch * (size_t)(cfg->model.seq_len + 1) * sizeof *t->windows);
+    bool diffusion = cfg->model.image_objective == IMAGE_DIFFUSION;
+    if (diffusion) {
+        diffusion_schedule_init(&t->sched, cfg->model.diffusion_steps);
+        for (int g = 0; g < DIFFUSION_EVAL_GRID; g++)
+            t->grid_t[g] = diffusion_grid_t(&t->sched, g);
+    }
+    batch_init(&t->batch, cfg->micro_batch, cfg->model.seq_len, diffusion ? cfg->model.patch_dim : 0,
+               diffusion ? &t->sched : NULL);
     t->fingerprint = checkpoint_fingerprint(&t->model);
 }
 
@@ -185,6 +217,16 @@ static int prepare_run(trainer_t *t)
 {
     const mesh_t *mesh = t->mesh;
     bool resume = t->cfg->resume != RESUME_NO;
+    char err[4400];
+    /* pretrained starting points (zipper, vocab_expansion), before the run directory
+     * is touched; a resume's checkpoint replaces them below */
+    bool src_ok = checkpoint_load_sources(&t->model, (const char (*)[CFG_PATH_LEN])t->cfg->init.source, ZT_N, mesh,
+                                          err, sizeof err);
+    if (agree_max(mesh, !src_ok)) {
+        if (t->root)
+            fprintf(stderr, "motscale: %s\n", err);
+        return EXIT_BADINPUT;
+    }
     rundir_look(&t->rd, t->cfg->out_dir, t->cfg->name);
     int code = t->root ? rundir_prepare(&t->rd, resume, t->cfg->resume == RESUME_CHECKPOINT) : EXIT_OK;
     if (!code && t->root && resume && t->rd.exists)
@@ -193,7 +235,6 @@ static int prepare_run(trainer_t *t)
         return code;
     if (!resume)
         return EXIT_OK;
-    char err[4400];
     int got = checkpoint_load_latest(t->rd.ckdir, &t->model, &t->opt, &t->prog, t->fingerprint, mesh,
                                      err, sizeof err);
     if (agree_max(mesh, got < 0)) {
@@ -223,6 +264,15 @@ static runlog_meta_t record_meta(const trainer_t *t, const char *hosts, const ch
         .seq_len = cfg->model.seq_len, .n_towers = cfg->model.n_towers, .n_modalities = t->M,
         .params_total = t->fr.params_total, .params_active_per_token = t->fr.params_active_per_token,
         .flops_per_token = t->fr.train_per_token, .vocab_size = t->vocab.size};
+    meta.image_objective = config_enum_name("model", "image_objective", cfg->model.image_objective);
+    if (t->batch.P) {
+        meta.image_grid = DIFFUSION_EVAL_GRID;
+        meta.image_grid_t = t->grid_t;
+        meta.diffusion_steps = cfg->model.diffusion_steps;
+        meta.patch_dim = cfg->model.patch_dim;
+        meta.diffusion_weight = cfg->model.diffusion_weight;
+        meta.sample_steps = cfg->sample_steps;
+    }
     for (int k = 0; k < t->M; k++) {
         meta.modality_names[k] = cfg->data.names[k];
         meta.tower_of[k] = cfg->model.tower_of[k];
@@ -240,6 +290,7 @@ static runlog_meta_t record_meta(const trainer_t *t, const char *hosts, const ch
         meta.moe_group = config_enum_name("model", "moe_group", cfg->model.moe_group);
         meta.moe_eval_routing = config_enum_name("model", "moe_eval_routing", cfg->model.moe_eval);
     }
+    meta.decode_pairs = t->decode ? data_heldout_pairs(t->held) : 0;
     return meta;
 }
 
@@ -358,13 +409,58 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
     return ok;
 }
 
+/* Continuous images at an evaluation: the caption loss of the windows just
+ * evaluated, the image loss at each timestep of the grid, and at the final
+ * evaluation (model.sample_steps > 0) the sampling check. NaN where not measured. */
+static void eval_images(trainer_t *t, bool last, runlog_eval_t *ev, double *grid)
+{
+    model_t *m = &t->model;
+    const config_t *cfg = t->cfg;
+    ev->eval_caption_loss = m->caption_count ? m->caption_loss_sum / (double)m->caption_count : NAN;
+    int img = cfg->model.image_modality;
+    for (int g = 0; g < DIFFUSION_EVAL_GRID; g++) {
+        double ls[MAX_MODALITIES];
+        int64_t cnt[MAX_MODALITIES];
+        train_evaluate(m, t->held, cfg->eval_tokens, cfg->model.seq_len, cfg->micro_batch, t->mesh, &t->batch,
+                       diffusion_grid_t(&t->sched, g), ls, cnt);
+        grid[g] = cnt[img] ? ls[img] / (double)cnt[img] : NAN;
+    }
+    ev->eval_image_loss_at_t = grid;
+    ev->eval_sample_mse = ev->eval_sample_noise_mse = ev->eval_sample_class_accuracy = NAN;
+    if (!last || cfg->sample_steps <= 0)
+        return;
+    sample_score_t sc;
+    train_sample_check(m, t->held, cfg->eval_tokens, cfg->model.seq_len, cfg->micro_batch, t->mesh, &t->batch,
+                       cfg->sample_steps, cfg->model.image_len, &sc);
+    if (sc.elements > 0) {
+        ev->eval_sample_mse = sc.sample_se / sc.elements;
+        ev->eval_sample_noise_mse = sc.noise_se / sc.elements;
+        ev->eval_sample_class_accuracy = sc.blobs > 0 ? sc.blobs_right / sc.blobs : NAN;
+    }
+    infof("sampling check at step %lld: %.0f images, %d DDIM steps: MSE %.4f (pure noise %.4f), blob classes "
+          "%.0f/%.0f right\n", (long long)t->prog.step, sc.images, cfg->sample_steps, ev->eval_sample_mse,
+          ev->eval_sample_noise_mse, sc.blobs_right, sc.blobs);
+}
+
+/* Decoding runs: the text-only held-out loss and the greedy decoding of every
+ * held-out pair (every rank alike; rank 0 records them). */
+static void decode_step(trainer_t *t)
+{
+    double els[MAX_MODALITIES];
+    int64_t ecnt[MAX_MODALITIES];
+    train_evaluate(&t->model, t->held_text, t->cfg->eval_tokens, t->cfg->model.seq_len, t->cfg->micro_batch,
+                   t->mesh, &t->batch, 0, els, ecnt);
+    t->dec.text_only_loss = ecnt[0] ? els[0] / (double)ecnt[0] : NAN;
+    decode_evaluate(&t->model, t->held, t->cfg->model.seq_len, &t->dec.r);
+}
+
 /* The held-out evaluation after this step, its row and line. */
-static bool eval_step(trainer_t *t)
+static bool eval_step(trainer_t *t, bool last)
 {
     double els[MAX_MODALITIES];
     int64_t ecnt[MAX_MODALITIES];
     train_evaluate(&t->model, t->held, t->cfg->eval_tokens, window_len(t->cfg), t->cfg->micro_batch,
-                   t->mesh, t->windows, els, ecnt);
+                   t->mesh, &t->batch, 0, els, ecnt);
     /* OPT: the held-out per-task means and accuracies (read before retrieval's
      * forwards add to the sums), then retrieval over log.retrieval_pool scenes */
     double task[OPT_TASKS], acc[OPT_TASKS], retr[RUNREC_RETRIEVAL_WIDTH];
@@ -372,19 +468,42 @@ static bool eval_step(trainer_t *t)
         opt_task_means(&t->model, task, acc);
         opt_retrieval(&t->model, t->held, t->cfg->retrieval_pool, t->cfg->micro_batch, t->mesh, retr);
     }
+    runlog_eval_t ev = {0};
+    double grid[DIFFUSION_EVAL_GRID];
+    if (t->batch.P)
+        eval_images(t, last, &ev, grid);
+    if (t->decode)
+        decode_step(t);
     if (!t->root)
         return true;
     double tot = 0, lbm[MAX_MODALITIES];
     int64_t n = 0;
     for (int k = 0; k < t->M; k++) {
-        tot += els[k];
+        tot += t->model.loss_weight[k] * els[k];
         n += ecnt[k];
         lbm[k] = ecnt[k] ? els[k] / (double)ecnt[k] : NAN;
     }
-    runlog_eval_t ev = {.eval_step = t->prog.step, .eval_flops = t->prog.flops,
-                        .eval_wall_time = t->prog.wall_time, .eval_loss = tot / (double)n,
-                        .eval_loss_by_modality = lbm, .eval_task_loss = task, .eval_task_accuracy = acc,
-                        .eval_retrieval = retr};
+    ev.eval_step = t->prog.step;
+    ev.eval_flops = t->prog.flops;
+    ev.eval_wall_time = t->prog.wall_time;
+    ev.eval_loss = tot / (double)n;
+    ev.eval_loss_by_modality = lbm;
+    if (t->decode) {
+        ev.eval_text_only_loss = t->dec.text_only_loss;
+        ev.eval_asr_wer = t->dec.r.asr_wer;
+        ev.eval_tts_uer = t->dec.r.tts_uer;
+        ev.eval_asr_by_length = t->dec.r.asr_by;
+        ev.eval_tts_uer_by_length = t->dec.r.tts_by;
+        ev.eval_asr_errors = t->dec.r.asr_edits;
+        ev.eval_tts_errors = t->dec.r.tts_edits;
+        ev.eval_asr_ref_len = t->dec.r.asr_ref;
+        ev.eval_tts_ref_len = t->dec.r.tts_ref;
+    }
+    if (t->cfg->model.kind == MODEL_OPT) {
+        ev.eval_task_loss = task;
+        ev.eval_task_accuracy = acc;
+        ev.eval_retrieval = retr;
+    }
     reporter_eval_line(&t->rep, t->prog.step, tot / (double)n, lbm);
     if (t->cfg->model.kind == MODEL_OPT && !t->cfg->quiet)
         infof("eval %lld | accuracy MLM %.3f MRC %.3f matching %.3f | R@1 t->i %.3f i->t %.3f t->a %.3f a->t %.3f "
@@ -455,7 +574,7 @@ static int after_step(trainer_t *t, const step_result_t *r, double step_s)
     }
     if (eval_now) {
         double e0 = now_seconds();
-        fail |= !eval_step(t);
+        fail |= !eval_step(t, last);
         t->prog.wall_time += now_seconds() - e0;
     }
     /* one agreement for both: a rank-0 logging failure, the equal-loss stop */
@@ -510,11 +629,19 @@ static int loop(trainer_t *t)
               cfg->name, config_enum_name("model", "kind", cfg->model.kind), cfg->model.n_towers,
               (long long)t->fr.params_total, (long long)t->fr.params_active_per_token, (int)cfg->steps,
               t->mesh->world_size, t->mesh->dp, t->mesh->tp, t->fr.train_per_token);
+    /* a decoding run's first row is the pretrained towers before any fusion step */
+    if (t->decode && t->prog.step == 0) {
+        double e0 = now_seconds();
+        int bad = agree_max(t->mesh, !eval_step(t, false));
+        t->prog.wall_time += now_seconds() - e0;
+        if (bad)
+            return EXIT_FAULT;
+    }
     while (t->prog.step < cfg->steps) {
         int64_t step = t->prog.step;
         double t0 = now_seconds(), gf0 = issued_flops();
         step_result_t r;
-        train_step(&t->model, &t->opt, &t->dps, t->train, t->windows, &t->sp, t->mesh, step, &r);
+        train_step(&t->model, &t->opt, &t->dps, t->train, &t->batch, &t->sp, t->mesh, step, &r);
         if (!r.finite) {
             report_nonfinite(t, &r, step);
             return EXIT_FAULT;
@@ -577,7 +704,8 @@ int train_run(config_t *cfg, const mesh_t *mesh)
     free(t.moe_layer_tower);
     free(t.moe_layer_index);
     free(t.ini);
-    free(t.windows);
+    batch_free(&t.batch);
+    diffusion_schedule_free(&t.sched);
     if (built) {
         dp_sync_free(&t.dps);
         adamw_free(&t.opt);
@@ -585,5 +713,10 @@ int train_run(config_t *cfg, const mesh_t *mesh)
     }
     data_close(t.train);
     data_close(t.held);
+    data_close(t.held_text);
+    free(t.dec.r.asr_edits);
+    free(t.dec.r.tts_edits);
+    free(t.dec.r.asr_ref);
+    free(t.dec.r.tts_ref);
     return code;
 }

@@ -22,7 +22,7 @@ for s in c["series"]:
         f, w = e["fraction_flops"], e["fraction_wall_clock"]
         want[s["name"]] = (r(f["value"]), r(f["lo"]), r(f["hi"]), r(w["value"]), r(w["lo"]), r(w["hi"]))
 got = {}
-num = r"([0-9.]+)% \[([0-9.]+), ([0-9.]+)\]"
+num = r"(-?[0-9.]+)% \[(-?[0-9.]+), (-?[0-9.]+)\]"  # a wall-clock bound can be negative under load
 for l in lines:
     m = re.search(rf"^headline: mot vs dense, xs, 3 seeds: mot reaches dense's final (\w+) training "
                   rf"loss \S+ with {num} of the FLOPs, {num} of the wall-clock \(95% intervals, t "
