@@ -1692,6 +1692,7 @@ int analysis_report_write(const char *dir, const char *out, const analysis_opts_
         section_expert_load(&rep, exp);
         section_images(&rep, exp);
         section_decoding(&rep, exp);
+        analysis_opt_sections(rep.md, &rep.set, exp);
         section_scaling(&rep, exp);
     }
     bool md_ok = !ferror(rep.md);

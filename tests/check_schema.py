@@ -119,6 +119,8 @@ def main():
     decoding = cfg.get("source") == "aligned" and cfg.get("aligned_stream") == "tasks" and \
         int(cfg.get("eval_every", "0")) > 0
     P = int(cfg["aligned_heldout"]) if decoding else 0
+    # an OPT model (kind opt) has the "with OPT" objects; any other has none of them
+    opt = text(f["/model"].attrs["kind"]) == "opt"
 
     def dtype_ok(dt, want):
         base = want.split("[")[0]
@@ -131,11 +133,12 @@ def main():
     n_attr = n_ds = 0
     for p, kind, dtype, shape in rows:
         documented.add(p)
-        if "with experts" in kind or "with images" in kind or "with decoding" in kind:
+        if "with experts" in kind or "with images" in kind or "with decoding" in kind or "with OPT" in kind:
             present = ("@" in p and p.split("@")[1] in f[p.split("@")[0]].attrs) or (
                 "@" not in p and p in f)
             cond, what = (experts, "a model without experts") if "with experts" in kind else \
                 (images, "a model without continuous images") if "with images" in kind else \
+                (opt, "a model not of kind opt") if "with OPT" in kind else \
                 (decoding, "a run that does not decode")
             if not cond:
                 if present:
@@ -171,7 +174,8 @@ def main():
             bad.append("%s: dtype %s, documented %s" % (p, d.dtype, dtype))
         want = {"(rows,)": (R,), "(eval_rows,)": (E,), "(rows, M)": (R, M), "(eval_rows, M)": (E, M),
                 "(rows, W)": (R, W), "(restarts,)": (S,), "(rows, K x E x M)": (R, K * NE * M),
-                "(eval_rows, G)": (E, G), "(eval_rows, 3)": (E, 3), "(eval_rows, P)": (E, P)}.get(shape)
+                "(eval_rows, G)": (E, G), "(eval_rows, 3)": (E, 3), "(eval_rows, P)": (E, P),
+                "(rows, 8)": (R, 8), "(eval_rows, 8)": (E, 8), "(eval_rows, 15)": (E, 15)}.get(shape)
         if d.shape != want or d.shape[0] == 0:
             bad.append("%s: shape %s, documented %s = %s" % (p, d.shape, shape, want))
         if d.maxshape[0] is not None or d.chunks is None:
@@ -180,8 +184,10 @@ def main():
         if dtype == "string" and not all(isinstance(x, (str, bytes)) for x in v):
             bad.append("%s: not strings" % p)
         # NaN is documented for the per-modality and per-length columns, the sampling
-        # check (final evaluation only) and a caption loss of windows without captions
-        nan_ok = "by_modality" in p or "by_length" in p or "/eval/sample_" in p or p == "/eval/caption_loss"
+        # check (final evaluation only), a caption loss of windows without captions, and
+        # an OPT task not computed (weight 0, no target in the batch, a regression's accuracy)
+        nan_ok = "by_modality" in p or "by_length" in p or "/eval/sample_" in p or p == "/eval/caption_loss" or \
+            "task_" in p
         if v.dtype.kind == "f" and not nan_ok and not np.all(np.isfinite(v)):
             bad.append("%s: non-finite values %s" % (p, v))
         n_ds += 1

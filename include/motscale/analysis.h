@@ -352,4 +352,9 @@ void analysis_compare_headlines(FILE *out, const analysis_runset_t *set,
  * readable run file). */
 int analysis_report_write(const char *dir, const char *out, const analysis_opts_t *o);
 
+/* ---- OPT (analysis/opt_report.c) -----------------------------------------------------
+ * The report's OPT tables for experiment exp (runs of model.kind = opt): per-task
+ * equal-loss fractions of mot against shared, and retrieval with the ablations. */
+void analysis_opt_sections(FILE *md, const analysis_runset_t *set, const char *exp);
+
 #endif

@@ -59,6 +59,7 @@ typedef struct config {
     int blas_threads;                    /* 0: from the environment, else 1 */
     /* log */
     int64_t log_every, eval_every, eval_tokens, flush_every;
+    int retrieval_pool;                  /* model.kind = opt: held-out samples per retrieval pool */
     double peak_flops;                   /* per rank; 0 = measure once and cache */
     bool quiet;
 

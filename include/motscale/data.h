@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "motscale/common.h"
+#include "motscale/optdata.h"
 #include "motscale/vocab.h"
 
 enum data_source { DATA_SYNTHETIC, DATA_FILE, DATA_ALIGNED };
@@ -57,6 +58,11 @@ typedef struct data_params {
     int seq_len;                                 /* a window is seq_len + 1 tokens */
     uint64_t seed;                               /* run.seed */
     synth_params_t synth;
+    /* OPT's aligned triples instead of token windows (model.kind = opt): a "window"
+     * is one sample, read into a batch of up to opt_batch samples (optdata.h) */
+    bool opt_triples;
+    opt_data_params_t opt;
+    int opt_batch;
     aligned_params_t aligned;
 } data_params_t;
 
@@ -77,6 +83,11 @@ void data_close(data_t *d);
  * contiguously into tokens (n * (seq_len + 1) ids). */
 void data_read(data_t *d, int64_t first, int n, int32_t *tokens);
 
+/* With OPT triples: the batch the last data_read filled (samples [first, first + n)
+ * in slots 0 .. n-1; tokens is not written), and a batch for retrieval pairs of the
+ * split; NULL otherwise. */
+opt_batch_t *data_opt_batch(data_t *d);
+int data_split(const data_t *d);
 /* Continuous images of the same windows, per window position (seq_len + 1 of them):
  * the clean patch x0 and the diffusion noise eps (patch_dim floats each, zero away
  * from patches), the image's timestep t (0 away from patches) and the position's

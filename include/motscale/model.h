@@ -18,7 +18,8 @@
 
 /* Values of model.kind, model.norm and parallel.tp_backend, in the order of their
  * names in the config key table (config_enum_name spells them). */
-enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS, MODEL_MOE, MODEL_ZIPPER, MODEL_VOCAB_EXPANSION };
+enum model_kind { MODEL_DENSE, MODEL_MOT, MODEL_TOWERS, MODEL_MOE, MODEL_ZIPPER, MODEL_VOCAB_EXPANSION,
+                  MODEL_OPT };
 /* zipper.freeze: which pretrained backbones keep their weights */
 enum zipper_freeze { FREEZE_NONE, FREEZE_TEXT, FREEZE_SPEECH, FREEZE_BOTH };
 /* The two towers of model.kind = zipper, and the checkpoints they start from. */
@@ -30,6 +31,26 @@ enum moe_eval { MOE_EVAL_EC, MOE_EVAL_TOP1 };
 enum norm_place { NORM_SWIN, NORM_PRE };
 enum image_objective { IMAGE_TOKENS, IMAGE_DIFFUSION };
 enum tp_backend { TP_MEGATRON, TP_SCALAPACK };
+
+/* OPT (model.kind = opt, docs/model.md "OPT"): a tri-modal encoder. Its cross-modal
+ * encoder is shared by the modalities or untied by modality (MoT); its tasks, in the
+ * order of their weights and logged losses. */
+enum opt_cross { OPT_CROSS_SHARED, OPT_CROSS_MOT };
+enum opt_task_mode { OPT_TASKS_SUM, OPT_TASKS_SAMPLE };
+enum opt_task { OPT_TASK_MLM, OPT_TASK_MRFR, OPT_TASK_MRC, OPT_TASK_MAFR, OPT_TASK_MAC, OPT_TASK_MATCH,
+                OPT_TASK_TREC, OPT_TASK_IREC, OPT_TASKS };
+typedef struct opt_shape {
+    int text_len, vocab;                /* caption tokens Tt; text ids Vt ([MASK] is 0) */
+    int regions, region_dim, classes;   /* R regions of region_dim features; C classes */
+    int frames, frame_dim;              /* Ta audio frames of frame_dim */
+    int codes, code_book;               /* Tc image codes in [0, code_book) */
+    int decoder_layers;                 /* of the text and the image-code decoder; 0: none */
+    int unimodal_layers;                /* per modality, before the cross-modal encoder */
+    int cross;                          /* enum opt_cross */
+    int task_mode;                      /* enum opt_task_mode: for the trainer */
+    double temperature;                 /* of the audio contrastive loss */
+    double weight[OPT_TASKS];           /* each task's weight in the objective */
+} opt_shape_t;
 
 /* Everything that fixes the model's tensors and arithmetic, filled by config_resolve. */
 typedef struct model_shape {
@@ -66,6 +87,7 @@ typedef struct model_shape {
         int32_t vocab;                  /* its modality's range of the joint vocabulary */
     } zt[ZT_N];
     int zipper_freeze;                  /* enum zipper_freeze */
+    opt_shape_t opt;                    /* model.kind = opt */
 } model_shape_t;
 
 /* The continuous inputs of the next forward (image_objective = diffusion), for its
@@ -79,6 +101,25 @@ typedef struct model_images {
     const uint8_t *kind;
     float *pred;
 } model_images_t;
+
+/* OPT's inputs for the next forward, B samples (model.kind = opt; the windows of
+ * model_forward are not read): what the encoders read (masked and swapped), the
+ * targets, which positions are targets, and the matching class. match_logits, when
+ * not NULL, receives the matching head's logits (B, 5): retrieval scores by them. */
+typedef struct model_opt_batch {
+    const int32_t *text_in, *text_tgt;          /* (B, Tt) */
+    const uint8_t *text_masked;                 /* (B, Tt) 1: an MLM target */
+    const float *region_in, *region_tgt;        /* (B, R, region_dim) */
+    const float *geom;                          /* (B, R, 7) */
+    const int32_t *region_class;                /* (B, R) */
+    const uint8_t *region_masked;               /* (B, R) */
+    const float *audio_in, *audio_tgt;          /* (B, Ta, frame_dim) */
+    const uint8_t *frame_masked;                /* (B, Ta) */
+    const int32_t *match;                       /* (B) enum opt_match; -1: no matching loss */
+    const int32_t *codes;                       /* (B, Tc) the image's codes */
+    const uint8_t *whole;                       /* (B, 3) modality masked whole: reconstruct it */
+    real *match_logits;                         /* (B, 5) or NULL */
+} model_opt_batch_t;
 
 /* Initialisation: normal(0, std) matrices (output projections scaled, see the
  * table), norm weights one; same_towers draws every tower from tower 0's seed. */
@@ -155,6 +196,12 @@ typedef struct model {
     /* input tokens by their modality over the same forwards: the FLOP count charges
      * a position to the tower its input token chose */
     int64_t tokens_in[MAX_MODALITIES];
+    /* OPT: the caller's batch for the next forward, and per task the sums of the item
+     * losses, the items, and the items predicted right (MLM, MRC, matching) over
+     * every forward since the caller last reset them. */
+    model_opt_batch_t opt_in;
+    double opt_loss[OPT_TASKS];
+    int64_t opt_count[OPT_TASKS], opt_correct[OPT_TASKS];
     /* Continuous images: what the caller sets before each forward (model_images_t);
      * the weight of each modality's loss sum in the objective (1, and
      * diffusion_weight for the image modality's MSE under diffusion); and the

@@ -19,6 +19,7 @@ typedef struct runlog_meta {
     const char *experiment, *run_name;
     int world_size, dp, tp;
     int load_width;                 /* /metrics/expert_load columns; 0: no experts */
+    int task_width;                 /* OPT: the task columns (/metrics/task_loss ...); 0: none */
     int decode_pairs;               /* held-out pairs decoded at evaluation; 0: none */
     int moe_layers, moe_experts;    /* its shape: [moe_layers][moe_experts][modality] */
     const int32_t *moe_layer_tower, *moe_layer_index; /* per moe layer: its tower and layer */

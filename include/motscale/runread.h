@@ -32,6 +32,7 @@ typedef struct runrec {
      * missing from an older record reads NaN (float) or 0 (integer). */
     size_t n, n_eval, n_ranks;
     size_t n_load;                    /* expert_load columns: moe_layers x moe_experts x n_mod */
+    size_t n_task, n_retr;            /* OPT: task columns, retrieval columns (0: none) */
     size_t n_grid;                    /* image_loss_at_t columns (0: token images) */
     size_t n_bucket, n_pairs;         /* decoding: length buckets and held-out pairs (0: none) */
     RUNREC_METRICS(RUNREC_READ_FIELD)

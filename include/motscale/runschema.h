@@ -9,6 +9,8 @@
  *            MOD            (rows, M): one column per modality
  *            WORLD          (rows, W): one column per world rank (widens on resume)
  *            LOAD           (rows, K): a model's per-step counts (K = 0: no dataset)
+ *            TASK           (rows, T): one column per task of an OPT model (T = 0: none)
+ *            RETR           (rows, 15): retrieval recall of an OPT model (0: none)
  *            GRID           (rows, G): continuous images' held-out loss at G fixed
  *                           timesteps (G = 0, token images: no dataset)
  *            IMG            (rows,): a continuous-image metric (token images: no dataset)
@@ -50,6 +52,7 @@
     X("/metrics/cpu_steal", cpu_steal, F64, ONE, OPT)                       \
     X("/metrics/aux_loss", aux_loss, F64, ONE, OPT)                         \
     X("/metrics/expert_load", expert_load, I64, LOAD, OPT)                  \
+    X("/metrics/task_loss", task_loss, F64, TASK, OPT)                      \
     X("/ranks/step_time", rank_step_time, F64, WORLD, OPT)                  \
     X("/ranks/comm_time", rank_comm_time, F64, WORLD, OPT)                  \
     X("/ranks/peak_rss", rank_peak_rss, F64, WORLD, OPT)
@@ -73,7 +76,10 @@
     X("/eval/asr_errors", eval_asr_errors, I64, PAIRS, OPT)                 \
     X("/eval/tts_errors", eval_tts_errors, I64, PAIRS, OPT)                 \
     X("/eval/asr_ref_len", eval_asr_ref_len, I64, PAIRS, OPT)               \
-    X("/eval/tts_ref_len", eval_tts_ref_len, I64, PAIRS, OPT)
+    X("/eval/tts_ref_len", eval_tts_ref_len, I64, PAIRS, OPT)               \
+    X("/eval/task_loss", eval_task_loss, F64, TASK, OPT)                    \
+    X("/eval/task_accuracy", eval_task_accuracy, F64, TASK, OPT)            \
+    X("/eval/retrieval", eval_retrieval, F64, RETR, OPT)
 
 /* The groups that hold the columns, created with the file. */
 #define RUNREC_GROUPS {"/model", "/metrics", "/eval", "/ranks"}
@@ -87,6 +93,8 @@ typedef const double *runrec_w_F64_MOD;
 typedef const int64_t *runrec_w_I64_WORLD;
 typedef const double *runrec_w_F64_WORLD;
 typedef const int64_t *runrec_w_I64_LOAD;
+typedef const double *runrec_w_F64_TASK;
+typedef const double *runrec_w_F64_RETR;
 typedef const double *runrec_w_F64_GRID;
 typedef double runrec_w_F64_IMG;
 typedef double runrec_w_F64_DEC;
@@ -112,8 +120,10 @@ typedef struct runlog_eval {
 
 enum runrec_width {
     RUNREC_ONE, RUNREC_MOD, RUNREC_WORLD, RUNREC_LOAD, RUNREC_GRID, RUNREC_IMG, RUNREC_DEC, RUNREC_BUCKET,
-    RUNREC_PAIRS, RUNREC_N_WIDTHS
+    RUNREC_PAIRS, RUNREC_TASK, RUNREC_RETR, RUNREC_N_WIDTHS
 };
+/* An OPT record's retrieval columns: 5 directions x R@1, R@5, R@10 (docs/run-record.md). */
+#define RUNREC_RETRIEVAL_WIDTH 15
 /* A scalar column: rank 1 on disk, the value itself in the row struct. */
 static inline int runrec_scalar(int width)
 {

@@ -308,6 +308,11 @@ static int data_gen(int argc, char **argv)
         fprintf(stderr, "motscale data gen: %s: data.source must be synthetic to generate a stream\n", ini);
         goto done;
     }
+    if (cfg.model.kind == MODEL_OPT) {
+        fprintf(stderr, "motscale data gen: %s: model.kind = opt reads aligned triples, which have no token file "
+                        "(not built yet)\n", ini);
+        goto done;
+    }
     if (!n_train)
         n_train = cfg.steps * cfg.global_batch;
     if (!n_held)

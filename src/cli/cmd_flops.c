@@ -34,6 +34,42 @@ static void print_memory(const config_t *cfg, int32_t vocab_size)
     printf("  %-34s %16.0f\n", "backward scratch", mm.scratch);
 }
 
+/* model.kind = opt: FLOPs per sample by component and by task, per token of each
+ * modality, per step; then the memory plan. */
+static int print_opt_flops(const config_t *cfg, const flops_report_t *r, int32_t vocab_size)
+{
+    const opt_shape_t *o = &cfg->model.opt;
+    double S = 1 + o->text_len + o->regions + o->frames, comp = 0, heads = 0;
+    printf("\nmodel FLOPs per sample of %g positions ([CLS] + %d words + %d regions + %d frames), forward\n"
+           "(formula: opt 1, bidirectional attention as full squares, 3 x forward to train)\n",
+           S, o->text_len, o->regions, o->frames);
+    printf("  by component\n");
+    for (int i = 0; i < r->n_fwd; i++)
+        if (strncmp(r->fwd[i].name, "head", 4)) {
+            printf("    %-32s %16.0f\n", r->fwd[i].name, r->fwd[i].value * S);
+            comp += r->fwd[i].value * S;
+        }
+    printf("  by task (its head at its targets)\n");
+    for (int i = 0; i < r->n_fwd; i++)
+        if (!strncmp(r->fwd[i].name, "head", 4)) {
+            printf("    %-32s %16.0f\n", r->fwd[i].name + 5, r->fwd[i].value * S);
+            heads += r->fwd[i].value * S;
+        }
+    printf("  %-34s %16.0f\n", "forward per sample", comp + heads);
+    printf("  %-34s %16.0f\n", "train per sample", 3 * (comp + heads));
+    printf("  %-34s %15.3f%%\n", "task heads' share", 100 * heads / (comp + heads));
+    printf("  train per token of");
+    for (int m = 0; m < r->n_modalities; m++)
+        printf(" %s %.0f", cfg->data.names[m], r->train_per_token_of[m]);
+    printf(" (a word carries [CLS]'s share)\n");
+    double per_step = cfg->global_batch * 3 * (comp + heads);
+    printf("\nper step (%d samples)\n", cfg->global_batch);
+    printf("  %-34s %16.6g\n", "train FLOPs", per_step);
+    printf("  %-34s %16.6g\n", "train FLOPs, whole run", per_step * (double)cfg->steps);
+    print_memory(cfg, vocab_size);
+    return EXIT_OK;
+}
+
 int cmd_flops(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv) || argc < 1) {
@@ -74,6 +110,8 @@ int cmd_flops(int argc, char **argv)
         printf("  %-34s %16.0f\n", r.params[i].name, r.params[i].value);
     printf("  %-34s %16lld\n", "total", (long long)r.params_total);
     printf("  %-34s %16lld\n", "active per token", (long long)r.params_active_per_token);
+    if (s->kind == MODEL_OPT)
+        return print_opt_flops(&cfg, &r, v.size);
     printf("\nmodel FLOPs per token (formula %s)\n", FLOPS_FORMULA_VERSION);
     char name[64];
     for (int i = 0; i < r.n_fwd; i++) {

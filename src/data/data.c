@@ -73,6 +73,7 @@ struct data {
     int32_t window;
     synth_t *synth;
     tokreader_t *file;
+    opt_batch_t *opt;
     /* a token file's continuous images: the noise stream and what it draws from */
     gsl_rng *rn;
     uint64_t seed;
@@ -88,6 +89,15 @@ data_t *data_open(const data_params_t *p, const vocab_t *v, int split, char *err
     data_t *d = xcalloc(1, sizeof *d);
     d->split = split;
     d->window = p->seq_len + 1;
+    if (p->opt_triples) {
+        if (!opt_params_check(&p->opt, err, errlen)) {
+            free(d);
+            return NULL;
+        }
+        d->opt = xcalloc(1, sizeof *d->opt);
+        opt_batch_init(d->opt, &p->opt, p->opt_batch);
+        return d;
+    }
     if (p->source == DATA_FILE)
         d->file = tokreader_open(p->path, v, split, p->seq_len + 1, err, errlen);
     else if (p->source == DATA_ALIGNED)
@@ -122,6 +132,10 @@ data_t *data_open(const data_params_t *p, const vocab_t *v, int split, char *err
 
 void data_read(data_t *d, int64_t first, int n, int32_t *tokens)
 {
+    if (d->opt) {
+        opt_batch_read(d->opt, d->split, first, n);
+        return;
+    }
     if (d->file) {
         tokreader_read(d->file, first, n, tokens);
         return;
@@ -177,7 +191,14 @@ void data_close(data_t *d)
     aligned_destroy(d->aligned);
     synth_destroy(d->synth);
     tokreader_close(d->file);
+    if (d->opt)
+        opt_batch_free(d->opt);
+    free(d->opt);
     if (d->rn)
         gsl_rng_free(d->rn);
     free(d);
 }
+
+opt_batch_t *data_opt_batch(data_t *d) { return d->opt; }
+
+int data_split(const data_t *d) { return d->split; }

@@ -32,7 +32,7 @@ static const key_t_ keys[] = {
     {"run", "experiment", K_STR, F(experiment), "", NULL, "experiment the run belongs to (set by sweeps; groups runs in reports)"},
     {"run", "out_dir", K_STR, F(out_dir), "results", NULL, "directory that holds run directories"},
     {"run", "seed", K_U64, F(seed), "1", "[0, 18446744073709551615]", "seed of initialisation and data"},
-    {"model", "kind", K_ENUM, F(model.kind), "dense", "dense|mot|towers|moe|zipper|vocab_expansion", "dense: one tower; mot: one tower per modality; towers: groups from model.towers; moe: one tower whose FFNs are mixtures of experts; zipper: text and speech decoders fused by gated cross-attention (zipper.*); vocab_expansion: a dense decoder started from zipper.text_checkpoint with the speech rows appended"},
+    {"model", "kind", K_ENUM, F(model.kind), "dense", "dense|mot|towers|moe|zipper|vocab_expansion|opt", "dense: one tower; mot: one tower per modality; towers: groups from model.towers; moe: one tower whose FFNs are mixtures of experts; zipper: text and speech decoders fused by gated cross-attention (zipper.*); vocab_expansion: a dense decoder started from zipper.text_checkpoint with the speech rows appended; opt: the OPT tri-modal encoder over aligned text, image regions and audio (section [opt])"},
     {"model", "towers", K_STR, F(towers), "", NULL, "with kind=towers: modality groups, e.g. 'text,image | speech'"},
     {"model", "moe_experts", K_INT, F(model.moe_experts), "4", "[1, 64]", "experts per mixture-of-experts FFN (kind=moe, or moe_towers)"},
     {"model", "moe_capacity", K_DBL, F(model.moe_capacity), "1", "(0, 64]", "expert capacity factor: each expert takes ceil(capacity x group / experts) tokens"},
@@ -56,6 +56,19 @@ static const key_t_ keys[] = {
     {"model", "rope_theta", K_DBL, F(model.rope_theta), "10000", "(0, 1e12]", "RoPE base"},
     {"model", "init_std", K_DBL, F(init.std), "0.02", "(0, 10]", "std of the normal init; output projections use init_std/sqrt(2 n_layers)"},
     {"model", "norm_eps", K_DBL, F(model.norm_eps), "1e-5", "[0, 1]", "RMSNorm epsilon"},
+    {"opt", "cross_towers", K_ENUM, F(model.opt.cross), "shared", "shared|mot", "the cross-modal encoder: one set of weights for all positions, or untied by modality (MoT: [CLS] and text, regions, frames)"},
+    {"opt", "unimodal_layers", K_INT, F(model.opt.unimodal_layers), "1", "[0, 64]", "bidirectional blocks of each unimodal encoder before the cross-modal encoder"},
+    {"opt", "temperature", K_DBL, F(model.opt.temperature), "0.1", "(0, 100]", "temperature of the masked-frame contrastive loss (cosine similarity / temperature)"},
+    {"opt", "task_mode", K_ENUM, F(model.opt.task_mode), "sum", "sum|sample", "sum: every step's objective is the weighted sum of all tasks; sample: each step trains one task, drawn with probability proportional to its weight"},
+    {"opt", "w_mlm", K_DBL, F(model.opt.weight[OPT_TASK_MLM]), "1", "[0, 1000]", "weight of masked language modelling"},
+    {"opt", "w_mrfr", K_DBL, F(model.opt.weight[OPT_TASK_MRFR]), "1", "[0, 1000]", "weight of masked region feature regression (L2)"},
+    {"opt", "w_mrc", K_DBL, F(model.opt.weight[OPT_TASK_MRC]), "1", "[0, 1000]", "weight of masked region classification"},
+    {"opt", "w_mafr", K_DBL, F(model.opt.weight[OPT_TASK_MAFR]), "1", "[0, 1000]", "weight of masked audio frame regression (L2)"},
+    {"opt", "w_mac", K_DBL, F(model.opt.weight[OPT_TASK_MAC]), "1", "[0, 1000]", "weight of the masked audio frame contrastive loss"},
+    {"opt", "decoder_layers", K_INT, F(model.opt.decoder_layers), "1", "[0, 16]", "blocks of the text decoder and of the image-code decoder (causal, cross-attending to the encoder); 0: no decoders and no modality-level tasks"},
+    {"opt", "w_trec", K_DBL, F(model.opt.weight[OPT_TASK_TREC]), "1", "[0, 1000]", "weight of text reconstruction by the text decoder when the text is masked whole (modality level)"},
+    {"opt", "w_irec", K_DBL, F(model.opt.weight[OPT_TASK_IREC]), "1", "[0, 1000]", "weight of image-code reconstruction by the image decoder when the image is masked whole (modality level)"},
+    {"opt", "w_match", K_DBL, F(model.opt.weight[OPT_TASK_MATCH]), "1", "[0, 1000]", "weight of 5-way matching from [CLS] (the sample-level task)"},
     {"zipper", "text_d_model", K_INT, F(model.zt[0].d_model), "64", "[1, 65536]", "kind=zipper: the text tower's width"},
     {"zipper", "text_n_layers", K_INT, F(model.zt[0].n_layers), "2", "[1, 1024]", "kind=zipper: the text tower's blocks"},
     {"zipper", "text_n_heads", K_INT, F(model.zt[0].n_heads), "4", "[1, 1024]", "kind=zipper: the text tower's heads (its cross-attention's too)"},
@@ -91,6 +104,11 @@ static const key_t_ keys[] = {
     {"data", "speech_span", K_INT, F(data.synth.speech_span), "32", "[1, 1048576]", "mean speech span length"},
     {"data", "ngram", K_INT, F(data.synth.ngram), "3", "[1, 16]", "text n-gram order"},
     {"data", "zipf", K_DBL, F(data.synth.zipf), "1.1", "(0, 100]", "text Zipf exponent"},
+    {"data", "opt_regions", K_INT, F(data.opt.regions), "3", "[1, 64]", "model.kind = opt: image regions per sample (the caption has 2 x opt_regions - 1 words)"},
+    {"data", "opt_classes", K_INT, F(data.opt.classes), "8", "[2, 4096]", "model.kind = opt: region classes (the words naming them)"},
+    {"data", "region_dim", K_INT, F(data.opt.region_dim), "16", "[1, 4096]", "model.kind = opt: features per image region"},
+    {"data", "frame_dim", K_INT, F(data.opt.frame_dim), "16", "[1, 4096]", "model.kind = opt: features per audio frame"},
+    {"data", "opt_grid", K_INT, F(data.opt.grid), "4", "[1, 64]", "model.kind = opt: the image code grid is opt_grid x opt_grid"},
     {"train", "steps", K_I64, F(steps), "300", "[1, 1099511627776]", "optimizer steps"},
     {"train", "global_batch", K_INT, F(global_batch), "8", "[1, 1048576]", "sequences per step, over all data-parallel ranks"},
     {"train", "micro_batch", K_INT, F(micro_batch), "0", "[0, 1048576]", "sequences per forward/backward; 0 = global_batch / dp"},
@@ -117,6 +135,7 @@ static const key_t_ keys[] = {
     {"log", "every", K_I64, F(log_every), "10", "[1, 1099511627776]", "steps between logged rows and progress lines"},
     {"log", "eval_every", K_I64, F(eval_every), "50", "[0, 1099511627776]", "steps between held-out evaluations; 0 = off"},
     {"log", "eval_tokens", K_I64, F(eval_tokens), "4096", "[1, 1099511627776]", "held-out tokens per evaluation"},
+    {"log", "retrieval_pool", K_INT, F(retrieval_pool), "100", "[2, 100000]", "model.kind = opt: held-out samples per retrieval evaluation (each query against every candidate of the pool)"},
     {"log", "flush_every", K_I64, F(flush_every), "50", "[1, 1099511627776]", "steps between run-file flushes"},
     {"log", "peak_flops", K_DBL, F(peak_flops), "0", "[0, 1e18]", "per-rank peak FLOP/s for MFU; 0 = measure once and cache"},
     {"log", "quiet", K_BOOL, F(quiet), "false", NULL, "no progress lines"},
@@ -582,6 +601,52 @@ static bool resolve_moe(config_t *cfg, char *err, size_t errlen)
     return true;
 }
 
+/* model.kind = opt: three modalities, the synthetic triples, the model's sample
+ * sizes from the data's. */
+static bool resolve_opt(config_t *cfg, char *err, size_t errlen)
+{
+    model_shape_t *s = &cfg->model;
+    data_params_t *d = &cfg->data;
+    d->opt_triples = s->kind == MODEL_OPT;
+    if (!d->opt_triples)
+        return true;
+    if (d->n_modalities != 3 || strcmp(d->names[1], "image") || strcmp(d->names[2], "speech"))
+        return errorf(err, errlen, "data.modalities: model.kind = opt needs text,image,speech (speech: the audio frames), got '%s'",
+                      cfg->modalities);
+    if (d->source != DATA_SYNTHETIC)
+        return errorf(err, errlen, "data.source: model.kind = opt reads the synthetic triples only (no token file of triples yet)");
+    if (s->tp_backend != TP_MEGATRON)
+        return errorf(err, errlen, "parallel.tp_backend: model.kind = opt runs with megatron only");
+    if (s->qk_norm)
+        return errorf(err, errlen, "model.qk_norm: model.kind = opt's blocks have no QK-norm (docs/model.md \"OPT\")");
+    if (s->opt.cross == OPT_CROSS_MOT) {
+        s->n_towers = 3;
+        for (int m = 0; m < 3; m++)
+            s->tower_of[m] = m;
+    } else {
+        s->n_towers = 1;
+        for (int m = 0; m < 3; m++)
+            s->tower_of[m] = 0;
+    }
+    /* without decoders the modality-level tasks are off: their weights do not count */
+    if (s->opt.decoder_layers == 0)
+        s->opt.weight[OPT_TASK_TREC] = s->opt.weight[OPT_TASK_IREC] = 0;
+    double wsum = 0;
+    for (int k = 0; k < OPT_TASKS; k++)
+        wsum += s->opt.weight[k];
+    if (!(wsum > 0))
+        return errorf(err, errlen, "opt.w_mlm: the task weights (opt.w_*) are all zero");
+    d->opt.seed = cfg->seed;
+    opt_dims_t dm;
+    opt_dims(&dm, &d->opt);
+    s->opt.text_len = dm.text_len, s->opt.vocab = dm.vocab, s->opt.regions = dm.regions;
+    s->opt.region_dim = dm.region_dim, s->opt.classes = dm.classes;
+    s->opt.frames = dm.frames, s->opt.frame_dim = dm.frame_dim;
+    s->opt.codes = dm.codes, s->opt.code_book = dm.code_book;
+    d->opt.whole_masks = s->opt.weight[OPT_TASK_TREC] > 0 || s->opt.weight[OPT_TASK_IREC] > 0;
+    return true;
+}
+
 /* Continuous images: the image modality, and what the generator and the model need. */
 static bool resolve_images(config_t *cfg, char *err, size_t errlen)
 {
@@ -699,7 +764,7 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         cfg->model.n_towers = n;
         for (int m = 0; m < n; m++)
             cfg->model.tower_of[m] = m;
-    } else {
+    } else if (cfg->model.kind == MODEL_TOWERS) {
         if (!cfg->towers[0])
             return errorf(err, errlen, "model.towers: required when model.kind = towers");
         for (int m = 0; m < n; m++)
@@ -733,6 +798,8 @@ bool config_resolve(config_t *cfg, char *err, size_t errlen)
         return false;
     if (!resolve_images(cfg, err, errlen))
         return false;
+    if (!resolve_opt(cfg, err, errlen))
+        return false;
     /* what several modules share */
     cfg->data.seq_len = cfg->model.seq_len;
     cfg->data.seed = cfg->seed;
@@ -757,6 +824,7 @@ bool config_check_layout(config_t *cfg, int world_size, char *err, size_t errlen
     if (cfg->global_batch % (cfg->dp * cfg->micro_batch))
         return errorf(err, errlen, "train.global_batch: %d is not divisible by dp x micro_batch = %d x %d = %d",
                     cfg->global_batch, cfg->dp, cfg->micro_batch, cfg->dp * cfg->micro_batch);
+    cfg->data.opt_batch = cfg->micro_batch;
     return true;
 }
 

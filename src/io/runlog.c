@@ -22,7 +22,7 @@
 struct runlog {
     hid_t file;
     char path[CFG_PATH_LEN];
-    hsize_t width[RUNREC_N_WIDTHS]; /* by enum runrec_width: 1, n_modalities, world_size, load, grid, 1, decoding */
+    hsize_t width[RUNREC_N_WIDTHS]; /* by enum runrec_width: 1, n_modalities, world_size, load, grid, 1, decoding, tasks, retrieval */
     hid_t ds[RUNREC_N_COLUMNS];
     hsize_t rows[2];                /* rows written, by enum runrec_group */
     int64_t last_step[2];           /* last step written, by group */
@@ -42,7 +42,8 @@ static h5ctx_t ctx_of(runlog_t *r)
 static int rank_of(const runrec_column_t *col) { return runrec_rank(col->width); }
 
 /* A LOAD column exists only for a model with experts, GRID and IMG columns only for
- * continuous images, the decoding columns only in a run that decodes (width > 0). */
+ * continuous images, the decoding columns only in a run that decodes, TASK and RETR
+ * ones only for an OPT model (width > 0). */
 static bool present(const runlog_t *r, const runrec_column_t *col) { return r->width[col->width] > 0; }
 
 /* Slurm variables of this job into the root attributes (create and reopen). */
@@ -274,6 +275,8 @@ runlog_t *runlog_create(const char *path, const runlog_meta_t *meta, char *err, 
     r->width[RUNREC_DEC] = meta->decode_pairs > 0;
     r->width[RUNREC_BUCKET] = meta->decode_pairs > 0 ? RUNREC_BUCKETS : 0;
     r->width[RUNREC_PAIRS] = (hsize_t)(meta->decode_pairs > 0 ? meta->decode_pairs : 0);
+    r->width[RUNREC_TASK] = (hsize_t)(meta->task_width > 0 ? meta->task_width : 0);
+    r->width[RUNREC_RETR] = meta->task_width > 0 ? RUNREC_RETRIEVAL_WIDTH : 0;
     r->world_now = r->width[RUNREC_WORLD];
     /* Made under a temporary name and renamed once SWMR has started, so a reader never
      * sees a half-made file. No HDF5 file lock: the run directory's lock already
@@ -352,10 +355,11 @@ static bool reopen_columns(const h5ctx_t *c, runlog_t *r, int64_t last_step, int
     r->width[RUNREC_ONE] = r->width[RUNREC_MOD] = r->width[RUNREC_WORLD] = 1;
     r->width[RUNREC_LOAD] = r->width[RUNREC_GRID] = r->width[RUNREC_IMG] = 0;
     r->width[RUNREC_DEC] = r->width[RUNREC_BUCKET] = r->width[RUNREC_PAIRS] = 0;
+    r->width[RUNREC_TASK] = r->width[RUNREC_RETR] = 0;
     for (size_t i = 0; i < RUNREC_N_COLUMNS; i++) {
         int w = runrec_columns[i].width;
         if (w == RUNREC_LOAD || w == RUNREC_GRID || w == RUNREC_IMG || w == RUNREC_DEC || w == RUNREC_BUCKET ||
-            w == RUNREC_PAIRS) {
+            w == RUNREC_PAIRS || w == RUNREC_TASK || w == RUNREC_RETR) {
             int e = h5_exists(c, r->file, runrec_columns[i].path);
             if (e < 0)
                 return false;

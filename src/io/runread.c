@@ -139,6 +139,9 @@ static void group_rows(reader_t *r, runrec_t *run, int group, bool *present, siz
         } else if (col->width == RUNREC_BUCKET || col->width == RUNREC_PAIRS) {
             size_t *k = col->width == RUNREC_BUCKET ? &run->n_bucket : &run->n_pairs;
             *k = rank == 2 ? (size_t)dims[1] : 0;
+        } else if (col->width == RUNREC_TASK || col->width == RUNREC_RETR) {
+            size_t *w = col->width == RUNREC_TASK ? &run->n_task : &run->n_retr;
+            *w = rank == 2 ? (size_t)dims[1] : 0;
         } else if ((size_t)dims[1] != want || (runrec_rank(col->width) == 1) != (rank == 1)) {
             r->failed = !h5_fail(&r->c, col->path, "has %llu columns but %zu were expected%s",
                                  (unsigned long long)dims[1], want,
@@ -161,6 +164,7 @@ static void read_group(reader_t *r, runrec_t *run, int group, const bool *presen
         size_t width = runrec_scalar(col->width) ? 1 : col->width == RUNREC_MOD ? (size_t)run->n_mod
                      : col->width == RUNREC_LOAD ? run->n_load : col->width == RUNREC_GRID ? run->n_grid
                      : col->width == RUNREC_BUCKET ? run->n_bucket : col->width == RUNREC_PAIRS ? run->n_pairs
+                     : col->width == RUNREC_TASK ? run->n_task : col->width == RUNREC_RETR ? run->n_retr
                      : run->n_ranks;
         size_t n = rows * width;
         void *buf = xcalloc(n + 1, 8);

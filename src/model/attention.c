@@ -33,16 +33,21 @@ void rope_free(rope_t *r)
     r->cos = r->sin = NULL;
 }
 
-void attn_mask_causal(attn_mask_t *mk, int64_t T)
+/* One row of T visible-prefix lengths for every sequence: hi[i] = i + 1 (causal)
+ * or T (bidirectional). */
+static void mask_one_row(attn_mask_t *mk, int kind, int64_t T)
 {
-    mk->kind = MASK_CAUSAL;
+    mk->kind = kind;
     mk->Tq = mk->Tk = T;
     mk->stride = 0;
     mk->hi = xmalloc((size_t)T * sizeof *mk->hi);
     for (int64_t i = 0; i < T; i++)
-        mk->hi[i] = i + 1;
+        mk->hi[i] = kind == MASK_CAUSAL ? i + 1 : T;
 }
 
+void attn_mask_causal(attn_mask_t *mk, int64_t T) { mask_one_row(mk, MASK_CAUSAL, T); }
+
+void attn_mask_bidirectional(attn_mask_t *mk, int64_t T) { mask_one_row(mk, MASK_BIDIRECTIONAL, T); }
 void attn_mask_spans(attn_mask_t *mk, int64_t T, int max_seqs)
 {
     mk->kind = MASK_CAUSAL_SPANS;

@@ -35,6 +35,6 @@ void model_table_build(model_t *m, void (*list)(const model_t *m, table_builder_
  * state do not exist) and set m->n_trainable; after model_table_build. */
 void model_table_freeze_last(model_t *m);
 
-extern const model_kind_ops_t tower_kind, vocab_expansion_kind, zipper_kind;
+extern const model_kind_ops_t tower_kind, vocab_expansion_kind, zipper_kind, opt_kind;
 
 #endif

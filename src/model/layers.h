@@ -139,6 +139,9 @@ typedef struct attn_mask {
 
 /* The causal mask of sequences of T: hi[i] = i + 1 for every sequence. */
 void attn_mask_causal(attn_mask_t *mk, int64_t T);
+/* The bidirectional mask of sequences of T: hi[i] = T for every sequence (with
+ * attn_geom_t.rope NULL for positions that carry their own order). */
+void attn_mask_bidirectional(attn_mask_t *mk, int64_t T);
 /* Causal with bidirectional spans, for up to max_seqs sequences of T; each
  * sequence's rows are set by attn_mask_set_spans. */
 void attn_mask_spans(attn_mask_t *mk, int64_t T, int max_seqs);
@@ -176,6 +179,39 @@ void attention_forward(const attn_geom_t *g, attn_acts_t *A, attn_scratch_t *S, 
 /* dq, dk, dv (N, dl), overwritten, from datt (N, dl). */
 void attention_backward(const attn_geom_t *g, const attn_acts_t *A, attn_scratch_t *S, real *dq,
                         real *dk, real *dv, const real *datt);
+
+/* ---- cross-attention (xattn.c) ---------------------------------------------------
+ * Queries of one stream, B sequences of Tq rows in sequence order (row b Tq + i),
+ * attend to another stream's keys and values, B sequences of Tk positions, key j of
+ * sequence b at row kinv[b Tk + j] (the other stream's grouped rows); query row
+ * b Tq + i sees the keys [0, hi[b Tq + i]) of its sequence (Tk: all of them; 0: a
+ * zero row). No RoPE: positions carry their own order. Heads hl of hd, dl = hl hd. */
+typedef struct xattn_geom {
+    int B, hl;
+    int64_t Tq, Tk, hd, dl;
+    const int64_t *kinv;           /* (B Tk) */
+    const int64_t *hi;             /* (B Tq) */
+} xattn_geom_t;
+typedef struct xattn_acts {
+    real *qa;                      /* (B, hl, Tq, hd) kept */
+    real *ka, *va;                 /* (B, hl, Tk, hd) kept */
+    real *p;                       /* (B, hl, Tq, Tk) kept: probabilities, zero where not visible */
+} xattn_acts_t;
+typedef struct xattn_scratch {
+    real *o;                       /* (Tq, hd) */
+    real *dp;                      /* (Tq, Tk) */
+    real *dqa;                     /* (Tq, hd) */
+    real *dka, *dva;               /* (Tk, hd) */
+} xattn_scratch_t;
+
+/* att (B Tq, dl) = per head softmax(mask(q k^T / sqrt(hd))) v; q (B Tq, dl), k, v rows
+ * of the other stream (dl wide). */
+void xattn_forward(const xattn_geom_t *g, xattn_acts_t *A, xattn_scratch_t *S, real *att, const real *q,
+                   const real *k, const real *v);
+/* dq (B Tq, dl) and dk, dv at the key rows (overwritten; other rows untouched) from
+ * datt. */
+void xattn_backward(const xattn_geom_t *g, const xattn_acts_t *A, xattn_scratch_t *S, real *dq, real *dk, real *dv,
+                    const real *datt);
 
 /* ---- the FFN slot (ffn.c) --------------------------------------------------------
  * A block's FFN: for now the dense SwiGLU per tower, z = (silu(x W_1) * (x W_3)) W_2,
@@ -267,7 +303,8 @@ void moe_backward(model_t *m, struct sl_state *sl, const moe_geom_t *g, const mo
 /* ---- continuous vectors in and out (patch.c) -------------------------------------
  * One replicated weight W (in, out), rows contiguous: the patch encoder
  * (patch_dim -> d), the patch decoder (d -> patch_dim) and the timestep embedding's
- * linear (its features -> d). */
+ * linear (its features -> d); OPT's region, box and frame encoders and the heads
+ * that predict features. */
 /* Y (n, out) (+)= X (n, in) W (accumulate chooses). */
 void vec_linear_forward(model_t *m, int w, real *Y, bool accumulate, const real *X, int64_t n, int64_t in,
                         int64_t out);
@@ -299,5 +336,16 @@ void loss_cross_entropy_rows(real *logits, int64_t N, int64_t V, const int32_t *
  * loss, pred unchanged). Regression and the diffusion noise objective. */
 void loss_mse(real *pred, const real *target, int64_t n, int64_t P, int mod, real scale, double *loss_sum,
               int64_t *count);
+/* Softmax cross-entropy of n rows of C logits against label[r], every row counted
+ * under modality mod; correct (NULL: not wanted) += rows whose argmax (lower class on
+ * a tie) is the label. logits become d(scale * sum of losses)/d logits. */
+void loss_classify(real *logits, int64_t n, int64_t C, const int32_t *label, int mod, real scale,
+                   double *loss_sum, int64_t *count, int64_t *correct);
+/* Contrastive loss with cosine similarity (InfoNCE): prediction q_i (n, P) against
+ * the keys K (nk, P), positive pos[i]: loss_i = -log softmax_j(cos(q_i, k_j) / tau)[pos_i],
+ * ||x|| = sqrt(sum x^2 + 1e-12). q becomes d(scale * sum of losses)/d q (K is data);
+ * sim_pos (NULL: not wanted) gets cos(q_i, k_pos_i). work: n P + nk P + n nk + n. */
+void loss_contrastive(real *q, int64_t n, const real *K, int64_t nk, int64_t P, const int64_t *pos, double tau,
+                      int mod, real scale, real *work, double *loss_sum, int64_t *count, double *sim_pos);
 
 #endif

@@ -12,7 +12,8 @@
 
 /* model.kind -> entry: dense, mot, towers and moe are all the tower transformer
  * (moe: one tower whose FFN slot holds experts); vocab_expansion is a dense tower
- * transformer that starts from a smaller vocabulary's checkpoint; zipper fuses two. */
+ * transformer that starts from a smaller vocabulary's checkpoint; zipper fuses two;
+ * opt is the tri-modal encoder. */
 const model_kind_ops_t *model_kind_of(int kind)
 {
     switch (kind) {
@@ -25,6 +26,8 @@ const model_kind_ops_t *model_kind_of(int kind)
         return &vocab_expansion_kind;
     case MODEL_ZIPPER:
         return &zipper_kind;
+    case MODEL_OPT:
+        return &opt_kind;
     }
     DIE(EXIT_FAULT, "model kind %d has no entry in the kind table", kind);
 }

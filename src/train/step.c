@@ -1,10 +1,63 @@
 /* One training step and one evaluation (step.h). */
+#include <gsl/gsl_rng.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "motscale/mesh.h"
+#include "optbatch.h"
 #include "step.h"
+
+void opt_sums_reset(model_t *m)
+{
+    memset(m->opt_loss, 0, sizeof m->opt_loss);
+    memset(m->opt_count, 0, sizeof m->opt_count);
+    memset(m->opt_correct, 0, sizeof m->opt_correct);
+}
+
+void opt_sums_reduce(model_t *m, const mesh_t *mesh)
+{
+    if (mesh->dp == 1)
+        return;
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, m->opt_loss, OPT_TASKS, MPI_DOUBLE, MPI_SUM, mesh->dp_comm));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, m->opt_count, OPT_TASKS, MPI_INT64_T, MPI_SUM, mesh->dp_comm));
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, m->opt_correct, OPT_TASKS, MPI_INT64_T, MPI_SUM, mesh->dp_comm));
+}
+
+/* opt.task_mode = sample: the task of this step, with probability weight / sum,
+ * from a GSL stream of (seed, step), the same on every rank. */
+static int draw_task(const double *w, uint64_t seed, int64_t step)
+{
+    gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+    if (!r)
+        DIE(EXIT_FAULT, "gsl_rng_alloc failed");
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + (uint64_t)step * 0xBF58476D1CE4E5B9ull + 0x7A5Cull;
+    gsl_rng_set(r, (unsigned long)(1 + (x ^ (x >> 31)) % 0xFFFFFFFFull));
+    double sum = 0, u;
+    for (int k = 0; k < OPT_TASKS; k++)
+        sum += w[k];
+    u = gsl_rng_uniform(r) * sum;
+    gsl_rng_free(r);
+    int last = 0;
+    double c = 0;
+    for (int k = 0; k < OPT_TASKS; k++) {
+        if (w[k] <= 0)
+            continue;
+        c += w[k];
+        last = k;
+        if (u < c)
+            return k;
+    }
+    return last; /* u rounded up to the sum */
+}
+
+/* The data's batch of the last read, for the model (model.kind = opt). */
+static void bind_batch(model_t *m, data_t *d)
+{
+    opt_batch_t *ob = data_opt_batch(d);
+    if (ob)
+        opt_bind(m, ob, NULL);
+}
 
 void batch_init(batch_t *b, int micro_batch, int seq_len, int P, const diffusion_schedule_t *sched)
 {
@@ -46,6 +99,7 @@ void batch_read(batch_t *b, data_t *d, int64_t first, int n, model_t *m)
 {
     if (!b->P) {
         data_read(d, first, n, b->windows);
+        bind_batch(m, d);
         return;
     }
     data_read_images(d, first, n, b->windows, &b->im);
@@ -65,6 +119,16 @@ void train_step(model_t *m, adamw_t *opt, dp_sync_t *dps, data_t *train, batch_t
     memset(m->tokens_in, 0, sizeof m->tokens_in);
     if (m->n_load)
         memset(m->load, 0, (size_t)m->n_load * sizeof *m->load);
+    bool is_opt = m->shape.kind == MODEL_OPT;
+    double base_w[OPT_TASKS];
+    memcpy(base_w, m->shape.opt.weight, sizeof base_w);
+    r->opt_task = -1;
+    if (is_opt && p->opt_sample) {
+        r->opt_task = draw_task(base_w, p->seed, step);
+        for (int k = 0; k < OPT_TASKS; k++)
+            m->shape.opt.weight[k] = k == r->opt_task ? 1 : 0;
+    }
+    opt_sums_reset(m);
     /* gradients are zero here: allocated so, and zeroed by each AdamW step */
     for (int mi = 0; mi < n_micro; mi++) {
         int64_t first = step * p->global_batch + (int64_t)mesh->dp_rank * per_dp + (int64_t)mi * p->micro_batch;
@@ -86,6 +150,13 @@ void train_step(model_t *m, adamw_t *opt, dp_sync_t *dps, data_t *train, batch_t
             MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, m->load, m->n_load, MPI_DOUBLE, MPI_SUM, mesh->dp_comm));
             MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &m->aux_loss_sum, 1, MPI_DOUBLE, MPI_SUM, mesh->dp_comm));
         }
+    }
+    if (is_opt) {
+        opt_sums_reduce(m, mesh);
+        memcpy(r->opt_loss, m->opt_loss, sizeof r->opt_loss);
+        memcpy(r->opt_count, m->opt_count, sizeof r->opt_count);
+        memcpy(r->opt_correct, m->opt_correct, sizeof r->opt_correct);
+        memcpy(m->shape.opt.weight, base_w, sizeof base_w);
     }
     double red_s = now_seconds() - c0;
     memcpy(r->tokens_in, m->tokens_in, sizeof r->tokens_in);
@@ -124,6 +195,7 @@ void train_evaluate(model_t *m, data_t *held, int64_t eval_tokens, int seq_len, 
         loss_sum[k] = 0;
         count[k] = 0;
     }
+    opt_sums_reset(m);
     int64_t per = (n_win + mesh->dp - 1) / mesh->dp;
     int64_t first = per * mesh->dp_rank, last = first + per < n_win ? first + per : n_win;
     for (int64_t w = first; w < last; w += micro_batch) {
@@ -136,6 +208,8 @@ void train_evaluate(model_t *m, data_t *held, int64_t eval_tokens, int seq_len, 
         }
         model_forward(m, batch->windows, b, 0, loss_sum, count);
     }
+    if (m->shape.kind == MODEL_OPT)
+        opt_sums_reduce(m, mesh);
     if (mesh->dp > 1) {
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, loss_sum, M, MPI_DOUBLE, MPI_SUM, mesh->dp_comm));
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, count, M, MPI_INT64_T, MPI_SUM, mesh->dp_comm));

@@ -18,6 +18,10 @@ typedef struct step_params {
     double grad_clip;               /* 0: off */
     lr_schedule_t sched;
     adamw_hp_t adamw;
+    /* model.kind = opt with opt.task_mode = sample: each step trains one task, drawn
+     * with probability weight / sum of weights from a stream of (seed, step) */
+    bool opt_sample;
+    uint64_t seed;
 } step_params_t;
 
 /* A micro-batch's inputs: the windows and, with continuous images
@@ -51,6 +55,11 @@ typedef struct step_result {
     double expert_rows;               /* rows every expert of every layer took; -1 without experts
                                        * (m->load holds them by layer, expert and modality) */
     double io_s, comm_s;              /* data reads; TP, DP and loss-reduction waits */
+    /* model.kind = opt: per task the item-loss sums, items and items right (summed
+     * over DP), and the task trained (opt.task_mode = sample; -1: all) */
+    double opt_loss[OPT_TASKS];
+    int64_t opt_count[OPT_TASKS], opt_correct[OPT_TASKS];
+    int opt_task;
 } step_result_t;
 
 /* Step `step` (0-based): this DP rank's micro-batches of windows
@@ -64,11 +73,17 @@ typedef struct step_result {
 void train_step(model_t *m, adamw_t *opt, dp_sync_t *dps, data_t *train, batch_t *batch,
                 const step_params_t *p, const mesh_t *mesh, int64_t step, step_result_t *r);
 
+/* The per-task sums of an OPT model: zeroed, and summed over the DP group. */
+void opt_sums_reset(model_t *m);
+void opt_sums_reduce(model_t *m, const mesh_t *mesh);
+
 /* Held-out loss over the first ceil(eval_tokens / seq_len) windows of the held-out
  * split, windows dealt in contiguous runs over DP ranks. Sums by modality into
  * loss_sum / count (reduced over DP). With continuous images, m->caption_loss_sum
  * and caption_count hold the caption cross-entropy of the same windows (reduced),
- * and t_grid >= 1 evaluates every image at that timestep instead of its drawn one. */
+ * and t_grid >= 1 evaluates every image at that timestep instead of its drawn one.
+ * model.kind = opt: a window is a sample, and m->opt_loss, opt_count, opt_correct
+ * hold the held-out sums per task (reduced). */
 void train_evaluate(model_t *m, data_t *held, int64_t eval_tokens, int seq_len, int micro_batch,
                     const mesh_t *mesh, batch_t *batch, int32_t t_grid, double *loss_sum, int64_t *count);
 

@@ -21,6 +21,7 @@
 #include "motscale/train.h"
 #include "reporter.h"
 #include "rundir.h"
+#include "optbatch.h"
 #include "step.h"
 
 static volatile sig_atomic_t stop_signal;
@@ -144,6 +145,10 @@ static int open_inputs(trainer_t *t)
     return EXIT_OK;
 }
 
+/* Targets a window's loss is normalised by: seq_len tokens, or one OPT sample
+ * (its objective is per sample). */
+static int window_len(const config_t *cfg) { return cfg->model.kind == MODEL_OPT ? 1 : cfg->model.seq_len; }
+
 /* The model, its optimizer state and the DP buckets over its gradient segments. */
 static void build_model(trainer_t *t)
 {
@@ -175,8 +180,9 @@ static void build_model(trainer_t *t)
     t->model.on_stage = dp_sync_stage;
     t->model.on_stage_ctx = &t->dps;
     t->sp = (step_params_t){.global_batch = cfg->global_batch, .micro_batch = cfg->micro_batch,
-                            .seq_len = cfg->model.seq_len, .grad_clip = cfg->grad_clip,
-                            .sched = cfg->sched, .adamw = cfg->adamw};
+                            .seq_len = window_len(cfg), .grad_clip = cfg->grad_clip,
+                            .sched = cfg->sched, .adamw = cfg->adamw, .seed = cfg->seed,
+                            .opt_sample = cfg->model.kind == MODEL_OPT && cfg->model.opt.task_mode == OPT_TASKS_SAMPLE};
     bool diffusion = cfg->model.image_objective == IMAGE_DIFFUSION;
     if (diffusion) {
         diffusion_schedule_init(&t->sched, cfg->model.diffusion_steps);
@@ -280,6 +286,8 @@ static runlog_meta_t record_meta(const trainer_t *t, const char *hosts, const ch
         meta.modality_names[k] = cfg->data.names[k];
         meta.tower_of[k] = cfg->model.tower_of[k];
     }
+    if (cfg->model.kind == MODEL_OPT)
+        meta.task_width = OPT_TASKS;
     if (t->model.n_load) {
         meta.load_width = t->model.n_load;
         meta.moe_experts = cfg->model.moe_experts;
@@ -358,9 +366,11 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
     double mine[3] = {step_s, comm_s, provenance_peak_rss()};
     double *all = t->root ? xmalloc(3 * (size_t)mesh->world_size * sizeof(double)) : NULL;
     MPI_CHECK(MPI_Gather(mine, 3, MPI_DOUBLE, all, 3, MPI_DOUBLE, 0, mesh->world));
-    double lbm[MAX_MODALITIES];
+    double lbm[MAX_MODALITIES], task[OPT_TASKS];
     for (int k = 0; k < M; k++)
         lbm[k] = r->count[k] ? r->loss_sum[k] / (double)r->count[k] : NAN;
+    for (int k = 0; k < OPT_TASKS; k++)
+        task[k] = r->opt_count[k] ? r->opt_loss[k] / (double)r->opt_count[k] : NAN;
     if (t->stop_at) {
         *stop_reached = true;
         for (int k = 0; k < M; k++) {
@@ -389,7 +399,7 @@ static bool log_step(trainer_t *t, const step_result_t *r, double step_s, double
             .loss_by_modality = lbm, .tokens_by_modality = r->count,
             .load_avg = provenance_load_average(), .cpu_steal = provenance_cpu_steal(&t->cpu_mark, &cpu_now),
             .rank_step_time = t->rank_step, .rank_comm_time = t->rank_comm, .rank_peak_rss = t->rank_rss,
-            .aux_loss = r->aux_loss, .expert_load = t->load};
+            .aux_loss = r->aux_loss, .expert_load = t->load, .task_loss = task};
         for (int i = 0; i < t->model.n_load; i++)
             t->load[i] = (int64_t)t->model.load[i];
         t->cpu_mark = cpu_now;
@@ -460,8 +470,15 @@ static bool eval_step(trainer_t *t, bool last)
 {
     double els[MAX_MODALITIES];
     int64_t ecnt[MAX_MODALITIES];
-    train_evaluate(&t->model, t->held, t->cfg->eval_tokens, t->cfg->model.seq_len, t->cfg->micro_batch,
+    train_evaluate(&t->model, t->held, t->cfg->eval_tokens, window_len(t->cfg), t->cfg->micro_batch,
                    t->mesh, &t->batch, 0, els, ecnt);
+    /* OPT: the held-out per-task means and accuracies (read before retrieval's
+     * forwards add to the sums), then retrieval over log.retrieval_pool scenes */
+    double task[OPT_TASKS], acc[OPT_TASKS], retr[RUNREC_RETRIEVAL_WIDTH];
+    if (t->cfg->model.kind == MODEL_OPT) {
+        opt_task_means(&t->model, task, acc);
+        opt_retrieval(&t->model, t->held, t->cfg->retrieval_pool, t->cfg->micro_batch, t->mesh, retr);
+    }
     runlog_eval_t ev = {0};
     double grid[DIFFUSION_EVAL_GRID];
     if (t->batch.P)
@@ -493,7 +510,16 @@ static bool eval_step(trainer_t *t, bool last)
         ev.eval_asr_ref_len = t->dec.r.asr_ref;
         ev.eval_tts_ref_len = t->dec.r.tts_ref;
     }
+    if (t->cfg->model.kind == MODEL_OPT) {
+        ev.eval_task_loss = task;
+        ev.eval_task_accuracy = acc;
+        ev.eval_retrieval = retr;
+    }
     reporter_eval_line(&t->rep, t->prog.step, tot / (double)n, lbm);
+    if (t->cfg->model.kind == MODEL_OPT && !t->cfg->quiet)
+        infof("eval %lld | accuracy MLM %.3f MRC %.3f matching %.3f | R@1 t->i %.3f i->t %.3f t->a %.3f a->t %.3f "
+              "t+a->i %.3f (pool %d)\n", (long long)t->prog.step, acc[OPT_TASK_MLM], acc[OPT_TASK_MRC],
+              acc[OPT_TASK_MATCH], retr[0], retr[3], retr[6], retr[9], retr[12], t->cfg->retrieval_pool);
     return runlog_append_eval(t->log, &ev);
 }
 
