@@ -57,9 +57,9 @@ $(BUILD)/tests/tolerances.h: tests/tolerances.env Makefile
 	sed -n 's/^\([A-Z_0-9]*\)=\([^ ]*\).*/#define \1 \2/p' $< >$@
 
 $(BUILD)/libmotscale.a: $(OBJ32)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 $(BUILD)/libmotscale64.a: $(OBJ64)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/motscale: $(BUILD)/f32/src/cli/main.o $(BUILD)/libmotscale.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
