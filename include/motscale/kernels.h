@@ -35,7 +35,9 @@ static inline float kernel_exp(float x)
     p = __builtin_fmaf(p, r, 0.5f);
     p = __builtin_fmaf(p, r, 1.0f);
     p = __builtin_fmaf(p, r, 1.0f);
-    union { int32_t i; float f; } two_k = {.i = ((int32_t)k + 127) << 23};
+    /* 2^k from its exponent bits, shifted unsigned: a NaN x (a diverged run) makes k
+     * NaN and the integer meaningless, and p carries the NaN out either way */
+    union { uint32_t u; float f; } two_k = {.u = (uint32_t)((int32_t)k + 127) << 23};
     return p * two_k.f;
 }
 #endif
