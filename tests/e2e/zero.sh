@@ -107,8 +107,14 @@ run mem1 2 $BIG $Z1
 # took (Open MPI's non-blocking reduction allocates per bucket, and zero 0 frees
 # none of the moments): the measured saving on each rank must be at least the half
 # of the moments zero 1 leaves out, less TOL_RSS_SHARE for page-granular accounting.
-check "peak RSS per rank falls by at least half the moments at dp 2 (/ranks/peak_rss)" \
-    $PY - "$R/mem0/run.h5" "$R/mem1/run.h5" "$m0" "$m1" "$TOL_RSS_SHARE" <<'EOF'
+# Under AddressSanitizer (make check SANITIZE=1) the RSS is the sanitizer's shadow
+# memory and quarantine as much as the model's (measured: rank 0 saved 23 of the
+# 36.6 MiB), so the figure means nothing there and the check is skipped.
+if [ -n "${SANITIZE:-}" ]; then
+    ok "# SKIP peak RSS per rank at dp 2: not measured under AddressSanitizer"
+else
+    check "peak RSS per rank falls by at least half the moments at dp 2 (/ranks/peak_rss)" \
+        $PY - "$R/mem0/run.h5" "$R/mem1/run.h5" "$m0" "$m1" "$TOL_RSS_SHARE" <<'EOF'
 import sys
 import h5py, numpy as np
 r0 = h5py.File(sys.argv[1], "r")["/ranks/peak_rss"][-1]
@@ -119,6 +125,7 @@ print("# peak RSS MiB zero 0 %s, zero 1 %s; moments left out %.1f MiB" % (
     np.round(r0 / 2**20, 1), np.round(r1 / 2**20, 1), saved / 2**20))
 sys.exit(0 if len(r0) == 2 and np.all(r0 - r1 >= (1 - tol) * saved) else 1)
 EOF
+fi
 
 # ---- (d) bad value -------------------------------------------------------------------
 expect_status 2 "parallel.zero = 2: exit 2" "$MOTSCALE" train "$SCRATCH/base.ini" parallel.zero=2
