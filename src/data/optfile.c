@@ -321,12 +321,13 @@ void optfile_close(optfile_t *o)
 
 int optfile_is(const char *path)
 {
-    h5ctx_t c = {path, NULL, 0};
+    char why[512];
+    h5ctx_t c = {path, why, sizeof why};
     h5_quiet_t q = h5_quiet_begin();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t f = h5_file_open(&c, H5_READ, NULL);
     int is = f < 0 ? -1 : 0;
     char *fmt = NULL;
-    if (f >= 0 && H5Aexists(f, "format") > 0 && h5_attr_get_str(&c, f, "/", "format", &fmt))
+    if (f >= 0 && h5_attr_has(&c, f, "/", "format") == 1 && h5_attr_get_str(&c, f, "/", "format", &fmt))
         is = !strcmp(fmt, OPTFILE_FORMAT);
     free(fmt);
     if (f >= 0)
@@ -348,8 +349,11 @@ bool optfile_summary(const char *path, char *line, size_t len, char *err, size_t
         H5Fclose(f);
     h5_quiet_end(q);
     opt_data_params_t p = {.regions = a[0], .classes = a[1], .region_dim = a[2], .frame_dim = a[3], .grid = a[4]};
-    if (!ok || !opt_params_check(&p, err, errlen))
-        return ok && errorf(err, errlen, "%s: %s", path, err);
+    char why[256];
+    if (!ok)
+        return false;
+    if (!opt_params_check(&p, why, sizeof why))
+        return errorf(err, errlen, "%s: the size attributes: %s", path, why);
     optfile_t *o = optfile_open(path, &p, err, errlen);
     if (!o)
         return false;
