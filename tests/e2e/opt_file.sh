@@ -4,7 +4,8 @@
 # run's record bit for bit (losses, per-task losses, held-out evaluation with
 # retrieval), on one rank and at dp = 2; a malformed file (wrong shape, non-finite
 # float, class out of range, rows out of order, missing dataset, other sizes) stops
-# with one line naming the file, the dataset and the offset, exit 2, nothing written.
+# with one line naming the file, the dataset and the offset, exit 2, nothing written;
+# a run reading a scene the file lacks stops with exit 2 naming it.
 . tests/lib.sh
 
 base_ini run.seed=7 model.kind=opt data.modalities=text,image,speech data.mix=1,1,1 \
@@ -71,4 +72,8 @@ expect_status 2 "an OPT file of other sizes (data.opt_regions): exit 2" "$MOTSCA
 check "... one line naming the attribute" \
     sh -c "[ \$(wc -l <'$SCRATCH/last.out') -eq 1 ] && grep -q 'opt_regions' '$SCRATCH/last.out'"
 check "... and nothing written" sh -c "[ ! -e '$SCRATCH/runs/bad' ]"
+expect_status 2 "training past the samples the file was written for: exit 2 when a scene is missing" \
+    "$MOTSCALE" train "$SCRATCH/base.ini" run.name=long data.source=file data.path="$F" train.steps=40 log.eval_every=0
+check "... naming /opt_index and the sample" grep -q "opt.h5: /opt_index: no row for sample [0-9]* of the train split" \
+    "$SCRATCH/last.out"
 echo "1..$TAPN"
