@@ -80,6 +80,7 @@ void opt_scene_free(opt_scene_t *s);
 void opt_draw_alloc(opt_draw_t *dr, const opt_dims_t *dm);
 void opt_draw_free(opt_draw_t *dr);
 
+struct optfile;
 /* A micro-batch of samples in the arrays the model reads (model_opt_batch_t). */
 typedef struct opt_batch {
     opt_data_params_t p;
@@ -88,6 +89,7 @@ typedef struct opt_batch {
     int32_t *text_in, *text_tgt, *region_class, *match, *codes;
     uint8_t *text_masked, *region_masked, *frame_masked, *whole;
     float *region_in, *region_tgt, *geom, *audio_in, *audio_tgt;
+    const struct optfile *file;                /* scenes from an OPT triple file; NULL: opt_scene */
     opt_scene_t scene;                         /* scratch */
     opt_draw_t draw;
 } opt_batch_t;

@@ -16,6 +16,7 @@
 #include "motscale/common.h"
 #include "motscale/config.h"
 #include "motscale/data.h"
+#include "motscale/optfile.h"
 #include "motscale/tokfile.h"
 #include "motscale/vocab.h"
 
@@ -37,6 +38,9 @@ static const char usage_gen[] =
     "synthetic stream (model.seq_len + 1 tokens each) to FILE.h5. Training with\n"
     "data.source = file and data.path = FILE.h5 (same model.seq_len) then reads the\n"
     "same tokens for those windows; beyond them the file's split repeats.\n"
+    "With model.kind = opt it writes an OPT triple file (docs/data.md): N and M count\n"
+    "samples (default log.eval_tokens held-out), and the file holds every scene their\n"
+    "draws and the retrieval pool read.\n"
     "\n"
     "  -o, --output FILE.h5   the token file to write (replaced if it exists)\n"
     "  --windows N            train windows; default train.steps x train.global_batch\n"
@@ -261,6 +265,32 @@ static void next_token_entropy(const vocab_t *v, const int32_t *tok, int64_t n, 
     free(key);
 }
 
+/* model.kind = opt: the scenes the run reads, into an OPT triple file. n_train and
+ * n_held are samples (0: those of the config's run: train.steps x
+ * train.global_batch and log.eval_tokens, as a window of OPT is one sample). */
+static int data_gen_opt(const config_t *cfg, const char *ini, const char *out, int64_t n_train, int64_t n_held,
+                        char **over, int rc)
+{
+    char err[2048];
+    if (!opt_params_check(&cfg->data.opt, err, sizeof err)) {
+        fprintf(stderr, "motscale data gen: %s: %s\n", ini, err);
+        free(over);
+        return rc;
+    }
+    int64_t n[2] = {n_train ? n_train : cfg->steps * cfg->global_batch, n_held ? n_held : cfg->eval_tokens};
+    char *ini_text = config_to_ini(cfg);
+    bool ok = optfile_write(out, &cfg->data.opt, n, cfg->retrieval_pool, ini_text, err, sizeof err);
+    free(ini_text);
+    free(over);
+    if (!ok) {
+        fprintf(stderr, "motscale data gen: %s\n", err);
+        return EXIT_FAULT;
+    }
+    printf("%s: OPT triples for %lld train + %lld held-out samples (and a retrieval pool of %d) (seed %llu)\n", out,
+           (long long)n[0], (long long)n[1], cfg->retrieval_pool, (unsigned long long)cfg->seed);
+    return EXIT_OK;
+}
+
 static int data_gen(int argc, char **argv)
 {
     if (cli_wants_help(argc, argv)) {
@@ -308,11 +338,8 @@ static int data_gen(int argc, char **argv)
         fprintf(stderr, "motscale data gen: %s: data.source must be synthetic to generate a stream\n", ini);
         goto done;
     }
-    if (cfg.model.kind == MODEL_OPT) {
-        fprintf(stderr, "motscale data gen: %s: model.kind = opt reads aligned triples, which have no token file "
-                        "(not built yet)\n", ini);
-        goto done;
-    }
+    if (cfg.model.kind == MODEL_OPT)
+        return data_gen_opt(&cfg, ini, out, n_train, n_held, over, rc);
     if (!n_train)
         n_train = cfg.steps * cfg.global_batch;
     if (!n_held)
@@ -406,6 +433,15 @@ static int data_inspect(int argc, char **argv)
     }
     tokfile_stats_t st = {0}; /* a failed check may leave it untouched: id_count stays NULL */
     char err[2048];
+    if (optfile_is(path) == 1) {
+        char line[1024];
+        if (!optfile_summary(path, line, sizeof line, err, sizeof err)) {
+            fprintf(stderr, "motscale data inspect: %s\n", err);
+            return EXIT_BADINPUT;
+        }
+        puts(line);
+        return EXIT_OK;
+    }
     int64_t n_tok = 0;
     int32_t *tok = NULL;
     if (!tokfile_check(path, &st, true, err, sizeof err) || !(tok = tokfile_read_tokens(path, &n_tok, err, sizeof err))) {

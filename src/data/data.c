@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "motscale/common.h"
 #include "motscale/data.h"
+#include "motscale/optfile.h"
 #include "motscale/tokfile.h"
 
 /* The config names the modalities the model gets towers for; a file must hold
@@ -34,7 +35,8 @@ static bool file_matches(const vocab_t *v, const data_params_t *p, char *err, si
 
 bool data_vocab(vocab_t *v, const data_params_t *p, char *err, size_t errlen)
 {
-    if (p->source == DATA_FILE) {
+    /* OPT's triple file holds scenes, not tokens: the vocabulary is the synthetic one */
+    if (p->source == DATA_FILE && !p->opt_triples) {
         if (!tokfile_read_vocab(p->path, v, err, errlen))
             return false;
         return file_matches(v, p, err, errlen);
@@ -74,6 +76,7 @@ struct data {
     synth_t *synth;
     tokreader_t *file;
     opt_batch_t *opt;
+    optfile_t *opt_file;           /* data.source = file with model.kind = opt */
     /* a token file's continuous images: the noise stream and what it draws from */
     gsl_rng *rn;
     uint64_t seed;
@@ -94,8 +97,13 @@ data_t *data_open(const data_params_t *p, const vocab_t *v, int split, char *err
             free(d);
             return NULL;
         }
+        if (p->source == DATA_FILE && !(d->opt_file = optfile_open(p->path, &p->opt, err, errlen))) {
+            free(d);
+            return NULL;
+        }
         d->opt = xcalloc(1, sizeof *d->opt);
         opt_batch_init(d->opt, &p->opt, p->opt_batch);
+        d->opt->file = d->opt_file;
         return d;
     }
     if (p->source == DATA_FILE)
@@ -194,6 +202,7 @@ void data_close(data_t *d)
     if (d->opt)
         opt_batch_free(d->opt);
     free(d->opt);
+    optfile_close(d->opt_file);
     if (d->rn)
         gsl_rng_free(d->rn);
     free(d);

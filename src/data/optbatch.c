@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "motscale/optdata.h"
+#include "motscale/optfile.h"
 
 void opt_batch_init(opt_batch_t *b, const opt_data_params_t *p, int cap)
 {
@@ -48,7 +49,9 @@ static void put(opt_batch_t *b, int split, int s, int mo, int64_t index)
     const opt_dims_t *dm = &b->dm;
     size_t Tt = (size_t)dm->text_len, R = (size_t)dm->regions, Ta = (size_t)dm->frames;
     size_t Dr = (size_t)dm->region_dim, Df = (size_t)dm->frame_dim, k = (size_t)s;
-    if (index >= 0)
+    if (index >= 0 && b->file)
+        optfile_scene(b->file, split, index, &b->scene);
+    else if (index >= 0)
         opt_scene(&b->p, split, index, &b->scene);
     if (mo == OPT_TEXT) {
         for (size_t i = 0; i < Tt; i++) {

@@ -90,7 +90,7 @@ static const key_t_ keys[] = {
     {"data", "aligned_heldout", K_INT, F(data.aligned.heldout), "32", "[1, 100000]", "source=aligned: held-out pairs (held-out windows, greedy decoding at evaluation)"},
     {"data", "aligned_words", K_INT, F(data.aligned.max_words), "8", "[1, 16]", "source=aligned: most words of a sentence (1 to this, uniform)"},
     {"data", "aligned_seed", K_U64, F(data.aligned.seed), "1", "[0, 18446744073709551615]", "source=aligned: seed of the language, the lexicon and the pairs (run.seed orders the windows)"},
-    {"data", "path", K_STR, F(data.path), "", NULL, "token file for source=file"},
+    {"data", "path", K_STR, F(data.path), "", NULL, "token file for source=file (model.kind = opt: a file of OPT triples, docs/data.md)"},
     {"data", "modalities", K_STR, F(modalities), "text,image", NULL, "modalities in vocabulary order, from text, image, speech"},
     {"data", "mix", K_STR, F(mix), "1,1", NULL, "token share per modality, e.g. 6,6,1"},
     {"data", "vocab_text", K_INT, F(data.synth.vocab_text), "96", "[2, 16777216]", "text vocabulary size, boundary tokens included"},
@@ -601,7 +601,7 @@ static bool resolve_moe(config_t *cfg, char *err, size_t errlen)
     return true;
 }
 
-/* model.kind = opt: three modalities, the synthetic triples, the model's sample
+/* model.kind = opt: three modalities, the synthetic triples (or a file of them), the model's sample
  * sizes from the data's. */
 static bool resolve_opt(config_t *cfg, char *err, size_t errlen)
 {
@@ -613,8 +613,8 @@ static bool resolve_opt(config_t *cfg, char *err, size_t errlen)
     if (d->n_modalities != 3 || strcmp(d->names[1], "image") || strcmp(d->names[2], "speech"))
         return errorf(err, errlen, "data.modalities: model.kind = opt needs text,image,speech (speech: the audio frames), got '%s'",
                       cfg->modalities);
-    if (d->source != DATA_SYNTHETIC)
-        return errorf(err, errlen, "data.source: model.kind = opt reads the synthetic triples only (no token file of triples yet)");
+    if (d->source != DATA_SYNTHETIC && d->source != DATA_FILE)
+        return errorf(err, errlen, "data.source: model.kind = opt reads the synthetic triples or a file of them (synthetic|file)");
     if (s->tp_backend != TP_MEGATRON)
         return errorf(err, errlen, "parallel.tp_backend: model.kind = opt runs with megatron only");
     if (s->qk_norm)

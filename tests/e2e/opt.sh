@@ -102,11 +102,8 @@ bad() {
     fi
 }
 bad bad-modalities "data.modalities: model.kind = opt needs text,image,speech" data.modalities=text,image data.mix=1,1
-bad bad-source "data.source: model.kind = opt reads the synthetic triples only" data.source=file data.path=/nonexistent.h5
+bad bad-source "/nonexistent.h5" data.source=file data.path=/nonexistent.h5
 bad bad-weights "opt.w_mlm: the task weights (opt.w_*) are all zero" opt.w_mlm=0 opt.w_mrfr=0 opt.w_mrc=0 \
     opt.w_mafr=0 opt.w_mac=0 opt.w_match=0 opt.w_trec=0 opt.w_irec=0
 bad bad-cross "opt.cross_towers" opt.cross_towers=towers
 bad bad-qk "model.qk_norm: model.kind = opt's blocks have no QK-norm" model.qk_norm=true
-expect_status 2 "motscale data gen refuses model.kind = opt (no token file of triples), writes nothing" \
-    "$MOTSCALE" data gen "$SCRATCH/base.ini" -o "$SCRATCH/triples.h5"
-check "... and no file is left" [ ! -e "$SCRATCH/triples.h5" ]
