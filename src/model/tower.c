@@ -185,7 +185,7 @@ void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_seqs, pl
     /* the head: the final norm's output and the logits, whose gradient the forward
      * turns into the head's gradients and dhf at once */
     o->hf = plan_take(p, N * d, PLAN_SCRATCH);
-    o->logits = plan_take(p, N * (size_t)V, PLAN_SCRATCH);
+    o->logits = plan_take(p, (N < HEAD_ROWS ? N : HEAD_ROWS) * (size_t)V, PLAN_SCRATCH);
     plan_union_arm(p);
     size_t fl = (size_t)(s->d_ff / tp_size);
     o->fs.du = plan_take(p, N * fl, PLAN_SCRATCH);
@@ -385,11 +385,11 @@ void ffn_half_forward(model_t *m, tower_impl_t *t, int l, real *x_out)
     }
 }
 
-/* Embedding, blocks, final norm and logits (N, V) of B windows. */
+/* Embedding, blocks and final norm (hf, (N, d)) of B windows. */
 static void tower_trunk(model_t *m, const int32_t *windows, int B, real grad_scale)
 {
     tower_impl_t *t = m->impl;
-    int64_t T = t->T, d = t->d, V = t->V;
+    int64_t T = t->T, d = t->d;
     t->B = B;
     t->N = (int64_t)B * T;
     t->grad_scale = grad_scale;
@@ -413,11 +413,16 @@ static void tower_trunk(model_t *m, const int32_t *windows, int B, real grad_sca
         attn_half_forward(m, t, l);
         ffn_half_forward(m, t, l, l + 1 < t->L ? t->la[l + 1].x : t->x_final);
     }
-    /* hf = RMSNorm_final^t(x);  logits = hf head^T: (N, V) */
+    /* hf = RMSNorm_final^t(x); the logits come block by block (head_logits) */
     norm_forward(m, &t->rows, W(t, ROLE_NORM_FINAL, -1), t->hf, t->rs_f, t->x_final, d,
                  (real)m->shape.norm_eps);
-    gemm(GEMM_HEAD, false, true, t->N, V, d, 1, t->hf, d, m->params + m->tensors[t->head].offset, d, 0,
-         t->logits, V);
+}
+
+/* The logits of rows g0 .. g0 + nb (nb <= HEAD_ROWS): logits = hf[g0 ..] head^T, (nb, V). */
+static void head_logits(model_t *m, tower_impl_t *t, int64_t g0, int64_t nb)
+{
+    gemm(GEMM_HEAD, false, true, nb, t->V, t->d, 1, t->hf + g0 * t->d, t->d,
+         m->params + m->tensors[t->head].offset, t->d, 0, t->logits, t->V);
 }
 
 static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
@@ -426,21 +431,27 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
     tower_impl_t *t = m->impl;
     int64_t d = t->d, V = t->V;
     tower_trunk(m, windows, B, grad_scale);
-    /* cross-entropy by target modality; logits become d(scale * sum CE)/d logits */
-    if (t->diffusion)
-        loss_cross_entropy_rows(t->logits, t->N, V, t->tok_tgt, t->perm, &m->vocab, grad_scale, t->ce_skip,
-                                t->row_ce, loss_sum, count);
-    else
-        loss_cross_entropy(t->logits, t->N, V, t->tok_tgt, t->perm, &m->vocab, grad_scale, loss_sum, count);
-    if (grad_scale <= 0) {
-        tower_image_loss(m, t, loss_sum, count);
-        return;
-    }
-    /* the head's backward here, while dlogits is at hand, so the logits need not be
-     * kept: logits = hf head^T:  dhead += dlogits^T hf,  dhf = dlogits head */
     const tensor_info_t *head = &m->tensors[t->head];
-    gemm(GEMM_HEAD, true, false, V, d, t->N, 1, t->logits, V, t->hf, d, 1, m->grads + head->offset, d);
-    gemm(GEMM_HEAD, false, false, t->N, d, V, 1, t->logits, V, m->params + head->offset, d, 0, t->dhf, d);
+    /* The head in blocks of HEAD_ROWS rows, so that only one block's (nb, V) logits
+     * are held: cross-entropy by target modality turns them into d(scale * sum CE)/d
+     * logits, and with a gradient the head's backward follows at once,
+     * dhead += dlogits^T hf (block after block, in row order), dhf = dlogits head. */
+    for (int64_t g0 = 0; g0 < t->N; g0 += HEAD_ROWS) {
+        int64_t nb = t->N - g0 < HEAD_ROWS ? t->N - g0 : HEAD_ROWS;
+        head_logits(m, t, g0, nb);
+        if (t->diffusion)
+            loss_cross_entropy_rows(t->logits, nb, V, t->tok_tgt, t->perm + g0, &m->vocab, grad_scale,
+                                    t->ce_skip + g0, t->row_ce + g0, loss_sum, count);
+        else
+            loss_cross_entropy(t->logits, nb, V, t->tok_tgt, t->perm + g0, &m->vocab, grad_scale, loss_sum,
+                               count);
+        if (grad_scale > 0) {
+            gemm(GEMM_HEAD, true, false, V, d, nb, 1, t->logits, V, t->hf + g0 * d, d, 1,
+                 m->grads + head->offset, d);
+            gemm(GEMM_HEAD, false, false, nb, d, V, 1, t->logits, V, m->params + head->offset, d, 0,
+                 t->dhf + g0 * d, d);
+        }
+    }
     tower_image_loss(m, t, loss_sum, count);
 }
 
@@ -449,7 +460,10 @@ static void tower_next_logits(model_t *m, const int32_t *window, int64_t n, int 
 {
     tower_impl_t *t = m->impl;
     tower_trunk(m, window, 1, 0);
-    const real *row = t->logits + t->inv[n - 1] * t->V;
+    /* the block the training forward would compute this row in, so its bits agree */
+    int64_t g = t->inv[n - 1], g0 = g / HEAD_ROWS * HEAD_ROWS;
+    head_logits(m, t, g0, t->N - g0 < HEAD_ROWS ? t->N - g0 : HEAD_ROWS);
+    const real *row = t->logits + (g - g0) * t->V;
     for (int32_t j = m->vocab.lo[mod]; j < m->vocab.hi[mod]; j++)
         out[j] = row[j];
 }

@@ -7,6 +7,10 @@
 #include "layers.h"
 #include "motscale/tower.h"
 
+/* Rows of the head per block: the (HEAD_ROWS, V) logits of one block are all that is
+ * held of them (4 MiB at V = 4096). */
+#define HEAD_ROWS 256
+
 enum dim { DIM_ONE, DIM_D, DIM_F, DIM_V };
 
 /* A block's activations: what forward keeps for backward, by layer. */
@@ -44,7 +48,8 @@ typedef struct tower_impl {
     layer_acts_t *la;
     real *x_final, *rs_f, *dhf;        /* kept: last block's output, its final norm's rstd,
                                         * the loss's gradient at the final norm's output */
-    real *hf, *logits;                 /* forward scratch: the final norm's output, logits */
+    real *hf, *logits;                 /* forward scratch: the final norm's output, the
+                                        * logits of one block of HEAD_ROWS rows */
     /* backward scratch */
     real *dres, *dtmp, *xq, *xk, *xv, *dq, *dk, *dv, *dqn, *dkn, *datt;
     attn_scratch_t as;
