@@ -91,6 +91,29 @@ wait_line() {
     done
 }
 
+# sigusr1_resume NAME NP [key=value ...]: stop and resume. NAME-straight runs to the
+# end; NAME-usr1 gets SIGUSR1 once its output says "step 20/" (the held-out evaluation
+# after step 20 is the pause in which the signal lands) and is resumed with
+# train.resume=auto. True when the signalled run exited 75 and its resume finished;
+# otherwise false, after a "not ok" line with the status and the output's tail.
+sigusr1_resume() {
+    sr_name=$1
+    sr_np=$2
+    shift 2
+    run "$sr_name-straight" "$sr_np" "$@" || return 1
+    start "$sr_name-usr1" "$sr_np" "$@"
+    if wait_line "$SCRATCH/$sr_name-usr1.out" "step 20/" "$pid"; then
+        kill -USR1 "$pid"
+    fi
+    wait_pid "$pid"
+    if [ "$rc" -ne 75 ]; then
+        not_ok "$sr_name: SIGUSR1 after step 20 -> exit $rc, want 75"
+        tail -n 4 "$SCRATCH/$sr_name-usr1.out" | sed 's/^/# /'
+        return 1
+    fi
+    run "$sr_name-usr1" "$sr_np" "$@" train.resume=auto
+}
+
 # wait_pid PID: its exit status, killing it after 120 s (the guard takes its sleep
 # with it when it is told to stop, so nothing holds the test's output open)
 wait_pid() {

@@ -50,21 +50,9 @@ done
 # the pause of a held-out evaluation after step 20 lets the shell see the line and signal
 EP="$MOE parallel.tp=2 parallel.expert_parallel=true train.steps=40 train.checkpoint_every=10 log.eval_every=20 log.eval_tokens=48000 log.quiet=false"
 # shellcheck disable=SC2086
-run ep-straight 2 $EP
-# shellcheck disable=SC2086
-start ep-usr1 2 $EP
-if wait_line "$SCRATCH/ep-usr1.out" "step 20/40" $pid; then
-    kill -USR1 $pid
-fi
-wait_pid $pid
-if [ "$rc" -eq 75 ]; then
-    # shellcheck disable=SC2086
-    run ep-usr1 2 $EP train.resume=auto &&
-        check "moe tp 2 expert parallel: SIGUSR1 (exit 75) + resume = straight, bit for bit" \
-            runcmp same "$SCRATCH/runs/ep-straight/run.h5" "$SCRATCH/runs/ep-usr1/run.h5"
-else
-    not_ok "moe tp 2 expert parallel: SIGUSR1 after step 20 -> exit $rc, want 75"
-fi
+sigusr1_resume ep 2 $EP &&
+    check "moe tp 2 expert parallel: SIGUSR1 (exit 75) + resume = straight, bit for bit" \
+        runcmp same "$SCRATCH/runs/ep-straight/run.h5" "$SCRATCH/runs/ep-usr1/run.h5"
 
 # ---- (d) the run record ------------------------------------------------------------------
 # shellcheck disable=SC2086

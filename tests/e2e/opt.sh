@@ -50,22 +50,10 @@ done
 # pause in which the signal lands, as in tests/e2e/resume.sh.
 RES="$MOT train.steps=40 train.checkpoint_every=10 log.eval_every=20 log.eval_tokens=1000 log.retrieval_pool=8 log.quiet=false"
 # shellcheck disable=SC2086
-run mot-straight 2 $RES parallel.tp=2
-# shellcheck disable=SC2086
-start mot-usr1 2 $RES parallel.tp=2
-if wait_line "$SCRATCH/mot-usr1.out" "step 20/40" $pid; then
-    kill -USR1 $pid
-fi
-wait_pid $pid
-if [ "$rc" -eq 75 ]; then
-    # shellcheck disable=SC2086
-    run mot-usr1 2 $RES parallel.tp=2 train.resume=auto
+if sigusr1_resume mot 2 $RES parallel.tp=2; then
     check "mot tp 2: 20 steps + SIGUSR1 + resume = 40 straight steps, bit-identical" \
         runcmp same "$SCRATCH/runs/mot-straight/run.h5" "$SCRATCH/runs/mot-usr1/run.h5"
     check "mot tp 2: the resumed record has exactly 40 rows" [ "$(runcmp rows "$SCRATCH/runs/mot-usr1/run.h5")" = 40 ]
-else
-    not_ok "mot: SIGUSR1 after step 20 -> exit $rc (want 75)"
-    tail -n 4 "$SCRATCH/mot-usr1.out" | sed 's/^/# /'
 fi
 
 check "an OPT run record matches docs/run-record.md (task and retrieval columns included)" \

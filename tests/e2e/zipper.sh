@@ -127,21 +127,9 @@ done
 # the held-out evaluation after step 20 is the pause in which the shell signals
 EP="$Z parallel.tp=2 train.steps=40 log.eval_every=20 log.eval_tokens=24000 log.quiet=false"
 # shellcheck disable=SC2086
-run zr-straight 2 $EP
-# shellcheck disable=SC2086
-start zr-usr1 2 $EP
-if wait_line "$SCRATCH/zr-usr1.out" "step 20/40" $pid; then
-    kill -USR1 $pid
-fi
-wait_pid $pid
-if [ "$rc" -eq 75 ]; then
-    # shellcheck disable=SC2086
-    run zr-usr1 2 $EP train.resume=auto &&
-        check "zipper tp 2: SIGUSR1 (exit 75) + resume = straight, bit for bit" \
-            runcmp same "$SCRATCH/runs/zr-straight/run.h5" "$SCRATCH/runs/zr-usr1/run.h5"
-else
-    not_ok "zipper tp 2: SIGUSR1 after step 20 -> exit $rc, want 75"
-fi
+sigusr1_resume zr 2 $EP &&
+    check "zipper tp 2: SIGUSR1 (exit 75) + resume = straight, bit for bit" \
+        runcmp same "$SCRATCH/runs/zr-straight/run.h5" "$SCRATCH/runs/zr-usr1/run.h5"
 
 # ---- (d) bad input ---------------------------------------------------------------------------
 # shellcheck disable=SC2086
