@@ -12,19 +12,7 @@ MOTSCALE=${MOTSCALE:-$PWD/${BUILD:-build}/motscale}
 . bench/lib.sh
 pairs=$(full_or_quick 8 6)
 steps=$(full_or_quick 30 10)
-cat >"$SCRATCH/dense.ini" <<'INI'
-[model]
-size = xs
-seq_len = 64
-[data]
-modalities = text,image
-mix = 1,1
-[train]
-global_batch = 16
-warmup = 5
-[log]
-eval_every = 0
-INI
+cp tests/fixtures/steptime.ini "$SCRATCH/dense.ini"
 sed 's/^size = xs/kind = mot\nsize = xs/' "$SCRATCH/dense.ini" >"$SCRATCH/mot.ini"
 # ratio, lo, hi of a steptime INI result
 st_field() { sed -n "s/^$2 = //p" "$1"; }

@@ -182,8 +182,8 @@ void tower_plan(const model_shape_t *s, int32_t V, int tp_size, int max_seqs, pl
     o->as.dka = plan_take(p, N * dl, PLAN_SCRATCH);
     o->as.dva = plan_take(p, N * dl, PLAN_SCRATCH);
     plan_union_arm(p);
-    /* the head: the final norm's output and the logits, whose gradient the forward
-     * turns into the head's gradients and dhf at once */
+    /* the head: the final norm's output and one block's logits (HEAD_ROWS rows), whose
+     * gradient the forward turns into the head's gradients and dhf at once */
     o->hf = plan_take(p, N * d, PLAN_SCRATCH);
     o->logits = plan_take(p, (N < HEAD_ROWS ? N : HEAD_ROWS) * (size_t)V, PLAN_SCRATCH);
     plan_union_arm(p);
@@ -418,11 +418,14 @@ static void tower_trunk(model_t *m, const int32_t *windows, int B, real grad_sca
                  (real)m->shape.norm_eps);
 }
 
-/* The logits of rows g0 .. g0 + nb (nb <= HEAD_ROWS): logits = hf[g0 ..] head^T, (nb, V). */
-static void head_logits(model_t *m, tower_impl_t *t, int64_t g0, int64_t nb)
+/* The logits of the head block that starts at row g0 (a multiple of HEAD_ROWS):
+ * logits = hf[g0 .. g0 + nb) head^T, (nb, V); returns nb (HEAD_ROWS, or the rest). */
+static int64_t head_logits(model_t *m, tower_impl_t *t, int64_t g0)
 {
+    int64_t nb = t->N - g0 < HEAD_ROWS ? t->N - g0 : HEAD_ROWS;
     gemm(GEMM_HEAD, false, true, nb, t->V, t->d, 1, t->hf + g0 * t->d, t->d,
          m->params + m->tensors[t->head].offset, t->d, 0, t->logits, t->V);
+    return nb;
 }
 
 static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_scale,
@@ -437,8 +440,7 @@ static void tower_forward(model_t *m, const int32_t *windows, int B, real grad_s
      * logits, and with a gradient the head's backward follows at once,
      * dhead += dlogits^T hf (block after block, in row order), dhf = dlogits head. */
     for (int64_t g0 = 0; g0 < t->N; g0 += HEAD_ROWS) {
-        int64_t nb = t->N - g0 < HEAD_ROWS ? t->N - g0 : HEAD_ROWS;
-        head_logits(m, t, g0, nb);
+        int64_t nb = head_logits(m, t, g0);
         if (t->diffusion)
             loss_cross_entropy_rows(t->logits, nb, V, t->tok_tgt, t->perm + g0, &m->vocab, grad_scale,
                                     t->ce_skip + g0, t->row_ce + g0, loss_sum, count);
@@ -462,7 +464,7 @@ static void tower_next_logits(model_t *m, const int32_t *window, int64_t n, int 
     tower_trunk(m, window, 1, 0);
     /* the block the training forward would compute this row in, so its bits agree */
     int64_t g = t->inv[n - 1], g0 = g / HEAD_ROWS * HEAD_ROWS;
-    head_logits(m, t, g0, t->N - g0 < HEAD_ROWS ? t->N - g0 : HEAD_ROWS);
+    head_logits(m, t, g0);
     const real *row = t->logits + (g - g0) * t->V;
     for (int32_t j = m->vocab.lo[mod]; j < m->vocab.hi[mod]; j++)
         out[j] = row[j];
