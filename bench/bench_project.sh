@@ -24,7 +24,9 @@ for np in 2 4; do
     for what in p2p all-reduce; do
         [ "$what" = p2p ] && [ "$np" -gt 2 ] && continue
         e=$(awk -v w="$what" '$1 == "figure" && $2 == w {sub("%", "", $NF); print $NF}' "$SCRATCH/probe$np.txt")
-        figure "probe.$what.np$np" "%" "$e" "$e" "$e" le 20 "probe-net $what model vs its measurements, 1 KiB..16 MiB, np $np (worst)"
+        over=""
+        [ "$np" -gt "$cores" ] && over=", oversubscribed"
+        figure "probe.$what.np$np" "%" "$e" "$e" "$e" le 20 "probe-net $what model vs its measurements, 1 KiB..16 MiB, np $np (worst$over)"
     done
 done
 [ "$QUICK" = 1 ] && cp "$SCRATCH/net2.ini" "$SCRATCH/net4.ini"

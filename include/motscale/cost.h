@@ -79,6 +79,9 @@ typedef struct cost_step {
 /* Seconds of one GEMM of (M x K) (K x N) on this core: the median of a few timed
  * calls through gemm(), cached by shape. */
 double cost_gemm_time(int64_t M, int64_t N, int64_t K);
+/* The same timing, taken now (not cached): operands rotated through up to 32 MiB of
+ * copies so that none is cache-hot, the median of 5 rounds of at least 2 ms. */
+double cost_gemm_probe(int64_t M, int64_t N, int64_t K);
 /* The elementwise rates, measured here (a few hundred ms). */
 void cost_probe_rates(cost_rates_t *r);
 

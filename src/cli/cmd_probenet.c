@@ -6,6 +6,8 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "motscale/cli.h"
 #include "motscale/common.h"
@@ -14,6 +16,11 @@
 
 #define PROBE_SIZES 15      /* 1 KiB * 2^k, k = 0 .. 14 (16 MiB) */
 #define PROBE_ROUNDS 25
+/* the shared-compute probe: a GEMM of a step's shape, (1024 x 256) (256 x 1024) */
+#define SHARED_M 1024
+#define SHARED_N 1024
+#define SHARED_K 256
+#define SHARED_REPS 3
 
 static void usage(FILE *out)
 {
@@ -30,6 +37,9 @@ static void usage(FILE *out)
             "tree). Prints each measurement with its model and the error; --out writes the\n"
             "all-reduce fit as [net] (what `motscale project --net` reads) and the\n"
             "point-to-point one as [p2p].\n"
+            "Then times a GEMM of a step's shape on rank 0 alone and on min(P, cores) ranks at\n"
+            "once (the others asleep), and writes how much slower it runs shared as [node]\n"
+            "gemm_shared (`motscale project` applies it when ranks share a node).\n"
             "Needs at least 2 ranks. Exit status: 0 done, 2 bad arguments or one rank.\n",
             PROBE_ROUNDS);
 }
@@ -78,6 +88,54 @@ static double probe(int kind, size_t bytes, int rounds, real *buf, real *peer, M
 
 static double rel(double model, double meas) { return (model - meas) / meas; }
 
+/* A barrier that waits asleep (MPI_Ibarrier tested every 1 ms): a rank with
+ * nothing to do must not take a core from the ranks being timed. */
+static void sleepy_barrier(MPI_Comm w)
+{
+    MPI_Request req;
+    int done = 0;
+    MPI_CHECK(MPI_Ibarrier(w, &req));
+    for (;;) {
+        MPI_CHECK(MPI_Test(&req, &done, MPI_STATUS_IGNORE));
+        if (done)
+            return;
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    }
+}
+
+/* Seconds of the probe GEMM on ranks 0 .. active-1 at once, the others asleep: the
+ * slowest of them (a data-parallel step waits for it). */
+static double gemm_on(int active, MPI_Comm w, int rank)
+{
+    sleepy_barrier(w);
+    double t = rank < active ? cost_gemm_probe(SHARED_M, SHARED_N, SHARED_K) : 0, worst;
+    sleepy_barrier(w);
+    MPI_CHECK(MPI_Allreduce(&t, &worst, 1, MPI_DOUBLE, MPI_MAX, w));
+    return worst;
+}
+
+/* How much slower a rank's GEMMs run while the other ranks of the node run theirs
+ * (shared last-level cache and memory bandwidth): the median over SHARED_REPS
+ * alternations of (slowest of k ranks at once) / (rank 0 alone), k = min(P, the
+ * node's online cores) so that no rank waits for a core. *k receives k. */
+static double gemm_shared(MPI_Comm w, int rank, int p, int *k, double *alone, double *together)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    *k = cores >= 1 && cores < p ? (int)cores : p;
+    double ratio[SHARED_REPS], a[SHARED_REPS], b[SHARED_REPS];
+    for (int r = 0; r < SHARED_REPS; r++) {
+        a[r] = gemm_on(1, w, rank);
+        b[r] = gemm_on(*k, w, rank);
+        ratio[r] = b[r] / a[r];
+    }
+    qsort(ratio, SHARED_REPS, sizeof ratio[0], cmp_double);
+    qsort(a, SHARED_REPS, sizeof a[0], cmp_double);
+    qsort(b, SHARED_REPS, sizeof b[0], cmp_double);
+    *alone = a[SHARED_REPS / 2];
+    *together = b[SHARED_REPS / 2];
+    return ratio[SHARED_REPS / 2];
+}
+
 static void print_net(FILE *f, const char *what, const cost_net_t *n)
 {
     for (int k = 0; k < n->n; k++)
@@ -98,8 +156,14 @@ static void write_net(FILE *f, const char *section, const cost_net_t *n)
     }
 }
 
+typedef struct shared {
+    int ranks;               /* ranks that ran the GEMM at once */
+    double alone, together;  /* seconds: rank 0 alone, the slowest of them at once */
+    double factor;           /* median ratio */
+} shared_t;
+
 static void report(const double *bytes, const double *p2p, const double *ar, int p, const cost_net_t *np2p,
-                   const cost_net_t *nar, double wp, double wa, const char *out)
+                   const cost_net_t *nar, double wp, double wa, const shared_t *sh, const char *out)
 {
     printf("probe-net: %d ranks; one-way point-to-point (ranks 0-1) and all-reduce (all ranks), fastest rounds\n\n", p);
     printf("%10s %12s %12s %8s %12s %12s %8s\n", "bytes", "p2p_us", "p2p_model", "err%", "allred_us", "allred_model",
@@ -115,6 +179,9 @@ static void report(const double *bytes, const double *p2p, const double *ar, int
     print_net(stdout, "all-reduce", nar);
     printf("figure p2p model worst error over 1 KiB..16 MiB: %.1f%%\n", 100 * wp);
     printf("figure all-reduce model worst error over 1 KiB..16 MiB: %.1f%%\n", 100 * wa);
+    printf("shared compute: GEMM (%d x %d) (%d x %d), rank 0 alone %.3f ms, %d ranks at once %.3f ms (the slowest): "
+           "x%.3f\n",
+           SHARED_M, SHARED_K, SHARED_K, SHARED_N, 1e3 * sh->alone, sh->ranks, 1e3 * sh->together, sh->factor);
     if (!out)
         return;
     FILE *f = fopen(out, "w");
@@ -127,6 +194,8 @@ static void report(const double *bytes, const double *p2p, const double *ar, int
     write_net(f, "net", nar);
     fprintf(f, "ranks = %d\n", p);
     write_net(f, "p2p", np2p);
+    fprintf(f, "; GEMM time of %d ranks running theirs at once over one rank alone\n[node]\n"
+               "gemm_shared = %.4f\nsharing_ranks = %d\n", sh->ranks, sh->factor, sh->ranks);
     fclose(f);
 }
 
@@ -172,12 +241,14 @@ int cmd_probenet(int argc, char **argv)
         p2p[i] = probe(0, (size_t)bytes[i], rounds, buf, peer, w, rank);
         ar[i] = probe(1, (size_t)bytes[i], rounds, buf, peer, w, rank);
     }
+    shared_t sh;
+    sh.factor = gemm_shared(w, rank, p, &sh.ranks, &sh.alone, &sh.together);
     cost_net_t np2p, nar;
     double wp, wa;
     bool ok = cost_fit_net(&np2p, 0, p, bytes, p2p, PROBE_SIZES, regimes, &wp) &&
               cost_fit_net(&nar, 1, p, bytes, ar, PROBE_SIZES, regimes, &wa);
     if (rank == 0 && ok)
-        report(bytes, p2p, ar, p, &np2p, &nar, wp, wa, out);
+        report(bytes, p2p, ar, p, &np2p, &nar, wp, wa, &sh, out);
     if (rank == 0 && !ok)
         fprintf(stderr, "motscale probe-net: the alpha-beta fit failed\n");
     free(buf);

@@ -32,6 +32,9 @@ static void usage(FILE *out)
             "  --alpha S          point-to-point latency in seconds (instead of --net)\n"
             "  --beta S           seconds per byte (instead of --net)\n"
             "  --gemm-rate F      every GEMM at F FLOP/s (default: each shape timed here)\n"
+            "  --gemm-shared F    at P >= 2 ranks GEMMs take F times as long (ranks sharing a\n"
+            "                     node's cache and memory); default: [node] gemm_shared of\n"
+            "                     the --net file, else 1\n"
             "  --peak F           per-rank peak FLOP/s for MFU (default log.peak_flops, else\n"
             "                     the one-thread SGEMM probe)\n"
             "  --batch fixed|per-rank  fixed: train.global_batch at every P (default);\n"
@@ -51,15 +54,23 @@ typedef struct opts {
     cost_net_t net;
     bool have_net;
     double gemm_rate, peak, overlap;
+    double gemm_shared;         /* GEMM slow-down of ranks sharing a node ([node] or --gemm-shared); 0: none */
     int cores;
     bool per_rank;
     const char *plot, *table;
 } opts_t;
 
-/* [net] of a probe-net file: regimes = K, upto, alpha, beta = K comma-separated numbers */
+/* [net] of a probe-net file: regimes = K, upto, alpha, beta = K comma-separated
+ * numbers; [node] gemm_shared = F (>= 1 where measured; absent in older files) */
 static int net_key(void *user, const char *section, const char *name, const char *value)
 {
-    cost_net_t *n = user;
+    opts_t *o = user;
+    cost_net_t *n = &o->net;
+    if (!strcmp(section, "node") && !strcmp(name, "gemm_shared")) {
+        char *end;
+        o->gemm_shared = strtod(value, &end);
+        return end != value && !*end && o->gemm_shared > 0 && isfinite(o->gemm_shared);
+    }
     double *dst = !strcmp(name, "upto") ? n->upto : !strcmp(name, "alpha") ? n->alpha
                 : !strcmp(name, "beta") ? n->beta : NULL;
     if (strcmp(section, "net"))
@@ -109,7 +120,10 @@ static bool parse(int argc, char **argv, opts_t *o, char **rest, int *n_rest)
             free(s);
         } else if (!strcmp(k, "--net") && v) {
             memset(&o->net, 0, sizeof o->net);
-            ok = ini_parse(v, net_key, &o->net) == 0 && o->net.n >= 1;
+            double given = o->gemm_shared;
+            ok = ini_parse(v, net_key, o) == 0 && o->net.n >= 1;
+            if (given > 0) /* --gemm-shared before --net wins */
+                o->gemm_shared = given;
             for (int k = 0; ok && k < o->net.n; k++)
                 ok = o->net.alpha[k] >= 0 && o->net.beta[k] > 0;
             o->have_net = ok;
@@ -117,6 +131,8 @@ static bool parse(int argc, char **argv, opts_t *o, char **rest, int *n_rest)
             ok = parse_pos(v, &a);
         } else if (!strcmp(k, "--beta") && v) {
             ok = parse_pos(v, &b);
+        } else if (!strcmp(k, "--gemm-shared") && v) {
+            ok = parse_pos(v, &o->gemm_shared);
         } else if (!strcmp(k, "--gemm-rate") && v) {
             ok = parse_pos(v, &o->gemm_rate);
         } else if (!strcmp(k, "--peak") && v) {
@@ -184,6 +200,13 @@ static void shares_of(const model_shape_t *s, const data_params_t *d, double *sh
         share[s->tower_of[m]] += d->mix_share[m];
 }
 
+/* Ranks sharing a node: each rank's GEMMs take f times as long */
+static void share_node(cost_step_t *c, double f)
+{
+    c->step_s += (f - 1) * c->gemm_s;
+    c->gemm_s *= f;
+}
+
 /* P ranks time-sliced on C cores: each rank's compute runs at C / P of a core */
 static void oversubscribe(cost_step_t *c, double share)
 {
@@ -213,6 +236,8 @@ static bool project_point(point_t *p, const config_t *cfg, int32_t V, const opts
     shares_of(&cfg->model, &cfg->data, share);
     if (!cost_project(&p->c, &cfg->model, V, share, &l, r, &o->net, err, errlen))
         return false;
+    if (o->gemm_shared > 0 && p->ranks > 1)
+        share_node(&p->c, o->gemm_shared);
     if (o->cores && p->ranks > o->cores)
         oversubscribe(&p->c, (double)p->ranks / o->cores);
     bool mot = cfg->model.n_towers > 1;
@@ -221,6 +246,8 @@ static bool project_point(point_t *p, const config_t *cfg, int32_t V, const opts
     cost_step_t c2;
     if (!cost_project(&c2, &other, V, share, &l, r, &o->net, err, errlen))
         return false;
+    if (o->gemm_shared > 0 && p->ranks > 1)
+        share_node(&c2, o->gemm_shared);
     if (o->cores && p->ranks > o->cores)
         oversubscribe(&c2, (double)p->ranks / o->cores);
     p->ratio = mot ? p->c.step_s / c2.step_s : c2.step_s / p->c.step_s;
@@ -312,9 +339,10 @@ int cmd_project(int argc, char **argv)
     for (int k = 0; k < o.net.n; k++)
         printf(" [up to %.4g bytes: alpha %.3g s, beta %.3g s/byte]", k == o.net.n - 1 ? INFINITY : o.net.upto[k],
                o.net.alpha[k], o.net.beta[k]);
-    printf("\nGEMM %s; stream %.3g GB/s (48 MiB: %.3g GB/s), softmax %.3g Gelem/s, cross-entropy %.3g Gelem/s; peak %.4g GFLOP/s; "
+    printf("\nGEMM %s (x%.3g at 2 ranks and more: shared node); stream %.3g GB/s (48 MiB: %.3g GB/s), softmax %.3g Gelem/s, cross-entropy %.3g Gelem/s; peak %.4g GFLOP/s; "
            "overlap %.2f\n\n",
-           o.gemm_rate > 0 ? "at --gemm-rate" : "timed per shape", r.stream_bytes / 1e9, r.stream_big / 1e9,
+           o.gemm_rate > 0 ? "at --gemm-rate" : "timed per shape", o.gemm_shared > 0 ? o.gemm_shared : 1,
+           r.stream_bytes / 1e9, r.stream_big / 1e9,
            r.softmax_elems / 1e9, r.xent_elems / 1e9, peak / 1e9, o.overlap);
     print_table(stdout, pts, o.n_ranks, false);
     if (o.table) {

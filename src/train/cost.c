@@ -213,6 +213,14 @@ double cost_gemm_time(int64_t M, int64_t N, int64_t K)
     for (int i = 0; i < gemm_cached; i++)
         if (gemm_cache[i].m == M && gemm_cache[i].n == N && gemm_cache[i].k == K)
             return gemm_cache[i].s;
+    double s = cost_gemm_probe(M, N, K);
+    if (gemm_cached < GEMM_CACHE)
+        gemm_cache[gemm_cached++] = (gemm_timed_t){M, N, K, s};
+    return s;
+}
+
+double cost_gemm_probe(int64_t M, int64_t N, int64_t K)
+{
     /* In a training step a GEMM's operands were last touched many products ago: the
      * probe rotates through enough copies of them (up to 32 MiB in all, what a last
      * level cache here holds) that none is cache-hot when its turn comes. */
@@ -244,8 +252,6 @@ double cost_gemm_time(int64_t M, int64_t N, int64_t K)
     free(a);
     free(b);
     free(c);
-    if (gemm_cached < GEMM_CACHE)
-        gemm_cache[gemm_cached++] = (gemm_timed_t){M, N, K, t[2]};
     return t[2];
 }
 

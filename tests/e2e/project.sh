@@ -33,6 +33,29 @@ check "probe-net at 2 ranks: 15 sizes, both fits, a [net] file" sh -c \
 check "project: rows for 2 and 4 ranks; 1 and 3 (tp 2) and 1024 (dp 512 > batch 8) refused" sh -c \
     "[ \$(grep -vc '^#' '$SCRATCH/t.txt') = 2 ] && [ \$(grep -c '(no layout' '$SCRATCH/proj.out') = 3 ]"
 check "project: the figure is a PNG" sh -c "head -c 4 '$SCRATCH/p.png' | grep -q PNG"
+check "probe-net's file: [node] gemm_shared, a positive factor" sh -c \
+    "awk -F' = ' '/^gemm_shared/ {f = \$2} END {exit !(f > 0)}' '$SCRATCH/net.ini'"
+# the shared-node factor: at 2 ranks and more compute x F, step + (F - 1) compute; 1 rank untouched
+for f in 1 1.5; do
+    "$MOTSCALE" project "$CFG" --ranks 1,2 --net "$SCRATCH/net.ini" --gemm-rate 1e10 --gemm-shared $f \
+        --table "$SCRATCH/s$f.txt" parallel.tp=1 >/dev/null 2>&1
+done
+check "project --gemm-shared 1.5: compute at 2 ranks x1.5 (1 rank: x1), step = compute + comm + rest" $PY - \
+    "$SCRATCH/s1.txt" "$SCRATCH/s1.5.txt" <<'EOF'
+import sys
+a, b = ({int(l.split()[0]): [float(x) for x in l.split()] for l in open(f) if not l.startswith("#")}
+        for f in sys.argv[1:3])
+close = lambda x, y: abs(x - y) <= 1e-4 * abs(y)
+# columns: 4 compute, 5 exposed comm, 6 rest (probed afresh by each run), 7 step
+ok = close(b[2][4], 1.5 * a[2][4]) and close(b[1][4], a[1][4]) and close(b[2][5], a[2][5])
+ok = ok and all(close(t[r][7], t[r][4] + t[r][5] + t[r][6]) for t in (a, b) for r in (1, 2))
+print("# 2 ranks: compute %.6g -> %.6g, step %.6g -> %.6g; 1 rank compute %.6g -> %.6g"
+      % (a[2][4], b[2][4], a[2][7], b[2][7], a[1][4], b[1][4]))
+sys.exit(0 if ok else 1)
+EOF
+expect_status 2 "project --gemm-shared 0: exit 2" "$MOTSCALE" project "$CFG" --ranks 2 --alpha 1e-6 --beta 1e-10 \
+    --gemm-shared 0
+check "... the message names --gemm-shared" grep -q -- "--gemm-shared" "$SCRATCH/last.out"
 # memory per rank at 4 ranks (tp 2, dp 2, zero 1) against motscale flops of that layout
 mem=$("$MOTSCALE" flops "$CFG" parallel.tp=2 parallel.dp=2 parallel.zero=1 |
     awk '/^  (parameters|gradients|AdamW moments|activations for backward)/ {s += $NF} END {print s}')
