@@ -1,6 +1,7 @@
 /* Data parallelism: gradients all-reduced over the DP communicator in flat buckets
- * (contiguous ranges of the gradient buffer), each started non-blocking as soon as
- * backward has finished every segment in it, all completed before the optimizer.
+ * (contiguous ranges of the gradient buffer), all completed before the optimizer:
+ * by default each with a blocking all-reduce once backward is done; with overlap,
+ * each started non-blocking as soon as backward has finished every segment in it.
  * Under ZeRO stage 1 the same buckets are reduce-scattered instead (each rank keeps
  * the sum over its shard of every bucket, for the optimizer to update), and the
  * updated parameter shards are all-gathered after the step. It knows gradient
@@ -36,6 +37,7 @@ typedef struct dp_sync {
     MPI_Comm comm;
     int size, rank;
     int zero;               /* 1: reduce-scatter and all-gather (ZeRO-1); 0: all-reduce */
+    bool overlap;           /* zero 0: MPI_Iallreduce during backward, not MPI_Allreduce after */
     real *grads;
     int n_buckets;
     dp_bucket_t *buckets;
@@ -55,16 +57,19 @@ static inline void dp_shard(size_t count, int rank, int size, size_t *lo, size_t
 
 /* Cut the segments (in buffer order, each starting where the last ended) into
  * buckets of about bucket_mb MiB, on segment boundaries. zero = 1 (and size > 1):
- * the buckets are reduce-scattered and this rank owns dp_shard of each. */
+ * the buckets are reduce-scattered and this rank owns dp_shard of each. zero = 0:
+ * overlap starts each bucket's MPI_Iallreduce from the backward hook; without it
+ * dp_sync_finish all-reduces every bucket blocking (parallel.dp_overlap). */
 void dp_sync_init(dp_sync_t *s, MPI_Comm comm, int size, real *grads, const dp_segment_t *seg,
-                  int n_seg, double bucket_mb, int zero);
+                  int n_seg, double bucket_mb, int zero, bool overlap);
 void dp_sync_free(dp_sync_t *s);
 /* Arm for the last micro-batch of a step: from now on dp_sync_stage starts buckets. */
 void dp_sync_arm(dp_sync_t *s);
 /* The backward hook (ctx: the dp_sync_t): start every armed bucket whose segments
  * are final once `stage` is done. */
 void dp_sync_stage(void *ctx, int stage);
-/* Start what backward did not, wait for every bucket, disarm. Under zero, each
+/* Start what backward did not (without overlap at zero 0: all-reduce every bucket,
+ * blocking), wait for every bucket, disarm. Under zero, each
  * bucket's owned shard then holds the sum at its own place (offset + lo); the rest
  * of the bucket is undefined. */
 void dp_sync_finish(dp_sync_t *s);

@@ -27,8 +27,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mpirun -np P motscale probe-net [--out NET.ini] [--rounds R] [--regimes K]\n\n"
             "Measures this job's network: a ping-pong between world ranks 0 and 1 (one-way\n"
-            "time = half the round trip) and MPI_Iallreduce + MPI_Wait over all P ranks (the\n"
-            "call the trainer's DP buckets use), fp32 sums, at 1 KiB .. 16 MiB in powers of\n"
+            "time = half the round trip) and MPI_Allreduce over all P ranks (the call the\n"
+            "trainer's TP layers and DP buckets make), fp32 sums, at 1 KiB .. 16 MiB in powers of\n"
             "two; each figure the fastest of R rounds (default %d; interference only adds time),\n"
             "a round several messages below 1 MiB. Fits alpha and beta by weighted least squares\n"
             "(relative error), in up to K (default 3) message-size regimes found from the data\n"
@@ -70,9 +70,7 @@ static double probe(int kind, size_t bytes, int rounds, real *buf, real *peer, M
                 MPI_CHECK(MPI_Recv(peer, count, MPI_REAL_T, 0, 0, w, MPI_STATUS_IGNORE));
                 MPI_CHECK(MPI_Send(buf, count, MPI_REAL_T, 0, 0, w));
             } else if (kind == 1) {
-                MPI_Request req;
-                MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, count, MPI_REAL_T, MPI_SUM, w, &req));
-                MPI_CHECK(MPI_Wait(&req, MPI_STATUS_IGNORE));
+                MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, count, MPI_REAL_T, MPI_SUM, w));
             }
         }
         double dt = (now_seconds() - t0) / reps / (kind == 0 ? 2 : 1);

@@ -1,5 +1,6 @@
-/* Bucketed, overlapped gradient all-reduce over the data-parallel group; under
- * ZeRO-1 the same buckets reduce-scattered, and the parameter shards all-gathered. */
+/* Bucketed gradient all-reduce over the data-parallel group, blocking after backward
+ * or (overlap) started during it; under ZeRO-1 the same buckets reduce-scattered
+ * during backward, and the parameter shards all-gathered. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 #include "motscale/mesh.h"
 
 void dp_sync_init(dp_sync_t *s, MPI_Comm comm, int size, real *grads, const dp_segment_t *seg,
-                  int n_seg, double bucket_mb, int zero)
+                  int n_seg, double bucket_mb, int zero, bool overlap)
 {
     s->comm = comm;
     s->size = size;
@@ -16,6 +17,7 @@ void dp_sync_init(dp_sync_t *s, MPI_Comm comm, int size, real *grads, const dp_s
     if (size > 1)
         MPI_CHECK(MPI_Comm_rank(comm, &s->rank));
     s->zero = zero && size > 1;
+    s->overlap = overlap;
     s->grads = grads;
     s->comm_s = 0;
     s->armed = false;
@@ -79,7 +81,11 @@ static void zero_complete(dp_sync_t *s, int n)
 void dp_sync_stage(void *ctx, int stage)
 {
     dp_sync_t *s = ctx;
-    if (!s->armed)
+    /* zero 0 without overlap: Open MPI without a progress thread moves a non-blocking
+     * all-reduce only inside MPI calls, none of which come during a DP backward, and
+     * its non-blocking algorithm was measured at half the speed of the blocking one
+     * (docs/parallelism.md); dp_sync_finish does them all */
+    if (!s->armed || (!s->zero && !s->overlap))
         return;
     double t0 = now_seconds();
     for (int i = 0; i < s->n_buckets; i++) {
@@ -119,6 +125,15 @@ void dp_sync_finish(dp_sync_t *s)
 {
     if (s->size <= 1)
         return;
+    if (!s->zero && !s->overlap) {
+        double t0 = now_seconds();
+        for (int i = 0; i < s->n_buckets; i++)
+            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->grads + s->buckets[i].offset, (int)s->buckets[i].count,
+                                    MPI_REAL_T, MPI_SUM, s->comm));
+        s->comm_s += now_seconds() - t0;
+        s->armed = false;
+        return;
+    }
     dp_sync_stage(s, INT_MAX);
     double t0 = now_seconds();
     if (s->zero)

@@ -165,7 +165,7 @@ static void build_model(trainer_t *t)
         if (!ti->frozen)
             seg[n_seg++] = (dp_segment_t){ti->name, ti->offset, ti->numel, ti->stage};
     }
-    dp_sync_init(&t->dps, mesh->dp_comm, mesh->dp, t->model.grads, seg, n_seg, cfg->bucket_mb, cfg->zero);
+    dp_sync_init(&t->dps, mesh->dp_comm, mesh->dp, t->model.grads, seg, n_seg, cfg->bucket_mb, cfg->zero, cfg->dp_overlap);
     free(seg);
     if (t->dps.zero) { /* ZeRO-1: moments for this rank's shard of every bucket */
         size_t nb = (size_t)t->dps.n_buckets;

@@ -29,7 +29,7 @@ TRAIN = ["motscale.tokens_per_s", "torch.tokens_per_s", "tokens_ratio", "motscal
          "torch.model_flops", "motscale.mfu", "torch.mfu", "motscale.peak_rss", "torch.peak_rss",
          "analytic_minimum", "rss_over_min", "rss_ratio"]
 MAY_BE_NA = {"analytic_minimum", "rss_over_min"}
-OTHER = ["sgemm.peak", "mot2.step_ratio", "mot3.step_ratio", "dp2.speedup", "tp2.speedup",
+OTHER = ["sgemm.peak", "mot2.step_ratio", "mot3.step_ratio", "mot3.step_ratio.b32", "dp2.speedup", "tp2.speedup",
          "tp_backend.tp2", "tp_backend.tp4", "logging.share", "checkpoint.bandwidth", "data.read_share"]
 try:
     doc = json.load(open(sys.argv[1]))

@@ -232,20 +232,21 @@ static void build_model(model_t *model, config_t *cfg, vocab_t *v, const mesh_t 
 
 /* DP over the model's gradient segments, as the trainer sets it up: one segment per
  * tensor with the stage the table gives it. */
-static void sync_init(dp_sync_t *s, const mesh_t *m, const model_t *model, double bucket_mb)
+static void sync_init(dp_sync_t *s, const mesh_t *m, const model_t *model, double bucket_mb, bool overlap)
 {
     dp_segment_t *seg = calloc((size_t)model->n_tensors, sizeof *seg);
     for (int i = 0; i < model->n_tensors; i++) {
         const tensor_info_t *t = &model->tensors[i];
         seg[i] = (dp_segment_t){t->name, t->offset, t->numel, t->stage};
     }
-    dp_sync_init(s, m->dp_comm, m->dp, model->grads, seg, model->n_tensors, bucket_mb, 0);
+    dp_sync_init(s, m->dp_comm, m->dp, model->grads, seg, model->n_tensors, bucket_mb, 0, overlap);
     free(seg);
 }
 
-static void test_dp_buckets(void **state)
+/* overlap: buckets start from the backward hook (MPI_Iallreduce); without it none
+ * starts before dp_sync_finish, which all-reduces them blocking. Both sum exactly. */
+static void dp_buckets(bool overlap)
 {
-    (void)state;
     long bad = 0;
     char first[512] = "";
     for (int l = 0; l < N_LAYOUTS; l++) {
@@ -261,7 +262,7 @@ static void test_dp_buckets(void **state)
         /* a few thousand fp32 per bucket: several buckets per layer */
         double bucket_mb = 16384.0 / 1048576.0;
         dp_sync_t s;
-        sync_init(&s, &m, &model, bucket_mb);
+        sync_init(&s, &m, &model, bucket_mb, overlap);
 
         /* buckets: several, contiguous, covering the buffer, none ready before its
          * tensors are final */
@@ -301,14 +302,14 @@ static void test_dp_buckets(void **state)
             rsum += d * tp + m.tp_rank + 1;
 
         /* backward's stage calls, in order; after each, exactly the buckets whose
-         * tensors are final have started */
+         * tensors are final have started (with overlap; none without) */
         dp_sync_arm(&s);
         if (!s.armed)
             MISMATCH(first, "(tp %d, dp %d): dp_sync_arm did not arm", tp, dp);
         for (int stage = 0; stage <= max_stage; stage++) {
             dp_sync_stage(&s, stage);
             for (int b = 0; b < s.n_buckets; b++)
-                if (s.buckets[b].started != (s.buckets[b].ready_stage <= stage))
+                if (s.buckets[b].started != (overlap && s.buckets[b].ready_stage <= stage))
                     MISMATCH(first, "(tp %d, dp %d): after stage %d bucket %d (ready at %d) started = %d", tp,
                              dp, stage, b, s.buckets[b].ready_stage, s.buckets[b].started);
         }
@@ -348,7 +349,7 @@ static void test_dp_buckets(void **state)
     model_t model;
     build_model(&model, &cfg, &v, &m);
     dp_sync_t s;
-    sync_init(&s, &m, &model, 16384.0 / 1048576.0);
+    sync_init(&s, &m, &model, 16384.0 / 1048576.0, overlap);
     for (size_t i = 0; i < model.n_local; i++)
         model.grads[i] = (real)(world_rank + 1);
     dp_sync_arm(&s);
@@ -362,6 +363,18 @@ static void test_dp_buckets(void **state)
     model_free(&model);
     mesh_free(&m);
     assert_int_equal(world_bad(bad, first), 0);
+}
+
+static void test_dp_buckets_blocking(void **state)
+{
+    (void)state;
+    dp_buckets(false);
+}
+
+static void test_dp_buckets_overlap(void **state)
+{
+    (void)state;
+    dp_buckets(true);
 }
 
 /* ---- data parallel under ZeRO-1: reduce-scatter and all-gather -------------------- */
@@ -418,7 +431,7 @@ static void test_dp_zero(void **state)
             max_stage = t->stage > max_stage ? t->stage : max_stage;
         }
         dp_sync_t s;
-        dp_sync_init(&s, m.dp_comm, m.dp, model.grads, seg, model.n_tensors, 16384.0 / 1048576.0, 1);
+        dp_sync_init(&s, m.dp_comm, m.dp, model.grads, seg, model.n_tensors, 16384.0 / 1048576.0, 1, false);
         free(seg);
         if (!s.zero || s.n_buckets < 4)
             MISMATCH(first, "(tp %d, dp %d): zero %d, %d buckets", tp, dp, s.zero, s.n_buckets);
@@ -495,7 +508,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tp_g_forward),
         cmocka_unit_test(test_tp_f_backward),
         cmocka_unit_test(test_tp_sum_double),
-        cmocka_unit_test(test_dp_buckets),
+        cmocka_unit_test(test_dp_buckets_blocking),
+        cmocka_unit_test(test_dp_buckets_overlap),
         cmocka_unit_test(test_dp_shard),
         cmocka_unit_test(test_dp_zero),
     };
