@@ -16,7 +16,7 @@
  * protocol with the size: eager, rendezvous, and caches stop holding the message):
  * in regime k, for messages of at most upto[k] bytes (the last: any size), a message
  * of n bytes takes alpha[k] + n beta[k] seconds. One regime: plain alpha-beta. */
-#define COST_REGIMES 3
+#define COST_REGIMES 4
 typedef struct cost_net {
     int n;                         /* regimes, 1 .. COST_REGIMES */
     double upto[COST_REGIMES];     /* bytes */

@@ -20,7 +20,7 @@
 #define SHARED_M 1024
 #define SHARED_N 1024
 #define SHARED_K 256
-#define SHARED_REPS 3
+#define SHARED_REPS 5
 
 static void usage(FILE *out)
 {
@@ -31,7 +31,7 @@ static void usage(FILE *out)
             "trainer's TP layers and DP buckets make), fp32 sums, at 1 KiB .. 16 MiB in powers of\n"
             "two; each figure the fastest of R rounds (default %d; interference only adds time),\n"
             "a round several messages below 1 MiB. Fits alpha and beta by weighted least squares\n"
-            "(relative error), in up to K (default 3) message-size regimes found from the data\n"
+            "(relative error), in up to K (default 4) message-size regimes found from the data\n"
             "(MPI switches protocol with the size): point-to-point t = alpha + n beta;\n"
             "all-reduce with the formula of the cost model (docs/performance.md, ring or\n"
             "tree). Prints each measurement with its model and the error; --out writes the\n"

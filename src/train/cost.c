@@ -163,10 +163,11 @@ bool cost_fit_net(cost_net_t *out, int kind, int p, const double *bytes, const d
     max_regimes = max_regimes < 1 ? 1 : max_regimes > COST_REGIMES ? COST_REGIMES : max_regimes;
     *worst = INFINITY;
     out->n = COST_REGIMES + 1;
-    /* cut points c1 <= c2 (c == n: no cut); each regime at least FIT_MIN_POINTS */
+    /* cut points c1 <= c2 <= c3 (c == n: no cut); each regime at least FIT_MIN_POINTS */
     for (int c1 = FIT_MIN_POINTS; c1 <= n; c1++)
-        for (int c2 = c1; c2 <= n; c2++) {
-            int cuts[COST_REGIMES + 1] = {0, c1, c2, n}, k = 0;
+        for (int c2 = c1; c2 <= n; c2++)
+        for (int c3 = c2; c3 <= n; c3++) {
+            int cuts[COST_REGIMES + 1] = {0, c1, c2, c3, n}, k = 0;
             cost_net_t cand = {0};
             double w = 0;
             bool ok = true;

@@ -72,6 +72,23 @@ static void test_fit_p2p(void **state)
     assert_true(cost_fit_net(&net, 0, 2, bytes, t, n, 1, &worst));
     assert_int_equal(net.n, 1);
     assert_true(worst > 0.01);
+    /* four regimes (a protocol switch at 8 KiB inside the second): found when four
+     * are allowed, each alpha and beta back; with three the worst error stays above 1% */
+    double a4[4] = {3e-7, 4e-6, 2.5e-6, 1e-4}, b4[4] = {6e-11, 2e-10, 7e-11, 3e-10};
+    for (int i = 0; i < n; i++) {
+        int k = bytes[i] <= 2048 ? 0 : bytes[i] <= 16384 ? 1 : bytes[i] <= 4194304 ? 2 : 3;
+        t[i] = a4[k] + bytes[i] * b4[k];
+    }
+    assert_true(cost_fit_net(&net, 0, 2, bytes, t, n, 4, &worst));
+    assert_int_equal(net.n, 4);
+    assert_true(worst < TOL_FIT);
+    assert_close(net.upto[1], 16384, 0, 0);
+    for (int k = 0; k < 4; k++) {
+        assert_close(net.alpha[k], a4[k], 1e-6, 0);
+        assert_close(net.beta[k], b4[k], TOL_FIT * 1e3, 0);
+    }
+    assert_true(cost_fit_net(&net, 0, 2, bytes, t, n, 3, &worst));
+    assert_true(worst > 0.01);
 }
 
 static void test_fit_allreduce(void **state)
