@@ -29,4 +29,7 @@ void gemm_flops_add(enum gemm_tag tag, double flops);
 double gemm_flops(enum gemm_tag tag);
 void gemm_flops_reset(void);
 
+/* Set the BLAS library's thread count to n; returns the count it had. */
+int gemm_set_threads(int n);
+
 #endif

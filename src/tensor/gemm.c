@@ -40,3 +40,10 @@ void gemm_flops_reset(void)
     for (int t = 0; t < GEMM_NTAGS; t++)
         issued[t] = 0;
 }
+
+int gemm_set_threads(int n)
+{
+    int was = openblas_get_num_threads();
+    openblas_set_num_threads(n);
+    return was;
+}

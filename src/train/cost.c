@@ -222,6 +222,10 @@ double cost_gemm_time(int64_t M, int64_t N, int64_t K)
 
 double cost_gemm_probe(int64_t M, int64_t N, int64_t K)
 {
+    /* one core's rate: OpenBLAS would otherwise use every core of the machine (a
+     * projection run without OPENBLAS_NUM_THREADS=1 once timed GEMMs 1.3 x faster
+     * than the one-thread peak) */
+    int threads = gemm_set_threads(1);
     /* In a training step a GEMM's operands were last touched many products ago: the
      * probe rotates through enough copies of them (up to 32 MiB in all, what a last
      * level cache here holds) that none is cache-hot when its turn comes. */
@@ -253,6 +257,7 @@ double cost_gemm_probe(int64_t M, int64_t N, int64_t K)
     free(a);
     free(b);
     free(c);
+    gemm_set_threads(threads);
     return t[2];
 }
 
