@@ -56,7 +56,7 @@ typedef struct config {
     int tp, dp;                          /* dp 0 = auto: world / tp */
     double bucket_mb;
     int zero;                            /* ZeRO stage, 0 or 1 */
-    bool dp_overlap;                     /* zero 0: buckets started non-blocking during backward */
+    bool dp_overlap;                     /* DP buckets started non-blocking during backward */
     int blas_threads;                    /* 0: from the environment, else 1 */
     /* log */
     int64_t log_every, eval_every, eval_tokens, flush_every;

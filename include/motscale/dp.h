@@ -1,6 +1,6 @@
 /* Data parallelism: gradients all-reduced over the DP communicator in flat buckets
  * (contiguous ranges of the gradient buffer), all completed before the optimizer:
- * by default each with a blocking all-reduce once backward is done; with overlap,
+ * by default each with a blocking collective once backward is done; with overlap,
  * each started non-blocking as soon as backward has finished every segment in it.
  * Under ZeRO stage 1 the same buckets are reduce-scattered instead (each rank keeps
  * the sum over its shard of every bucket, for the optimizer to update), and the
@@ -37,7 +37,7 @@ typedef struct dp_sync {
     MPI_Comm comm;
     int size, rank;
     int zero;               /* 1: reduce-scatter and all-gather (ZeRO-1); 0: all-reduce */
-    bool overlap;           /* zero 0: MPI_Iallreduce during backward, not MPI_Allreduce after */
+    bool overlap;           /* non-blocking collectives started during backward, not blocking ones after */
     real *grads;
     int n_buckets;
     dp_bucket_t *buckets;
@@ -57,9 +57,10 @@ static inline void dp_shard(size_t count, int rank, int size, size_t *lo, size_t
 
 /* Cut the segments (in buffer order, each starting where the last ended) into
  * buckets of about bucket_mb MiB, on segment boundaries. zero = 1 (and size > 1):
- * the buckets are reduce-scattered and this rank owns dp_shard of each. zero = 0:
- * overlap starts each bucket's MPI_Iallreduce from the backward hook; without it
- * dp_sync_finish all-reduces every bucket blocking (parallel.dp_overlap). */
+ * the buckets are reduce-scattered and this rank owns dp_shard of each. overlap
+ * (parallel.dp_overlap): each bucket's collective starts non-blocking from the
+ * backward hook; without it dp_sync_finish runs them blocking, one after another,
+ * and dp_sync_gather all-gathers blocking. */
 void dp_sync_init(dp_sync_t *s, MPI_Comm comm, int size, real *grads, const dp_segment_t *seg,
                   int n_seg, double bucket_mb, int zero, bool overlap);
 void dp_sync_free(dp_sync_t *s);
@@ -68,7 +69,7 @@ void dp_sync_arm(dp_sync_t *s);
 /* The backward hook (ctx: the dp_sync_t): start every armed bucket whose segments
  * are final once `stage` is done. */
 void dp_sync_stage(void *ctx, int stage);
-/* Start what backward did not (without overlap at zero 0: all-reduce every bucket,
+/* Start what backward did not (without overlap: every bucket's collective,
  * blocking), wait for every bucket, disarm. Under zero, each
  * bucket's owned shard then holds the sum at its own place (offset + lo); the rest
  * of the bucket is undefined. */

@@ -130,7 +130,7 @@ static const key_t_ keys[] = {
     {"parallel", "tp_backend", K_ENUM, F(model.tp_backend), "megatron", "megatron|scalapack", "1D Megatron-style or 2D ScaLAPACK tensor parallelism"},
     {"parallel", "expert_parallel", K_BOOL, F(model.expert_parallel), "false", NULL, "whole experts spread over the tensor-parallel group (tp must divide model.moe_experts) instead of sharding each"},
     {"parallel", "bucket_mb", K_DBL, F(bucket_mb), "4", "(0, 65536]", "gradient all-reduce bucket size in MiB"},
-    {"parallel", "dp_overlap", K_BOOL, F(dp_overlap), "false", NULL, "zero 0: start each gradient bucket's all-reduce non-blocking (MPI_Iallreduce) as soon as backward finishes it, for an MPI that progresses it during compute; false: all-reduce every bucket blocking (MPI_Allreduce) after backward, faster under Open MPI without a progress thread"},
+    {"parallel", "dp_overlap", K_BOOL, F(dp_overlap), "false", NULL, "start each gradient bucket's all-reduce (zero 1: reduce-scatter) non-blocking as soon as backward finishes it, for an MPI that progresses it during compute; false: every bucket's collective blocking after backward (and the zero 1 all-gather blocking), faster under Open MPI without a progress thread"},
     {"parallel", "zero", K_INT, F(zero), "0", "[0, 1]", "ZeRO stage: 0 = AdamW moments replicated; 1 = moments sharded over the data-parallel group (gradients reduce-scattered in the buckets, parameters all-gathered)"},
     {"parallel", "blas_threads", K_INT, F(blas_threads), "0", "[0, 1024]", "BLAS threads per rank; 0 = OPENBLAS_NUM_THREADS or OMP_NUM_THREADS if set, else SLURM_CPUS_PER_TASK (--cpus-per-task), else 1"},
     {"log", "every", K_I64, F(log_every), "10", "[1, 1099511627776]", "steps between logged rows and progress lines"},

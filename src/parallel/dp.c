@@ -81,11 +81,11 @@ static void zero_complete(dp_sync_t *s, int n)
 void dp_sync_stage(void *ctx, int stage)
 {
     dp_sync_t *s = ctx;
-    /* zero 0 without overlap: Open MPI without a progress thread moves a non-blocking
-     * all-reduce only inside MPI calls, none of which come during a DP backward, and
-     * its non-blocking algorithm was measured at half the speed of the blocking one
-     * (docs/parallelism.md); dp_sync_finish does them all */
-    if (!s->armed || (!s->zero && !s->overlap))
+    /* without overlap: Open MPI without a progress thread moves a non-blocking
+     * collective only inside MPI calls, none of which come during a DP backward, and
+     * its non-blocking all-reduce was measured at half the speed of the blocking one
+     * (docs/parallelism.md); dp_sync_finish does them all, blocking */
+    if (!s->armed || !s->overlap)
         return;
     double t0 = now_seconds();
     for (int i = 0; i < s->n_buckets; i++) {
@@ -125,11 +125,18 @@ void dp_sync_finish(dp_sync_t *s)
 {
     if (s->size <= 1)
         return;
-    if (!s->zero && !s->overlap) {
+    if (!s->overlap) {
         double t0 = now_seconds();
-        for (int i = 0; i < s->n_buckets; i++)
-            MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->grads + s->buckets[i].offset, (int)s->buckets[i].count,
-                                    MPI_REAL_T, MPI_SUM, s->comm));
+        for (int i = 0; i < s->n_buckets; i++) {
+            dp_bucket_t *b = &s->buckets[i];
+            real *at = s->grads + b->offset;
+            if (s->zero) {
+                /* in place: the sum of this rank's shard lands at the bucket's start */
+                MPI_CHECK(MPI_Reduce_scatter(MPI_IN_PLACE, at, b->counts, MPI_REAL_T, MPI_SUM, s->comm));
+                memmove(at + b->displs[s->rank], at, (size_t)b->counts[s->rank] * sizeof *at);
+            } else
+                MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, at, (int)b->count, MPI_REAL_T, MPI_SUM, s->comm));
+        }
         s->comm_s += now_seconds() - t0;
         s->armed = false;
         return;
@@ -160,6 +167,15 @@ void dp_sync_gather(dp_sync_t *s, real *params)
     if (!s->zero)
         return;
     double t0 = now_seconds();
+    if (!s->overlap) {
+        for (int i = 0; i < s->n_buckets; i++) {
+            dp_bucket_t *b = &s->buckets[i];
+            MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, params + b->offset, b->counts, b->displs,
+                                     MPI_REAL_T, s->comm));
+        }
+        s->comm_s += now_seconds() - t0;
+        return;
+    }
     /* DP_ZERO_IN_FLIGHT at a time, like the reduce-scatters */
     for (int i = 0; i < s->n_buckets + DP_ZERO_IN_FLIGHT; i++) {
         if (i >= DP_ZERO_IN_FLIGHT)

@@ -31,8 +31,8 @@ while IFS= read -r line; do
 done <"$SCRATCH/out"
 # the first mismatch each failing rank found
 grep 'mismatches, first' "$SCRATCH/out" | sed 's/^/# /'
-if [ "$cases" -ne 9 ] || [ "$rc" -ne 0 ]; then
-    not_ok "mpi_collectives ran all 9 cases and exited 0 (got $cases cases, exit $rc)"
+if [ "$cases" -ne 10 ] || [ "$rc" -ne 0 ]; then
+    not_ok "mpi_collectives ran all 10 cases and exited 0 (got $cases cases, exit $rc)"
     grep -v '^ok ' "$SCRATCH/out" | head -20 | sed 's/^/# /'
     exit 1
 fi

@@ -103,10 +103,9 @@ check "motscale flops: moments per rank at dp 2, zero 1 = half of zero 0 ($m1 of
 run mem0 2 $BIG
 # shellcheck disable=SC2086
 run mem1 2 $BIG $Z1
-# Peak RSS is the whole process, so zero 0 also holds what its all-reduce buffers
-# took (Open MPI's non-blocking reduction allocates per bucket, and zero 0 frees
-# none of the moments): the measured saving on each rank must be at least the half
-# of the moments zero 1 leaves out, less TOL_RSS_SHARE for page-granular accounting.
+# Peak RSS is the whole process (the collectives' and the allocator's buffers too):
+# the measured saving on each rank must be at least the half of the moments zero 1
+# leaves out, less TOL_RSS_SHARE (tests/tolerances.env says what it covers).
 # Under AddressSanitizer (make check SANITIZE=1) the RSS is the sanitizer's shadow
 # memory and quarantine as much as the model's (measured: rank 0 saved 23 of the
 # 36.6 MiB), so the figure means nothing there and the check is skipped.

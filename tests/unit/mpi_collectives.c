@@ -408,9 +408,8 @@ static void test_dp_shard(void **state)
  * every bucket (dp_shard) holds the exact sum over its DP group, at its own place;
  * then rank-valued parameters on the owned shards only are all-gathered: every
  * element holds its owner's value on every rank. */
-static void test_dp_zero(void **state)
+static void dp_zero(bool overlap)
 {
-    (void)state;
     long bad = 0;
     char first[512] = "";
     for (int l = 0; l < N_LAYOUTS; l++) {
@@ -431,7 +430,7 @@ static void test_dp_zero(void **state)
             max_stage = t->stage > max_stage ? t->stage : max_stage;
         }
         dp_sync_t s;
-        dp_sync_init(&s, m.dp_comm, m.dp, model.grads, seg, model.n_tensors, 16384.0 / 1048576.0, 1, false);
+        dp_sync_init(&s, m.dp_comm, m.dp, model.grads, seg, model.n_tensors, 16384.0 / 1048576.0, 1, overlap);
         free(seg);
         if (!s.zero || s.n_buckets < 4)
             MISMATCH(first, "(tp %d, dp %d): zero %d, %d buckets", tp, dp, s.zero, s.n_buckets);
@@ -500,6 +499,20 @@ static void test_dp_zero(void **state)
     assert_int_equal(world_bad(bad, first), 0);
 }
 
+/* ZeRO-1 both ways: reduce-scatters started from the backward hook (overlap) or
+ * blocking in dp_sync_finish, and the all-gather non-blocking or blocking */
+static void test_dp_zero_blocking(void **state)
+{
+    (void)state;
+    dp_zero(false);
+}
+
+static void test_dp_zero_overlap(void **state)
+{
+    (void)state;
+    dp_zero(true);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -511,7 +524,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_dp_buckets_blocking),
         cmocka_unit_test(test_dp_buckets_overlap),
         cmocka_unit_test(test_dp_shard),
-        cmocka_unit_test(test_dp_zero),
+        cmocka_unit_test(test_dp_zero_blocking),
+        cmocka_unit_test(test_dp_zero_overlap),
     };
     return mpitest_main("mpi_collectives", tests, sizeof tests / sizeof tests[0], argc, argv);
 }
