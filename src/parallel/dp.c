@@ -1,6 +1,6 @@
 /* Bucketed gradient all-reduce over the data-parallel group, blocking after backward
  * or (overlap) started during it; under ZeRO-1 the same buckets reduce-scattered
- * during backward, and the parameter shards all-gathered. */
+ * instead, and the parameter shards all-gathered after the update. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>

@@ -166,28 +166,28 @@ bool cost_fit_net(cost_net_t *out, int kind, int p, const double *bytes, const d
     /* cut points c1 <= c2 <= c3 (c == n: no cut); each regime at least FIT_MIN_POINTS */
     for (int c1 = FIT_MIN_POINTS; c1 <= n; c1++)
         for (int c2 = c1; c2 <= n; c2++)
-        for (int c3 = c2; c3 <= n; c3++) {
-            int cuts[COST_REGIMES + 1] = {0, c1, c2, c3, n}, k = 0;
-            cost_net_t cand = {0};
-            double w = 0;
-            bool ok = true;
-            for (int r = 0; r < COST_REGIMES && ok; r++) {
-                if (cuts[r + 1] == cuts[r])
-                    continue;
-                double e = 0;
-                ok = cuts[r + 1] - cuts[r] >= FIT_MIN_POINTS && k < max_regimes &&
-                     fit_one(kind, p, bytes, secs, cuts[r], cuts[r + 1], &cand.alpha[k], &cand.beta[k], &e) &&
-                     cand.alpha[k] >= 0 && cand.beta[k] > 0; /* a link: latency and time per byte */
-                cand.upto[k] = bytes[cuts[r + 1] - 1];
-                w = fmax(w, e);
-                k++;
+            for (int c3 = c2; c3 <= n; c3++) {
+                int cuts[COST_REGIMES + 1] = {0, c1, c2, c3, n}, k = 0;
+                cost_net_t cand = {0};
+                double w = 0;
+                bool ok = true;
+                for (int r = 0; r < COST_REGIMES && ok; r++) {
+                    if (cuts[r + 1] == cuts[r])
+                        continue;
+                    double e = 0;
+                    ok = cuts[r + 1] - cuts[r] >= FIT_MIN_POINTS && k < max_regimes &&
+                         fit_one(kind, p, bytes, secs, cuts[r], cuts[r + 1], &cand.alpha[k], &cand.beta[k], &e) &&
+                         cand.alpha[k] >= 0 && cand.beta[k] > 0; /* a link: latency and time per byte */
+                    cand.upto[k] = bytes[cuts[r + 1] - 1];
+                    w = fmax(w, e);
+                    k++;
+                }
+                cand.n = k;
+                if (ok && (w < *worst * 0.999 || (w <= *worst && k < out->n))) {
+                    *out = cand;
+                    *worst = w;
+                }
             }
-            cand.n = k;
-            if (ok && (w < *worst * 0.999 || (w <= *worst && k < out->n))) {
-                *out = cand;
-                *worst = w;
-            }
-        }
     return isfinite(*worst);
 }
 
