@@ -64,7 +64,8 @@ static inline void dp_shard(size_t count, int rank, int size, size_t *lo, size_t
 void dp_sync_init(dp_sync_t *s, MPI_Comm comm, int size, real *grads, const dp_segment_t *seg,
                   int n_seg, double bucket_mb, int zero, bool overlap);
 void dp_sync_free(dp_sync_t *s);
-/* Arm for the last micro-batch of a step: from now on dp_sync_stage starts buckets. */
+/* Arm for the last micro-batch of a step: from now on (with overlap) dp_sync_stage
+ * starts buckets. */
 void dp_sync_arm(dp_sync_t *s);
 /* The backward hook (ctx: the dp_sync_t): start every armed bucket whose segments
  * are final once `stage` is done. */

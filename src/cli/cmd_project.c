@@ -200,19 +200,21 @@ static void shares_of(const model_shape_t *s, const data_params_t *d, double *sh
         share[s->tower_of[m]] += d->mix_share[m];
 }
 
-/* Ranks sharing a node: each rank's GEMMs take f times as long */
-static void share_node(cost_step_t *c, double f)
+/* What the machine adds at P ranks: sharing a node, each rank's GEMMs take
+ * gemm_shared times as long (P >= 2); then P ranks time-sliced on C cores run their
+ * compute and the rest at C / P of a core (P > C). */
+static void on_machine(cost_step_t *c, const opts_t *o, int ranks)
 {
-    c->step_s += (f - 1) * c->gemm_s;
-    c->gemm_s *= f;
-}
-
-/* P ranks time-sliced on C cores: each rank's compute runs at C / P of a core */
-static void oversubscribe(cost_step_t *c, double share)
-{
-    c->step_s += (share - 1) * (c->gemm_s + c->elem_s);
-    c->gemm_s *= share;
-    c->elem_s *= share;
+    if (o->gemm_shared > 0 && ranks > 1) {
+        c->step_s += (o->gemm_shared - 1) * c->gemm_s;
+        c->gemm_s *= o->gemm_shared;
+    }
+    if (o->cores && ranks > o->cores) {
+        double share = (double)ranks / o->cores;
+        c->step_s += (share - 1) * (c->gemm_s + c->elem_s);
+        c->gemm_s *= share;
+        c->elem_s *= share;
+    }
 }
 
 static bool project_point(point_t *p, const config_t *cfg, int32_t V, const opts_t *o, const cost_rates_t *r,
@@ -236,20 +238,14 @@ static bool project_point(point_t *p, const config_t *cfg, int32_t V, const opts
     shares_of(&cfg->model, &cfg->data, share);
     if (!cost_project(&p->c, &cfg->model, V, share, &l, r, &o->net, err, errlen))
         return false;
-    if (o->gemm_shared > 0 && p->ranks > 1)
-        share_node(&p->c, o->gemm_shared);
-    if (o->cores && p->ranks > o->cores)
-        oversubscribe(&p->c, (double)p->ranks / o->cores);
+    on_machine(&p->c, o, p->ranks);
     bool mot = cfg->model.n_towers > 1;
     model_shape_t other = with_towers(&cfg->model, !mot);
     shares_of(&other, &cfg->data, share);
     cost_step_t c2;
     if (!cost_project(&c2, &other, V, share, &l, r, &o->net, err, errlen))
         return false;
-    if (o->gemm_shared > 0 && p->ranks > 1)
-        share_node(&c2, o->gemm_shared);
-    if (o->cores && p->ranks > o->cores)
-        oversubscribe(&c2, (double)p->ranks / o->cores);
+    on_machine(&c2, o, p->ranks);
     p->ratio = mot ? p->c.step_s / c2.step_s : c2.step_s / p->c.step_s;
     p->mfu = p->c.model_flops / (p->ranks * peak * p->c.step_s);
     return true;

@@ -68,14 +68,20 @@ void dp_sync_free(dp_sync_t *s)
     s->order = NULL;
 }
 
-/* Zero: wait for the reduce-scatter started n-th, and move this rank's shard of the
- * sum from the bucket's start to its own place. */
+/* Zero, after a bucket's in-place reduce-scatter: move this rank's shard of the sum
+ * from the bucket's start to its own place. */
+static void shard_to_place(dp_sync_t *s, const dp_bucket_t *b)
+{
+    real *at = s->grads + b->offset;
+    memmove(at + b->displs[s->rank], at, (size_t)b->counts[s->rank] * sizeof *at);
+}
+
+/* Zero: wait for the reduce-scatter started n-th and put its shard in place. */
 static void zero_complete(dp_sync_t *s, int n)
 {
     dp_bucket_t *b = &s->buckets[s->order[n]];
     MPI_CHECK(MPI_Wait(&b->req, MPI_STATUS_IGNORE));
-    real *at = s->grads + b->offset;
-    memmove(at + b->displs[s->rank], at, (size_t)b->counts[s->rank] * sizeof *at);
+    shard_to_place(s, b);
 }
 
 void dp_sync_stage(void *ctx, int stage)
@@ -133,7 +139,7 @@ void dp_sync_finish(dp_sync_t *s)
             if (s->zero) {
                 /* in place: the sum of this rank's shard lands at the bucket's start */
                 MPI_CHECK(MPI_Reduce_scatter(MPI_IN_PLACE, at, b->counts, MPI_REAL_T, MPI_SUM, s->comm));
-                memmove(at + b->displs[s->rank], at, (size_t)b->counts[s->rank] * sizeof *at);
+                shard_to_place(s, b);
             } else
                 MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, at, (int)b->count, MPI_REAL_T, MPI_SUM, s->comm));
         }

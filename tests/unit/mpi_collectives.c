@@ -245,8 +245,9 @@ static void sync_init(dp_sync_t *s, const mesh_t *m, const model_t *model, doubl
 
 /* overlap: buckets start from the backward hook (MPI_Iallreduce); without it none
  * starts before dp_sync_finish, which all-reduces them blocking. Both sum exactly. */
-static void dp_buckets(bool overlap)
+static void test_dp_buckets(void **state)
 {
+    bool overlap = *(const bool *)*state;
     long bad = 0;
     char first[512] = "";
     for (int l = 0; l < N_LAYOUTS; l++) {
@@ -365,17 +366,7 @@ static void dp_buckets(bool overlap)
     assert_int_equal(world_bad(bad, first), 0);
 }
 
-static void test_dp_buckets_blocking(void **state)
-{
-    (void)state;
-    dp_buckets(false);
-}
 
-static void test_dp_buckets_overlap(void **state)
-{
-    (void)state;
-    dp_buckets(true);
-}
 
 /* ---- data parallel under ZeRO-1: reduce-scatter and all-gather -------------------- */
 
@@ -408,8 +399,9 @@ static void test_dp_shard(void **state)
  * every bucket (dp_shard) holds the exact sum over its DP group, at its own place;
  * then rank-valued parameters on the owned shards only are all-gathered: every
  * element holds its owner's value on every rank. */
-static void dp_zero(bool overlap)
+static void test_dp_zero(void **state)
 {
+    bool overlap = *(const bool *)*state;
     long bad = 0;
     char first[512] = "";
     for (int l = 0; l < N_LAYOUTS; l++) {
@@ -499,19 +491,9 @@ static void dp_zero(bool overlap)
     assert_int_equal(world_bad(bad, first), 0);
 }
 
-/* ZeRO-1 both ways: reduce-scatters started from the backward hook (overlap) or
- * blocking in dp_sync_finish, and the all-gather non-blocking or blocking */
-static void test_dp_zero_blocking(void **state)
-{
-    (void)state;
-    dp_zero(false);
-}
-
-static void test_dp_zero_overlap(void **state)
-{
-    (void)state;
-    dp_zero(true);
-}
+/* the DP tests run both ways (state: parallel.dp_overlap): collectives started from
+ * the backward hook, or blocking in dp_sync_finish and dp_sync_gather */
+static bool blocking = false, overlapped = true;
 
 int main(int argc, char **argv)
 {
@@ -521,11 +503,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tp_g_forward),
         cmocka_unit_test(test_tp_f_backward),
         cmocka_unit_test(test_tp_sum_double),
-        cmocka_unit_test(test_dp_buckets_blocking),
-        cmocka_unit_test(test_dp_buckets_overlap),
+        {"test_dp_buckets, blocking", test_dp_buckets, NULL, NULL, &blocking},
+        {"test_dp_buckets, overlap", test_dp_buckets, NULL, NULL, &overlapped},
         cmocka_unit_test(test_dp_shard),
-        cmocka_unit_test(test_dp_zero_blocking),
-        cmocka_unit_test(test_dp_zero_overlap),
+        {"test_dp_zero, blocking", test_dp_zero, NULL, NULL, &blocking},
+        {"test_dp_zero, overlap", test_dp_zero, NULL, NULL, &overlapped},
     };
     return mpitest_main("mpi_collectives", tests, sizeof tests / sizeof tests[0], argc, argv);
 }
